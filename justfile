@@ -1,0 +1,62 @@
+# scanopt: every command a person runs. `just --list` shows them by group.
+
+set dotenv-load := false
+
+python := ".venv/bin/python"
+export PYTHONPATH := justfile_directory()
+
+# list the recipes
+default:
+    @just --list --unsorted
+
+# create .venv and install scanopt with its dev tools
+[group('setup')]
+setup:
+    test -x {{python}} || python3 -m venv .venv
+    {{python}} -m pip install -q -e '.[dev]'
+
+# write the simulated scan history (data/scan_history.{jsonl,parquet})
+[group('train')]
+generate *ARGS:
+    {{python}} -m train.generate {{ARGS}}
+
+# fit the three models on the history; metrics and plots go to var/train/
+[group('train')]
+train *ARGS:
+    {{python}} -m train.fit {{ARGS}}
+
+# convert the fitted models to ONNX (with parity) and point artifacts/current at them
+[group('train')]
+export *ARGS:
+    {{python}} -m export.onnx {{ARGS}}
+
+# reload artifacts/current from disk only and check checksums, parity and targets
+[group('train')]
+validate *ARGS:
+    {{python}} -m export.validate {{ARGS}}
+
+# generate, train, export and validate when artifacts/ has no model yet
+[group('train')]
+model:
+    test -f artifacts/current || just generate
+    test -f artifacts/current || just train
+    test -f artifacts/current || just export
+    just validate
+
+# run the whole test suite, after the linters
+[group('test')]
+test: lint
+    {{python}} -m pytest
+
+# ruff format check, ruff lint and mypy --strict
+[group('test')]
+lint:
+    {{python}} -m ruff format --check .
+    {{python}} -m ruff check .
+    {{python}} -m mypy
+
+# reformat and autofix
+[group('test')]
+fmt:
+    {{python}} -m ruff format .
+    {{python}} -m ruff check --fix .

@@ -1,0 +1,127 @@
+"""The artifact contract: the only thing offline training and online serving share.
+
+A model version is a folder `artifacts/models/<version>/` holding `model.onnx` and
+`manifest.json`; `artifacts/current` (a one-line text file) names the version in service.
+
+`model.onnx` is one graph with one input and every output the service needs, post-
+processing (the Poisson link, the conformal widening, clipping) included, so the server
+runs one onnxruntime call per batch and does no arithmetic of its own on model outputs:
+
+    input  "features"  float32 [n, N_FEATURES]   (server.domain.features order)
+    output "result_count", "result_count_lo", "result_count_hi"  float32 [n]
+           "duration_s", "duration_s_lo", "duration_s_hi"        float32 [n]
+           "p_empty"                                             float32 [n]
+
+The intervals are 90% prediction intervals calibrated on held-out data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import msgspec
+
+from server.domain.features import FeatureSpec
+
+__all__ = [
+    "CURRENT_FILE",
+    "MANIFEST_FILE",
+    "MODELS_DIR",
+    "MODEL_FILE",
+    "MODEL_INPUT",
+    "MODEL_OUTPUTS",
+    "CalibrationBin",
+    "Manifest",
+    "ReferenceDistribution",
+    "TrainingData",
+    "confidence_score",
+]
+
+MODELS_DIR: Final = "models"
+CURRENT_FILE: Final = "current"
+MODEL_FILE: Final = "model.onnx"
+MANIFEST_FILE: Final = "manifest.json"
+MODEL_INPUT: Final = "features"
+MODEL_OUTPUTS: Final[tuple[str, ...]] = (
+    "result_count",
+    "result_count_lo",
+    "result_count_hi",
+    "duration_s",
+    "duration_s_lo",
+    "duration_s_hi",
+    "p_empty",
+)
+MANIFEST_SCHEMA: Final = 1
+
+
+class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Histogram of one feature (or output) on the training data, for drift checks.
+
+    `edges` has one more entry than `shares`; shares sum to 1.
+    """
+
+    edges: list[float]
+    shares: list[float]
+
+
+class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One row of the p_empty reliability table on the test split."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_predicted: float
+    observed_rate: float
+
+
+class TrainingData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which data a version was fitted on."""
+
+    path: str
+    sha256: str
+    rows: int
+    rejected_rows: int = 0
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """manifest.json of one model version."""
+
+    schema: int
+    version: str
+    created_at: str
+    parent_version: str | None
+    model_file: str
+    input_name: str
+    output_names: list[str]
+    feature_spec: list[FeatureSpec]
+    feature_spec_sha256: str
+    files: dict[str, str]  # file name -> sha256 of its bytes
+    training_data: TrainingData
+    # metrics["result_count"]["mae"], ["duration_s"]["coverage_90"], ["empty"]["roc_auc"], ...
+    metrics: dict[str, dict[str, float]]
+    calibration: list[CalibrationBin]
+    # parity["max_abs_diff"], ["max_rel_diff"], ["rows"]
+    parity: dict[str, float]
+    # the widening added to each quantile model's interval (CQR), by target
+    conformal: dict[str, float]
+    # permutation importances: target -> feature -> mean drop in score
+    importances: dict[str, dict[str, float]]
+    # reference distributions of every feature and every model output
+    reference: dict[str, ReferenceDistribution]
+    packages: dict[str, str]
+    opsets: dict[str, int]
+
+
+def confidence_score(
+    count: float, count_lo: float, count_hi: float, dur: float, dur_lo: float, dur_hi: float
+) -> float:
+    """A per-prediction confidence in [0, 1]: 1 for a point interval, falling as it widens.
+
+    It is the geometric mean of each interval's tightness 1 / (1 + relative width), with
+    counts measured on log1p scale so that "0 to 3" and "300 to 303" are not equally sure.
+    """
+    count_width = math.log1p(max(count_hi, 0.0)) - math.log1p(max(count_lo, 0.0))
+    dur_width = (dur_hi - dur_lo) / max(dur, 1e-6)
+    tight = 1.0 / (1.0 + max(count_width, 0.0)) * 1.0 / (1.0 + max(dur_width, 0.0))
+    return math.sqrt(tight)
