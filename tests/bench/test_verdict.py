@@ -1,0 +1,148 @@
+"""Ratios, plan/goal checks and the batcher recommendation, from figures made up here."""
+
+from __future__ import annotations
+
+from bench.latency import summarize
+from bench.openloop import OpenLoopResult
+from bench.report import Check, HttpRun, InProcessFigure
+from bench.verdict import batcher_recommendation, build_checks, passed, throughput_ratios
+from bench.wrk import WrkResult
+
+
+def _run(
+    server: str = "scanopt",
+    workers: int = 1,
+    batcher: bool | None = False,
+    rps: float = 5000.0,
+    p95_s: float = 0.002,
+    p99_s: float = 0.004,
+    path: str = "/v1/predict",
+    failure: str | None = None,
+    rss: float = 150.0,
+) -> HttpRun:
+    closed = WrkResult(
+        url="u", threads=1, connections=16, duration_s=10, requests=int(rps * 10),
+        requests_per_s=rps, p50_ms=1, p90_ms=2, p99_ms=3, max_ms=4,
+    )  # fmt: skip
+    # 100 samples: 94 fast ones, p95 = the 95th, p99 = the 99th.
+    lat = summarize([0.001] * 94 + [p95_s] * 4 + [p99_s] * 2)
+    opened = OpenLoopResult(
+        url="u", target_rate=1000.0, duration_s=30, connections=32, requests=100,
+        achieved_rate=1000.0, latency=lat, send_lag=lat, client_cpu_share=0.1,
+    )  # fmt: skip
+    return HttpRun(
+        name=f"{server}-{workers}w-{batcher}",
+        server=server,  # type: ignore[arg-type]
+        path=path,
+        workers=workers,
+        batcher=batcher,
+        closed=None if failure else closed,
+        open=None if failure else opened,
+        peak_rss_mb=[] if failure else [rss],
+        failure=failure,
+    )
+
+
+def _figure(name: str, p99_us: float) -> InProcessFigure:
+    return InProcessFigure(
+        name=name, rounds=100, median_us=p99_us / 2, p99_us=p99_us, mean_us=p99_us, max_us=p99_us
+    )
+
+
+def _by_name(checks: list[Check], name: str, kind: str) -> Check:
+    return next(c for c in checks if c.name.startswith(name) and c.kind == kind)
+
+
+def test_ratios_compare_the_default_batcher_config_at_equal_workers() -> None:
+    """scanopt 1w (batcher off) over FastAPI 1w and over the ceiling at 1w and 2w."""
+    runs = [
+        _run(rps=6000.0, batcher=False),
+        _run(rps=9999.0, batcher=True),  # not the default: ignored
+        _run(server="fastapi-sklearn", batcher=None, rps=200.0),
+        _run(server="ceiling", batcher=None, rps=8000.0),
+        _run(workers=2, rps=9000.0, batcher=False),
+        _run(server="ceiling", workers=2, batcher=None, rps=12000.0),
+    ]
+    ratios = throughput_ratios(runs, default_batcher=False)
+    assert ratios == {
+        "scanopt / fastapi-sklearn (1 worker)": 30.0,
+        "scanopt / ceiling (1 worker)": 0.75,
+        "scanopt / ceiling (2 workers)": 0.75,
+    }
+
+
+def test_failed_runs_give_no_ratio() -> None:
+    """A failed baseline leaves its ratio out instead of dividing by nothing."""
+    runs = [_run(), _run(server="fastapi-sklearn", batcher=None, failure="died")]
+    assert throughput_ratios(runs, default_batcher=False) == {}
+
+
+def test_plan_checks_pass_and_goals_report_misses() -> None:
+    """Under 50 ms and 200 ms passes the plan even when the tighter goals are missed."""
+    inprocess = [_figure("predict_one", 150.0), _figure("recommend", 3000.0)]
+    runs = [_run(p95_s=0.008, p99_s=0.01, rss=250.0)]
+    checks = build_checks(inprocess, runs, {"scanopt / fastapi-sklearn (1 worker)": 12.0})
+    assert _by_name(checks, "one scan in-process p99", "plan").passed is True
+    assert _by_name(checks, "one scan in-process p99", "goal").passed is False
+    assert _by_name(checks, "scanopt-1w-False /v1/predict open-loop p95", "plan").passed is True
+    assert _by_name(checks, "scanopt-1w-False /v1/predict open-loop p95", "goal").passed is False
+    assert _by_name(checks, "scanopt-1w-False peak RSS", "goal").passed is False
+    assert _by_name(checks, "scanopt / fastapi", "goal").passed is False
+    assert passed(checks, failures=[])
+
+
+def test_missed_plan_target_fails_the_run() -> None:
+    """An open-loop p95 of 250 ms misses the 200 ms plan target: the run fails."""
+    checks = build_checks([_figure("predict_one", 50.0), _figure("recommend", 50.0)],
+                          [_run(p95_s=0.25, p99_s=0.3)], {})  # fmt: skip
+    assert _by_name(checks, "scanopt-1w-False /v1/predict open-loop p95", "plan").passed is False
+    assert not passed(checks, failures=[])
+
+
+def test_unmeasured_plan_target_fails_the_run() -> None:
+    """No in-process figures at all: the plan checks are 'not measured' and the run fails."""
+    checks = build_checks([], [_run()], {})
+    assert _by_name(checks, "one scan in-process p99", "plan").passed is None
+    assert not passed(checks, failures=[])
+
+
+def test_any_failure_fails_the_run() -> None:
+    """Every check met, but one run errored: the run fails."""
+    checks = build_checks([_figure("predict_one", 50.0), _figure("recommend", 50.0)], [_run()], {})
+    assert passed(checks, failures=[])
+    assert not passed(checks, failures=["wrk against u failed: 3 timeout errors"])
+
+
+def test_batcher_on_when_it_wins_at_every_worker_count() -> None:
+    """+20% req/s and equal p99 at 1 and 2 workers: recommend ON."""
+    runs = [
+        _run(batcher=False, rps=5000.0),
+        _run(batcher=True, rps=6000.0),
+        _run(workers=2, batcher=False, rps=8000.0),
+        _run(workers=2, batcher=True, rps=9600.0),
+    ]
+    text = batcher_recommendation(runs)
+    assert text.startswith("recommend ON")
+    assert "+20.0%" in text
+
+
+def test_batcher_off_when_it_loses_anywhere() -> None:
+    """Faster at 1 worker but slower at 2: recommend OFF."""
+    runs = [
+        _run(batcher=False, rps=5000.0),
+        _run(batcher=True, rps=6000.0),
+        _run(workers=2, batcher=False, rps=8000.0),
+        _run(workers=2, batcher=True, rps=7000.0),
+    ]
+    assert batcher_recommendation(runs).startswith("recommend OFF")
+
+
+def test_batcher_off_when_throughput_gain_costs_tail_latency() -> None:
+    """More req/s but a 2x open-loop p99 is not a win."""
+    runs = [_run(batcher=False, rps=5000.0), _run(batcher=True, rps=6000.0, p99_s=0.008)]
+    assert batcher_recommendation(runs).startswith("recommend OFF")
+
+
+def test_batcher_not_measured_without_both_runs() -> None:
+    """Only batcher-off runs: no recommendation is invented."""
+    assert batcher_recommendation([_run(batcher=False)]).startswith("not measured")
