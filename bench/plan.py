@@ -1,0 +1,141 @@
+"""What a benchmark run measures: the server configurations and how long each load lasts.
+
+`full` (just bench) puts scanopt with the micro-batcher on and off at 1 and 2 Granian
+workers beside the FastAPI + scikit-learn baseline and the constant-answer ceiling, every
+one under the same requests. `ci` (just bench-ci) is the short guard: scanopt as configured
+by default, the ceiling, and shorter loads, in well under 3 minutes.
+
+The FastAPI baseline cannot sustain 1,000 requests/s (its scikit-learn predict costs
+milliseconds a row), so its open-loop run goes at a rate it can hold; the table states
+every run's rate.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from bench.servers import ServerSpec
+
+__all__ = ["LoadPlan", "RunConfig", "ci_plan", "full_plan", "server_spec"]
+
+ServerKind = Literal["scanopt", "fastapi-sklearn", "ceiling"]
+
+
+class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One server configuration and the load it gets."""
+
+    name: str
+    server: ServerKind
+    workers: int
+    batcher: bool | None = None
+    path: str = "/v1/predict"
+    wrk_s: float = 10.0
+    open_rate: float = 1000.0
+    open_s: float = 30.0
+
+
+class LoadPlan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A whole run: mode, in-process rounds, warm-up and the configurations in order."""
+
+    mode: Literal["full", "ci"]
+    quick_inprocess: bool
+    warmup_s: float
+    runs: list[RunConfig]
+
+
+def _scanopt(workers: int, batcher: bool, **load: float) -> RunConfig:
+    state = "on" if batcher else "off"
+    return RunConfig(
+        name=f"scanopt {workers}w batcher {state}",
+        server="scanopt",
+        workers=workers,
+        batcher=batcher,
+        **load,  # type: ignore[arg-type]
+    )
+
+
+def full_plan() -> LoadPlan:
+    """Everything, at full length (about 8 minutes on 2 cores)."""
+    runs = [
+        RunConfig(name="ceiling 1w", server="ceiling", workers=1),
+        _scanopt(1, False),
+        _scanopt(1, True),
+        RunConfig(
+            name="fastapi+sklearn 1w",
+            server="fastapi-sklearn",
+            workers=1,
+            open_rate=50.0,
+            open_s=20,
+        ),
+        RunConfig(name="ceiling 2w", server="ceiling", workers=2),
+        _scanopt(2, False),
+        _scanopt(2, True),
+        RunConfig(
+            name="scanopt 2w recommend",
+            server="scanopt",
+            workers=2,
+            path="/v1/recommend",
+            open_rate=100.0,
+            open_s=20.0,
+        ),
+    ]
+    return LoadPlan(mode="full", quick_inprocess=False, warmup_s=2.0, runs=runs)
+
+
+def ci_plan(default_workers: int, default_batcher: bool) -> LoadPlan:
+    """The CI guard: the default scanopt configuration and the ceiling, short loads."""
+    state = "on" if default_batcher else "off"
+    runs = [
+        RunConfig(name="ceiling 1w", server="ceiling", workers=1, wrk_s=3.0, open_s=5.0),
+        RunConfig(
+            name=f"scanopt {default_workers}w batcher {state}",
+            server="scanopt",
+            workers=default_workers,
+            batcher=default_batcher,
+            wrk_s=3.0,
+            open_s=10.0,
+        ),
+        RunConfig(
+            name=f"scanopt {default_workers}w recommend",
+            server="scanopt",
+            workers=default_workers,
+            batcher=default_batcher,
+            path="/v1/recommend",
+            wrk_s=2.0,
+            open_rate=50.0,
+            open_s=5.0,
+        ),
+    ]
+    return LoadPlan(mode="ci", quick_inprocess=True, warmup_s=1.0, runs=runs)
+
+
+def server_spec(
+    run: RunConfig, port: int, *, artifacts: Path, workdir: Path, baseline_model: Path | None
+) -> ServerSpec:
+    """How to start the server of `run` on `port` (its state kept under `workdir`)."""
+    py = sys.executable
+    granian = [py, "-m", "granian", "--interface", "asgi", "--port", str(port)]
+    if run.server == "ceiling":
+        argv = [*granian, "--workers", str(run.workers), "--factory", "bench.ceiling:create_app"]
+        return ServerSpec(name=run.name, argv=argv, port=port)
+    if run.server == "fastapi-sklearn":
+        if baseline_model is None:
+            raise ValueError(f"{run.name}: expected a baseline model pickle, got None")
+        argv = [py, "-m", "uvicorn", "--factory", "bench.baseline_fastapi:create_app"]
+        argv += ["--port", str(port), "--workers", str(run.workers), "--log-level", "warning"]
+        env = {"SCANOPT_BENCH_BASELINE_MODEL": str(baseline_model)}
+        return ServerSpec(name=run.name, argv=argv, port=port, env=env)
+    env = {
+        "SCANOPT_PORT": str(port),
+        "SCANOPT_WORKERS": str(run.workers),
+        "SCANOPT_BATCHER": "on" if run.batcher else "off",
+        "SCANOPT_ARTIFACTS": str(artifacts),
+        # Its own store and metrics directory: a benchmark must not touch a real server's.
+        "SCANOPT_STORE_DSN": f"sqlite:///{workdir / 'scanopt.db'}",
+        "SCANOPT_METRICS_DIR": str(workdir / "metrics"),
+    }
+    return ServerSpec(name=run.name, argv=[py, "-m", "server.serve"], port=port, env=env)
