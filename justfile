@@ -60,3 +60,19 @@ lint:
 fmt:
     {{python}} -m ruff format .
     {{python}} -m ruff check --fix .
+
+# install wrk (the closed-loop load tool) from Debian when it is missing and we are root
+[group('bench')]
+bench-tools:
+    command -v wrk >/dev/null || [ "$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null)
+    command -v wrk >/dev/null || (echo "wrk is missing: apt-get install wrk (as root)" >&2; exit 1)
+
+# every benchmark (in-process, HTTP load, baselines, batcher on/off, 1 vs 2 workers): bench/results/<date>.{json,md}
+[group('bench')]
+bench *ARGS: bench-tools model
+    {{python}} -m bench.run {{ARGS}}
+
+# the short benchmark guard CI runs (< 3 min): fails on a missed plan target or any errored request
+[group('bench')]
+bench-ci *ARGS: bench-tools model
+    {{python}} -m bench.run --ci {{ARGS}}
