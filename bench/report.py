@@ -127,6 +127,23 @@ def _http_table(runs: Sequence[HttpRun]) -> list[str]:
     return rows
 
 
+def _client_table(runs: Sequence[HttpRun]) -> list[str]:
+    rows = [
+        "| open-loop client overhead | rate req/s | send lag p50 ms | send lag p99 ms "
+        "| client CPU % of a core |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        if r.open is None:
+            continue
+        lag = r.open.send_lag
+        rows.append(
+            f"| {r.name} {r.path} | {_f(r.open.target_rate, 0)} | {_f(lag.p50_ms, 3)} "
+            f"| {_f(lag.p99_ms, 3)} | {_f(r.open.client_cpu_share * 100)} |"
+        )
+    return rows
+
+
 def _checks_table(checks: Sequence[Check]) -> list[str]:
     rows = ["| check | kind | target | measured | result |", "|---|---|---|---:|---|"]
     for c in checks:
@@ -159,6 +176,8 @@ def render_markdown(report: BenchReport) -> str:
     lines += [
         "wrk: closed loop, flat out (its latencies hide queueing). Open loop: constant rate, "
         "latency from each request's intended send time.",
+        "",
+        *_client_table(report.http),
         "",
     ]
     if report.ratios:

@@ -153,3 +153,9 @@ def test_describe_machine_reads_this_machine() -> None:
     assert m.cpu_model
     assert "granian" in m.versions
     assert len(m.load_before) == 3
+
+
+def test_markdown_shows_the_open_loop_clients_own_overhead() -> None:
+    """Send lag and client CPU of each open-loop run are reported beside the figures."""
+    md = render_markdown(_report())
+    assert "| scanopt /v1/predict | 1,000 | 0.000 | 0.100 | 15.0 |" in md
