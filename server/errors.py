@@ -1,0 +1,100 @@
+"""The server's errors: each names the bad value and what was expected.
+
+Domain errors know nothing about HTTP; `server.routes.errors` maps them to status codes
+in one place. The tree::
+
+    ScanoptError
+    ├── SettingsError        a SCANOPT_* variable is malformed; start-up stops
+    ├── InputError           a request body or tensor is malformed (400)
+    │   └── BodyTooLargeError    the body is over SCANOPT_MAX_BODY_BYTES (413)
+    ├── ArtifactError        a model version cannot be served: missing, corrupt, wrong spec (409)
+    ├── NotReadyError        no model is loaded yet (503)
+    ├── ModelNotFoundError   a V2 model name or version this server does not serve (404)
+    └── AuthError
+        ├── MissingTokenError    no bearer token on an admin call (401)
+        └── BadTokenError        a wrong bearer token (403)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "AuthError",
+    "BadTokenError",
+    "BodyTooLargeError",
+    "InputError",
+    "MissingTokenError",
+    "ModelNotFoundError",
+    "NotReadyError",
+    "ScanoptError",
+    "SettingsError",
+]
+
+
+class ScanoptError(Exception):
+    """Base of every error the server raises on purpose.
+
+    `kind` is a short stable code for clients and the errors metric; `field` names the
+    offending input (a JSON path such as ``scans[3].min_price``) when there is one.
+    """
+
+    kind = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class SettingsError(ScanoptError):
+    """A SCANOPT_* environment variable does not parse or is out of range."""
+
+    kind = "bad_setting"
+
+
+class InputError(ScanoptError):
+    """A request body, parameter or tensor is malformed."""
+
+    kind = "bad_input"
+
+
+class BodyTooLargeError(InputError):
+    """The request body is larger than the configured limit."""
+
+    kind = "body_too_large"
+
+
+class ArtifactError(ScanoptError):
+    """A model version cannot be served (missing file, checksum, feature spec, graph)."""
+
+    kind = "bad_artifact"
+
+
+class NotReadyError(ScanoptError):
+    """No model version is loaded and warmed in this worker yet."""
+
+    kind = "not_ready"
+
+
+class ModelNotFoundError(ScanoptError):
+    """A model name or version that this server does not serve."""
+
+    kind = "model_not_found"
+
+
+class AuthError(ScanoptError):
+    """An admin call without the right bearer token."""
+
+    kind = "unauthorized"
+
+
+class MissingTokenError(AuthError):
+    """No `Authorization: Bearer <token>` header."""
+
+    kind = "unauthorized"
+
+
+class BadTokenError(AuthError):
+    """A bearer token that is not SCANOPT_ADMIN_TOKEN."""
+
+    kind = "forbidden"

@@ -1,0 +1,1 @@
+"""Model versions, onnxruntime sessions, the batcher, the cache and recommendations."""

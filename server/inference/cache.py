@@ -1,0 +1,51 @@
+"""An in-process LRU cache of model outputs, keyed on the encoded feature row.
+
+The key is the row's float32 bytes: two scans that encode to the same features share an
+answer, whatever their user or session ids. Rows carry the time of day to the second
+(server.domain.features), so repeated scans hit only within that second unless they give
+a timestamp; that is the price of keys that are exactly what the model sees.
+
+One cache belongs to one `LoadedModel`, so a reload can never serve the old version's
+answers. It is used from the event loop thread only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+__all__ = ["PredictionCache", "RowValues"]
+
+# The seven model outputs of one row, in MODEL_OUTPUTS order.
+RowValues = tuple[float, ...]
+
+
+class PredictionCache:
+    """Least-recently-used map from feature-row bytes to that row's outputs."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._rows: OrderedDict[bytes, RowValues] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: bytes) -> RowValues | None:
+        """The cached outputs of a row, or None (counted as a hit or a miss)."""
+        values = self._rows.get(key)
+        if values is None:
+            self.misses += 1
+            return None
+        self._rows.move_to_end(key)
+        self.hits += 1
+        return values
+
+    def put(self, key: bytes, values: RowValues) -> None:
+        """Remember a row's outputs, evicting the least recently used beyond capacity."""
+        if self.capacity <= 0:
+            return
+        self._rows[key] = values
+        self._rows.move_to_end(key)
+        if len(self._rows) > self.capacity:
+            self._rows.popitem(last=False)

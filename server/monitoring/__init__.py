@@ -1,0 +1,1 @@
+"""Prometheus metrics and the HTTP observer (request ids, access logs)."""

@@ -1,0 +1,130 @@
+"""Prometheus metrics that add up across every Granian worker.
+
+Under the launcher, PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported,
+so every worker writes its samples to files there and `render` merges them per scrape
+(MultiProcessCollector on a fresh registry). In one process (tests, benchmarks) the
+instruments live in this object's own registry. Either way there is no global registry:
+each `Metrics` owns its instruments.
+
+Gauges say how they combine across workers: in-flight requests, readiness and model info
+are summed over live workers (`livesum`), so `scanopt_ready` counts ready workers and
+`scanopt_model_info{version, sha256}` counts the workers serving that version.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from server.settings import Settings
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+# Sub-millisecond resolution where this service lives, seconds for the slow tail.
+_HTTP_BUCKETS: Final = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+_INFERENCE_BUCKETS: Final = (
+    0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5,
+)  # fmt: skip
+_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """Every instrument the server records, and the /metrics text."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.multiproc_dir = settings.multiproc_dir
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_duration = Histogram(
+            "scanopt_http_request_duration_seconds",
+            "HTTP request duration by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "scanopt_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "scanopt_http_requests_in_flight",
+            "HTTP requests being served, summed over workers.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.inference_duration = Histogram(
+            "scanopt_inference_duration_seconds",
+            "Duration of one onnxruntime run, by model version.",
+            ["model"],
+            buckets=_INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "scanopt_batch_size",
+            "Rows per onnxruntime run.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter("scanopt_errors", "Errors by kind.", ["kind"], registry=r)
+        self.cache_hits = Counter("scanopt_cache_hits", "Prediction cache hits.", registry=r)
+        self.cache_misses = Counter("scanopt_cache_misses", "Prediction cache misses.", registry=r)
+        self.predictions = Counter(
+            "scanopt_predictions",
+            "Scans predicted, by model version.",
+            ["model_version"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "scanopt_model_info",
+            "Workers serving each model version (its model.onnx sha256 as a label).",
+            ["version", "sha256"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.ready = Gauge(
+            "scanopt_ready",
+            "Workers whose model is loaded and warmed.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def observe_run(self, version: str, seconds: float, rows: int) -> None:
+        """One onnxruntime run of `rows` rows."""
+        self.inference_duration.labels(version).observe(seconds)
+        self.batch_size.observe(rows)
+
+    def serving(self, version: str, sha256: str, previous: tuple[str, str] | None) -> None:
+        """This worker now serves `version` (instead of `previous`)."""
+        if previous is not None and previous != (version, sha256):
+            self.model_info.labels(*previous).set(0)
+        self.model_info.labels(version, sha256).set(1)
+        self.ready.set(1)
+
+    def render(self) -> bytes:
+        """The exposition text: merged over every worker's files in multiprocess mode."""
+        if self.multiproc_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+        return generate_latest(registry)
+
+    def worker_exit(self) -> None:
+        """Drop this worker's live gauges (prometheus_client's mark_process_dead)."""
+        self.ready.set(0)
+        if self.multiproc_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]  # untyped upstream

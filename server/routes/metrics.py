@@ -1,0 +1,22 @@
+"""GET /metrics: Prometheus text format, summed over every worker."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from server.monitoring.metrics import CONTENT_TYPE, Metrics
+
+__all__ = ["routes"]
+
+
+def routes(metrics: Metrics) -> list[HTTPRouteHandler]:
+    """The scrape handler."""
+
+    # Merging the workers' files is file I/O: a thread keeps it off the event loop.
+    @get("/metrics", tags=["monitoring"], include_in_schema=False, sync_to_thread=True)
+    def scrape() -> Response[bytes]:
+        """Every scanopt metric in the Prometheus exposition format."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return [scrape]

@@ -1,0 +1,115 @@
+"""Open Inference Protocol V2 (KServe / Triton HTTP), with binary tensor data.
+
+GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{version}],
+/v2/models/{name}[/versions/{version}]/ready; POST .../infer. Errors are {"error": ...}
+with 400 (and the usual `kind` and `field`), as tritonclient expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+
+from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
+from server.domain.features import N_FEATURES
+from server.errors import ModelNotFoundError, NotReadyError
+from server.inference.model import LoadedModel
+from server.inference.predictor import Predictor
+from server.inference.v2_codec import HEADER_LENGTH, decode_infer, encode_infer
+from server.schemas import (
+    V2InferRequest,
+    V2ModelMetadata,
+    V2ModelReady,
+    V2ServerMetadata,
+    V2TensorMetadata,
+)
+from server.settings import Settings
+
+__all__ = ["MODEL_NAME", "routes"]
+
+MODEL_NAME: Final = "scanopt"
+_PLATFORM: Final = "onnxruntime_onnx"
+_INPUTS: Final = [V2TensorMetadata(name=MODEL_INPUT, datatype="FP32", shape=[-1, N_FEATURES])]
+_OUTPUTS: Final = [V2TensorMetadata(name=n, datatype="FP32", shape=[-1]) for n in MODEL_OUTPUTS]
+
+
+def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPRouteHandler]:
+    """The V2 handlers; `version` is the scanopt package version for GET /v2."""
+    max_rows = settings.max_batch
+
+    def served(name: str, wanted: str | None = None) -> LoadedModel:
+        if name != MODEL_NAME:
+            raise ModelNotFoundError(f"model {name!r} is not served here: expected {MODEL_NAME!r}")
+        model = predictor.model
+        if wanted is not None and wanted != model.version:
+            raise ModelNotFoundError(
+                f"model {name!r} version {wanted!r} is not served: serving {model.version!r}"
+            )
+        return model
+
+    @get("/v2", tags=["v2"])
+    async def server_metadata() -> V2ServerMetadata:
+        """Server name, version and protocol extensions."""
+        return V2ServerMetadata(name="scanopt", version=version, extensions=["binary_tensor_data"])
+
+    @get("/v2/health/live", tags=["v2"])
+    async def live() -> Response[None]:
+        """200 while the worker answers."""
+        return Response(None, status_code=200)
+
+    @get("/v2/health/ready", tags=["v2"])
+    async def ready() -> Response[None]:
+        """200 once the model is loaded and warmed, 503 before."""
+        return Response(None, status_code=200 if predictor.ready else 503)
+
+    @get(
+        ["/v2/models/{name:str}", "/v2/models/{name:str}/versions/{model_version:str}"], tags=["v2"]
+    )
+    async def metadata(name: str, model_version: str | None = None) -> V2ModelMetadata:
+        """Name, versions, platform and tensor signatures of the model."""
+        model = served(name, model_version)
+        return V2ModelMetadata(
+            name=MODEL_NAME,
+            versions=[model.version],
+            platform=_PLATFORM,
+            inputs=_INPUTS,
+            outputs=_OUTPUTS,
+        )
+
+    @get(
+        ["/v2/models/{name:str}/ready", "/v2/models/{name:str}/versions/{model_version:str}/ready"],
+        tags=["v2"],
+    )
+    async def model_ready(name: str, model_version: str | None = None) -> Response[V2ModelReady]:
+        """200 with ready=true when the model can infer, 503 otherwise."""
+        try:
+            served(name, model_version)
+        except NotReadyError:
+            return Response(V2ModelReady(name=name, ready=False), status_code=503)
+        return Response(V2ModelReady(name=name, ready=True))
+
+    @post(
+        ["/v2/models/{name:str}/infer", "/v2/models/{name:str}/versions/{model_version:str}/infer"],
+        status_code=200,
+        opt={"body": V2InferRequest},
+        tags=["v2"],
+    )
+    async def infer(
+        request: Request[Any, Any, Any], name: str, model_version: str | None = None
+    ) -> Response[bytes]:
+        """Run the model on "features" FP32 [n, N_FEATURES]; JSON or binary tensors."""
+        served(name, model_version)
+        call = decode_infer(await request.body(), request.headers.get(HEADER_LENGTH), max_rows)
+        model, outputs = await predictor.infer(call.features)
+        body, header_length = encode_infer(call, MODEL_NAME, model.version, outputs)
+        if header_length is None:
+            return Response(body, media_type="application/json")
+        return Response(
+            body,
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(header_length)},
+        )
+
+    return [server_metadata, live, ready, metadata, model_ready, infer]

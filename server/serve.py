@@ -1,0 +1,94 @@
+"""`python -m server.serve` (`just serve`): check, prepare, then run Granian.
+
+Before any worker exists it checks the settings and the model version named by
+artifacts/current (manifest, feature spec, checksums), so a bad setting or a missing
+model stops start-up with one line and a non-zero exit. It wipes the Prometheus
+multiprocess directory and sets PROMETHEUS_MULTIPROC_DIR before anything imports
+prometheus_client; Granian then forks the workers, each of which builds the app
+(`server.app:build_app`), loads its own onnxruntime session and warms it.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import sys
+from pathlib import Path
+
+from server.errors import ArtifactError, SettingsError
+from server.inference.artifacts import verify_version
+from server.logs import LOGGER_NAME, logging_config
+from server.settings import MULTIPROC_ENV, Settings
+
+__all__ = ["main", "prepare_metrics_dir"]
+
+APP_FACTORY = "server.app:build_app"
+# Seconds a worker gets to finish its requests at shutdown before it is killed.
+_KILL_TIMEOUT_S = 10
+
+
+def prepare_metrics_dir(path: Path) -> Path:
+    """Create the multiprocess metrics directory and delete the samples of past runs."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # only prometheus_client's files, nothing else
+        stale.unlink()
+    return path.resolve()
+
+
+def main() -> int:
+    """Run the server until interrupted; the exit status says why it stopped."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"scanopt: bad setting: {exc.message}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(logging_config(settings.log_level))
+    logger = logging.getLogger(LOGGER_NAME)
+    for name in Settings.unknown_variables(os.environ):
+        logger.warning("unknown setting ignored", extra={"fields": {"variable": name}})
+    try:
+        verified = verify_version(settings.artifacts)
+    except ArtifactError as exc:
+        print(f"scanopt: cannot serve: {exc.message}", file=sys.stderr)
+        return 1
+    os.environ[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir))
+
+    # Imported only now: nothing above may pull in prometheus_client before the variable.
+    # Importing the app here (not building it) lets forked workers share the imports,
+    # which halves their start-up; sessions are still built after the fork.
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    import server.app  # noqa: F401
+
+    logger.info(
+        "starting",
+        extra={
+            "fields": {
+                "host": settings.host,
+                "port": settings.port,
+                "workers": settings.workers,
+                "model_version": verified.manifest.version,
+                "batcher": settings.batcher,
+            }
+        },
+    )
+    Granian(
+        APP_FACTORY,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=logging_config(settings.log_level),
+        respawn_failed_workers=True,
+        workers_kill_timeout=_KILL_TIMEOUT_S,
+    ).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
