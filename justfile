@@ -43,6 +43,16 @@ model:
     test -f artifacts/current || just export
     just validate
 
+# serve artifacts/current with Granian on SCANOPT_HOST:SCANOPT_PORT (README, "Serving")
+[group('serve')]
+serve:
+    {{python}} -m server.serve
+
+# make sure a model exists (`just model`), then serve it
+[group('serve')]
+up: model
+    {{python}} -m server.serve
+
 # run the whole test suite, after the linters
 [group('test')]
 test: lint
