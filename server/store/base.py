@@ -1,0 +1,204 @@
+"""The part of the store both SQL backends share: the thread pool, transactions, methods.
+
+A backend supplies four sync hooks (connect, disconnect, a transaction yielding `Db`, and
+the migration lock) and translates its driver's connection errors to `StoreUnavailableError`;
+every method here is then the same code on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Final, TypeVar
+
+from server.experiments.config import (
+    ExperimentConfig,
+    ExperimentUpdate,
+    apply_update,
+    default_experiment,
+)
+from server.store import operations as ops
+from server.store import outcomes
+from server.store import usage as usage_queries
+from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
+from server.store.records import (
+    Event,
+    EventRecord,
+    Exposure,
+    Feedback,
+    FeedbackRecord,
+    MetricRollup,
+    PredictionRecord,
+    UsageReport,
+)
+from server.store.sql import Db, to_us
+
+__all__ = ["SqlStore"]
+
+T = TypeVar("T")
+# The row is locked while read for update; the version check is a second guard, and a
+# retry covers the rare case where it still trips.
+_UPDATE_ATTEMPTS: Final = 5
+
+
+class SqlStore(abc.ABC):
+    """Implements `Store` over a backend's sync DB-API driver, run in a thread pool."""
+
+    backend: str
+
+    def __init__(self, *, threads: int) -> None:
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- backend hooks (run in the pool's threads) ---------------------------------------
+
+    @abc.abstractmethod
+    def _connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def _disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def _transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Db]: ...
+
+    @abc.abstractmethod
+    def _lock_migrations(self, db: Db) -> None: ...
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StoreUnavailableError(f"the {self.backend} store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _tx(self, fn: Callable[[Db], T], *, write: bool = True) -> T:
+        def job() -> T:
+            with self._transaction(write=write) as db:
+                return fn(db)
+
+        return await self._call(job)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="scanopt-store")
+        try:
+            await self._call(self._connect)
+            now = datetime.now(UTC)
+
+            def migrate(db: Db) -> None:
+                self._lock_migrations(db)
+                ops.apply_migrations(db, to_us(now))
+
+            await self._tx(migrate)
+            await self._tx(lambda db: ops.insert_experiment_if_absent(db, default_experiment(now)))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        executor.shutdown(wait=True)
+
+    async def schema_version(self) -> int:
+        return await self._tx(ops.schema_version, write=False)
+
+    async def secret(self, name: str) -> bytes:
+        candidate = secrets.token_hex(32)
+        return bytes.fromhex(await self._tx(lambda db: ops.ensure_secret(db, name, candidate)))
+
+    # --- experiments ---------------------------------------------------------------------------
+
+    async def list_experiments(self) -> list[ExperimentConfig]:
+        return await self._tx(ops.select_experiments, write=False)
+
+    async def get_experiment(self, name: str) -> ExperimentConfig:
+        return await self._tx(lambda db: _require(db, name), write=False)
+
+    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
+        def create(db: Db) -> ExperimentConfig:
+            ops.insert_experiment_if_absent(db, config)
+            return _require(db, config.name)
+
+        return await self._tx(create)
+
+    async def update_experiment(
+        self, name: str, update: ExperimentUpdate, now: datetime
+    ) -> ExperimentConfig:
+        def attempt(db: Db) -> ExperimentConfig | None:
+            current = _require(db, name, for_update=True)
+            changed = apply_update(current, update, now)
+            return changed if ops.replace_experiment(db, changed, current.version) else None
+
+        for _ in range(_UPDATE_ATTEMPTS):
+            result = await self._tx(attempt)
+            if result is not None:
+                return result
+        raise StoreUnavailableError(
+            f"experiment {name!r} kept changing under {_UPDATE_ATTEMPTS} attempts; retry"
+        )
+
+    # --- prediction log ----------------------------------------------------------------------
+
+    async def write_log(
+        self, predictions: Sequence[PredictionRecord], exposures: Sequence[Exposure]
+    ) -> None:
+        def write(db: Db) -> None:
+            if predictions:
+                ops.insert_predictions(db, list(predictions))
+            if exposures:
+                ops.upsert_exposures(db, list(exposures))
+
+        await self._tx(write)
+
+    async def get_prediction(self, prediction_id: str) -> PredictionRecord | None:
+        return await self._tx(lambda db: ops.select_prediction(db, prediction_id), write=False)
+
+    async def list_exposures(self, experiment: str) -> list[Exposure]:
+        return await self._tx(lambda db: ops.select_exposures(db, experiment), write=False)
+
+    # --- events and feedback -------------------------------------------------------------------
+
+    async def record_event(self, event: Event, received_at: datetime) -> bool:
+        return await self._tx(lambda db: outcomes.insert_event(db, event, to_us(received_at)))
+
+    async def list_events(self, since: datetime, until: datetime) -> list[EventRecord]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: outcomes.select_events(db, *window), write=False)
+
+    async def record_feedback(self, feedback: Feedback, received_at: datetime) -> bool:
+        return await self._tx(lambda db: outcomes.insert_feedback(db, feedback, to_us(received_at)))
+
+    async def list_feedback(self, since: datetime, until: datetime) -> list[FeedbackRecord]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: outcomes.select_feedback(db, *window), write=False)
+
+    # --- rollups and analytics -------------------------------------------------------------------
+
+    async def write_rollups(self, rollups: Sequence[MetricRollup]) -> None:
+        await self._tx(lambda db: ops.upsert_rollups(db, list(rollups)))
+
+    async def read_rollups(
+        self, metric: str, since: datetime, until: datetime
+    ) -> list[MetricRollup]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: ops.select_rollups(db, metric, *window), write=False)
+
+    async def usage(self, since: datetime, until: datetime) -> UsageReport:
+        return await self._tx(lambda db: usage_queries.usage_report(db, since, until), write=False)
+
+
+def _require(db: Db, name: str, *, for_update: bool = False) -> ExperimentConfig:
+    config = ops.select_experiment(db, name, for_update=for_update)
+    if config is None:
+        known = [c.name for c in ops.select_experiments(db)]
+        raise ExperimentNotFoundError(name, known)
+    return config

@@ -1,0 +1,97 @@
+"""The store interface every backend implements (SQLite embedded, PostgreSQL to scale out).
+
+All methods are coroutines and never block the event loop: backends run their blocking
+driver calls in a small thread pool. A method that returns has committed its write. When
+the database cannot be reached, methods raise `StoreUnavailableError` and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.store.records import (
+    Event,
+    EventRecord,
+    Exposure,
+    Feedback,
+    FeedbackRecord,
+    MetricRollup,
+    PredictionRecord,
+    UsageReport,
+)
+
+__all__ = ["Store"]
+
+
+class Store(Protocol):
+    """Experiment config, exposures, the prediction log, events, feedback and rollups."""
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        ...
+
+    async def open(self) -> None:
+        """Connect, apply pending migrations and create the default experiment (idempotent)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; the store cannot be used afterwards."""
+        ...
+
+    async def schema_version(self) -> int: ...
+
+    async def secret(self, name: str) -> bytes:
+        """A random secret created once per database and shared by every replica."""
+        ...
+
+    async def list_experiments(self) -> list[ExperimentConfig]: ...
+
+    async def get_experiment(self, name: str) -> ExperimentConfig:
+        """The stored config, or ExperimentNotFoundError naming the known ones."""
+        ...
+
+    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
+        """Insert `config` unless one with its name exists; the stored config either way."""
+        ...
+
+    async def update_experiment(
+        self, name: str, update: ExperimentUpdate, now: datetime
+    ) -> ExperimentConfig:
+        """Apply `update` atomically (no lost update between admins); the new config."""
+        ...
+
+    async def write_log(
+        self, predictions: Sequence[PredictionRecord], exposures: Sequence[Exposure]
+    ) -> None:
+        """Write a batch of the prediction log and first exposures in one transaction."""
+        ...
+
+    async def get_prediction(self, prediction_id: str) -> PredictionRecord | None: ...
+
+    async def list_exposures(self, experiment: str) -> list[Exposure]: ...
+
+    async def record_event(self, event: Event, received_at: datetime) -> bool:
+        """True when stored now, False for a retry of the same body; ConflictError otherwise."""
+        ...
+
+    async def list_events(self, since: datetime, until: datetime) -> list[EventRecord]: ...
+
+    async def record_feedback(self, feedback: Feedback, received_at: datetime) -> bool:
+        """True when stored now, False for a retry of the same body; ConflictError otherwise."""
+        ...
+
+    async def list_feedback(self, since: datetime, until: datetime) -> list[FeedbackRecord]: ...
+
+    async def write_rollups(self, rollups: Sequence[MetricRollup]) -> None:
+        """Merge one-minute metric rollups (counts and sums add, min and max widen)."""
+        ...
+
+    async def read_rollups(
+        self, metric: str, since: datetime, until: datetime
+    ) -> list[MetricRollup]: ...
+
+    async def usage(self, since: datetime, until: datetime) -> UsageReport: ...

@@ -1,0 +1,134 @@
+"""Versioned schema migrations, the same SQL for SQLite and PostgreSQL.
+
+The DDL sticks to types both understand (TEXT, BIGINT, INTEGER, DOUBLE PRECISION,
+BOOLEAN); times are BIGINT microseconds since the epoch (UTC), exact on both.
+`apply_migrations` runs at every start: under a lock (SQLite's write lock, a PostgreSQL
+advisory lock per schema) it applies the versions not yet recorded in
+`schema_migrations` in one transaction, so any number of workers and replicas may start
+at once and a failed migration leaves the schema as it was. A migration, once released,
+is never edited: add a new version.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+__all__ = ["MIGRATIONS", "SCHEMA_TABLE", "Migration", "latest_version"]
+
+
+class Migration(msgspec.Struct, frozen=True, kw_only=True):
+    """One schema version: statements applied together, in order."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1: Final = (
+    """CREATE TABLE experiments (
+        name TEXT PRIMARY KEY,
+        salt TEXT NOT NULL,
+        arms TEXT NOT NULL,
+        coverage DOUBLE PRECISION NOT NULL CHECK (coverage >= 0 AND coverage <= 1),
+        kill_switch BOOLEAN NOT NULL,
+        started_us BIGINT NOT NULL,
+        updated_us BIGINT NOT NULL,
+        version INTEGER NOT NULL
+    )""",
+    """CREATE TABLE exposures (
+        experiment TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        first_exposed_us BIGINT NOT NULL,
+        PRIMARY KEY (experiment, user_id)
+    )""",
+    """CREATE TABLE predictions (
+        prediction_id TEXT PRIMARY KEY,
+        created_us BIGINT NOT NULL,
+        user_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        experiment TEXT NOT NULL,
+        arm TEXT,
+        ml_enabled BOOLEAN NOT NULL,
+        endpoint TEXT NOT NULL,
+        model_version TEXT,
+        scan TEXT NOT NULL,
+        result_count DOUBLE PRECISION,
+        result_count_lo DOUBLE PRECISION,
+        result_count_hi DOUBLE PRECISION,
+        duration_s DOUBLE PRECISION,
+        duration_s_lo DOUBLE PRECISION,
+        duration_s_hi DOUBLE PRECISION,
+        p_empty DOUBLE PRECISION
+    )""",
+    "CREATE INDEX predictions_created ON predictions (created_us)",
+    """CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        prediction_id TEXT,
+        experiment TEXT NOT NULL,
+        arm TEXT,
+        occurred_us BIGINT NOT NULL,
+        received_us BIGINT NOT NULL,
+        result_count INTEGER,
+        duration_s DOUBLE PRECISION,
+        elapsed_s DOUBLE PRECISION,
+        suggestion_shown BOOLEAN,
+        suggestion_applied BOOLEAN,
+        desired_min INTEGER,
+        desired_max INTEGER,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_occurred ON events (occurred_us)",
+    "CREATE INDEX events_session ON events (session_id, occurred_us)",
+    "CREATE INDEX events_prediction ON events (prediction_id)",
+    """CREATE TABLE feedback (
+        prediction_id TEXT PRIMARY KEY,
+        user_id TEXT,
+        session_id TEXT,
+        satisfaction INTEGER NOT NULL CHECK (satisfaction BETWEEN 1 AND 5),
+        usefulness INTEGER NOT NULL CHECK (usefulness BETWEEN 1 AND 5),
+        suggestion TEXT CHECK (length(suggestion) <= 2000),
+        received_us BIGINT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX feedback_received ON feedback (received_us)",
+    """CREATE TABLE metric_rollups (
+        metric TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        bucket_us BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        total DOUBLE PRECISION NOT NULL,
+        minimum DOUBLE PRECISION NOT NULL,
+        maximum DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (metric, labels, bucket_us)
+    )""",
+    """CREATE TABLE service_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        version=1,
+        description="experiments, exposures, predictions, events, feedback, rollups, secrets",
+        statements=_V1,
+    ),
+)
+
+# Created outside the versions: it is where the versions are recorded.
+SCHEMA_TABLE: Final = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_us BIGINT NOT NULL
+)"""
+
+
+def latest_version() -> int:
+    """The schema version this code expects."""
+    return MIGRATIONS[-1].version

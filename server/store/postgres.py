@@ -1,0 +1,97 @@
+"""The shared store: PostgreSQL through psycopg 3 and a psycopg_pool connection pool.
+
+Several replicas on several hosts point at one database and so share one truth (the
+kill switch, exposures, events). The pool checks a connection before lending it, so a
+database restart costs no failed request once the server is back; while it is down,
+borrowing times out after `pool_timeout_s` and methods raise `StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+import psycopg_pool
+
+from server.store.base import SqlStore
+from server.store.errors import StoreUnavailableError
+from server.store.sql import Db
+
+__all__ = ["PostgresStore"]
+
+
+def _redacted(dsn: str) -> str:
+    """The DSN without a password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    info.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in info.items())
+
+
+class PostgresStore(SqlStore):
+    """`Store` on PostgreSQL."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout_s: float = 3.0,
+        pool_timeout_s: float = 3.0,
+    ) -> None:
+        super().__init__(threads=pool_size)
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._connect_timeout_s = connect_timeout_s
+        self._pool_timeout_s = pool_timeout_s
+        self._pool: psycopg_pool.ConnectionPool | None = None
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"PostgreSQL store ({_redacted(self._dsn)}) is unavailable: "
+            f"{str(exc).strip() or type(exc).__name__}"
+        )
+
+    def _connect(self) -> None:
+        pool = psycopg_pool.ConnectionPool(
+            self._dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            timeout=self._pool_timeout_s,
+            # libpq counts whole seconds and treats anything below 2 as 2.
+            kwargs={"connect_timeout": max(2, round(self._connect_timeout_s))},
+            check=psycopg_pool.ConnectionPool.check_connection,
+            name="scanopt-store",
+        )
+        try:
+            pool.open(wait=True, timeout=self._connect_timeout_s)
+        except psycopg_pool.PoolTimeout as exc:
+            pool.close()
+            raise self._unavailable(exc) from None
+        self._pool = pool
+
+    def _disconnect(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Db]:
+        if self._pool is None:
+            raise StoreUnavailableError("the postgresql store is not open")
+        try:
+            # The pool commits when the block ends normally and rolls back on an exception.
+            with self._pool.connection() as conn:
+                yield Db(conn, format_params=True, row_locks=True)
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+            raise self._unavailable(exc) from None
+
+    def _lock_migrations(self, db: Db) -> None:
+        # One migrator per schema at a time; released when the transaction ends.
+        db.run("SELECT pg_advisory_xact_lock(hashtext('scanopt-migrations:' || current_schema()))")
