@@ -28,6 +28,12 @@ from server.errors import (
 from server.monitoring.metrics import Metrics
 from server.schemas import ErrorBody
 from server.settings import Settings
+from server.store.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 
 __all__ = ["STATUS", "exception_handlers"]
 
@@ -40,6 +46,10 @@ STATUS: Final[tuple[tuple[type[ScanoptError], int], ...]] = (
     (ModelNotFoundError, 404),
     (BadTokenError, 403),
     (AuthError, 401),
+    (StoreUnavailableError, 503),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidInputError, 422),
 )
 _HTTP_KINDS: Final = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 

@@ -49,12 +49,6 @@ class StoreMetrics:
             buckets=_FLUSH_BUCKETS,
             registry=r,
         )
-        self.unavailable = Counter(
-            "scanopt_store_unavailable",
-            "Requests answered 503 because the store could not be reached, by operation.",
-            ["operation"],
-            registry=r,
-        )
         self.config_loaded = Gauge(
             "scanopt_experiment_config_loaded_timestamp_seconds",
             "Unix time of the oldest worker's last successful experiment config refresh.",

@@ -10,7 +10,7 @@ database, so both backends store them exactly and sort them alike.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -19,6 +19,7 @@ from server.experiments.config import DEFAULT_EXPERIMENT
 
 __all__ = [
     "EVENT_TYPES",
+    "Ack",
     "DropOff",
     "Event",
     "EventRecord",
@@ -115,6 +116,17 @@ class Feedback(WireStruct, frozen=True):
     suggestion: SuggestionText | None = None
     user_id: Id | None = None
     session_id: Id | None = None
+
+
+class Ack(WireStruct, frozen=True):
+    """The answer to a recorded event or feedback: its key and whether it was new.
+
+    "created" (HTTP 201) the first time; "duplicate" (HTTP 200) when the same body was
+    already recorded, so a client retry is safe and counted once.
+    """
+
+    id: str
+    status: Literal["created", "duplicate"]
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,97 @@
+"""POST /v1/events (scan lifecycle events) and GET /v1/analytics/usage.
+
+Events are idempotent by the client's `event_id`: 201 once committed, 200 with status
+"duplicate" for a retry of the same body, 409 for a different body under the same id.
+They may arrive in any order and are stored with their own timestamps. References are
+checked: an unknown `prediction_id` is 404 (ids are recognised without a lookup, see
+server.store.prediction_ids); an unknown experiment or arm, or a timestamp more than
+`MAX_CLOCK_SKEW` in the future, is 422 naming what is allowed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromQuery
+
+from server.schemas import decode_body
+from server.store.errors import (
+    ExperimentNotFoundError,
+    InvalidInputError,
+    UnknownPredictionError,
+)
+from server.store.records import Ack, Event, UsageReport
+from server.store.runtime import StoreRuntime
+
+__all__ = ["MAX_CLOCK_SKEW", "USAGE_WINDOW", "check_event", "routes"]
+
+_EVENT = msgspec.json.Decoder(Event)
+# A scanner clock this far ahead is broken; its events would distort every time window.
+MAX_CLOCK_SKEW: Final = timedelta(hours=1)
+USAGE_WINDOW: Final = timedelta(days=7)
+
+
+def check_event(runtime: StoreRuntime, event: Event, now: datetime) -> None:
+    """Raise if the event refers to something unknown or claims to come from the future."""
+    try:
+        config = runtime.gate.config(event.experiment)
+    except ExperimentNotFoundError as exc:
+        raise InvalidInputError(f"experiment: {exc.message}", field="experiment") from None
+    if event.arm is not None and event.arm not in config.arm_names:
+        raise InvalidInputError(
+            f"arm: unknown arm {event.arm!r} of experiment {config.name!r}: expected one of "
+            f"{', '.join(map(repr, config.arm_names))} or null (outside the experiment)",
+            field="arm",
+        )
+    if event.prediction_id is not None and not runtime.ids.issued(event.prediction_id):
+        raise UnknownPredictionError(event.prediction_id)
+    if event.timestamp - now > MAX_CLOCK_SKEW:
+        raise InvalidInputError(
+            f"timestamp: {event.timestamp.isoformat()} is more than {MAX_CLOCK_SKEW} ahead of "
+            f"the server's clock ({now.isoformat(timespec='seconds')}); expected when it happened",
+            field="timestamp",
+        )
+
+
+def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
+    """The event and usage handlers."""
+
+    @post("/v1/events", tags=["outcomes"])
+    async def record_event(request: Request[Any, Any, Any]) -> Response[Ack]:
+        """Record one scan_started, first_result or scan_completed event (201; retry: 200)."""
+        event = decode_body(_EVENT, await request.body())
+        now = datetime.now(UTC)
+        check_event(runtime, event, now)
+        created = await runtime.store.record_event(event, now)
+        return Response(
+            Ack(id=event.event_id, status="created" if created else "duplicate"),
+            status_code=201 if created else 200,
+        )
+
+    @get("/v1/analytics/usage", tags=["outcomes"])
+    async def usage(
+        since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None
+    ) -> UsageReport:
+        """Adoption, scans per session, return rate and drop-off, overall and per arm, over
+        events that happened in [since, until) (default: the last 7 days)."""
+        end = until or datetime.now(UTC)
+        start = since or end - USAGE_WINDOW
+        for name, moment in (("since", start), ("until", end)):
+            if moment.tzinfo is None:
+                raise InvalidInputError(
+                    f"{name}: {moment.isoformat()} has no timezone; expected ISO-8601 with "
+                    "an offset, e.g. 2026-03-02T15:00:00Z",
+                    field=name,
+                )
+        if start >= end:
+            raise InvalidInputError(
+                f"since ({start.isoformat()}) must be before until ({end.isoformat()})",
+                field="since",
+            )
+        return await runtime.store.usage(start, end)
+
+    return [record_event, usage]

@@ -1,0 +1,167 @@
+"""POST /v1/events and GET /v1/analytics/usage: idempotent, ordered by their own time,
+every bad input a precise 4xx."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from server.store.runtime import StoreRuntime
+from server.store.sqlite import SqliteStore
+from tests.server.routes.outcomes_app import outcomes_client
+from tests.server.store.backends import pg_dsn, store_dsn
+
+__all__ = ["pg_dsn", "store_dsn"]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def completed(event_id: str = "e-1", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "scan_completed",
+        "event_id": event_id,
+        "user_id": "u-1",
+        "session_id": "s-1",
+        "timestamp": (NOW - timedelta(minutes=1)).isoformat(),
+        "arm": "treatment",
+        "result_count": 12,
+        "duration_s": 3.5,
+        "suggestion_shown": True,
+        "suggestion_applied": True,
+        "desired_min": 5,
+        "desired_max": 50,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def app(store_dsn: str) -> Iterator[tuple[TestClient[Any], StoreRuntime]]:
+    with outcomes_client(store_dsn) as started:
+        yield started
+
+
+@pytest.fixture
+def client(app: tuple[TestClient[Any], StoreRuntime]) -> TestClient[Any]:
+    return app[0]
+
+
+def test_new_event_is_201_and_a_retry_200(client: TestClient[Any]) -> None:
+    """The first post stores the event (201); the same body again is a duplicate (200)."""
+    first = client.post("/v1/events", json=completed())
+    assert (first.status_code, first.json()) == (201, {"id": "e-1", "status": "created"})
+    again = client.post("/v1/events", json=completed())
+    assert (again.status_code, again.json()) == (200, {"id": "e-1", "status": "duplicate"})
+    usage = client.get("/v1/analytics/usage").json()
+    assert usage["overall"]["scans_completed"] == 1
+
+
+def test_same_id_with_another_body_is_409(client: TestClient[Any]) -> None:
+    """Reusing an event_id for different content is a conflict naming the id."""
+    client.post("/v1/events", json=completed())
+    response = client.post("/v1/events", json=completed(result_count=0))
+    assert response.status_code == 409
+    assert (response.json()["field"], "'e-1'" in response.json()["error"]) == ("event_id", True)
+
+
+def test_every_event_type_is_accepted_in_any_order(client: TestClient[Any]) -> None:
+    """scan_completed may arrive before scan_started; each keeps its own timestamp."""
+    base = {"user_id": "u-2", "session_id": "s-2", "arm": "control"}
+    t = [(NOW - timedelta(seconds=s)).isoformat() for s in (30, 20, 10)]
+    events = [
+        {"type": "scan_completed", "event_id": "c", "timestamp": t[2], **base}
+        | {"result_count": 0, "duration_s": 1.0},
+        {"type": "first_result", "event_id": "b", "timestamp": t[1], "elapsed_s": 0.4, **base},
+        {"type": "scan_started", "event_id": "a", "timestamp": t[0], **base},
+    ]
+    for event in events:
+        assert client.post("/v1/events", json=event).status_code == 201
+    control = client.get("/v1/analytics/usage").json()["by_arm"]["control"]
+    assert control["drop_off"] == {
+        "sessions_with_empty_scan": 1,
+        "sessions_ending_empty": 1,
+        "rate": 1.0,
+    }
+
+
+def test_issued_prediction_id_is_accepted(app: tuple[TestClient[Any], StoreRuntime]) -> None:
+    """An event naming a prediction this service issued is recorded."""
+    client, runtime = app
+    body = completed(prediction_id=runtime.ids.new())
+    assert client.post("/v1/events", json=body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "field", "words"),
+    [
+        ({"prediction_id": "f" * 40}, 404, "prediction_id", "unknown prediction_id"),
+        ({"arm": "treatmentx"}, 422, "arm", "expected one of 'control', 'treatment'"),
+        ({"experiment": "nope"}, 422, "experiment", "unknown experiment 'nope'"),
+        ({"timestamp": (NOW + timedelta(days=2)).isoformat()}, 422, "timestamp", "ahead"),
+        ({"type": "scan_exploded"}, 400, "type", "scan_exploded"),
+        ({"result_count": -1}, 400, "result_count", ">= 0"),
+        ({"duration_s": 0}, 400, "duration_s", "> 0"),
+        ({"event_id": ""}, 400, "event_id", "length >= 1"),
+        ({"timestamp": "2026-03-02T15:00:00"}, 400, "timestamp", "timezone"),
+        ({"suggestion_shown": False}, 400, None, "suggestion_shown is false"),
+        ({"desired_min": 60}, 400, "desired_min", "must not exceed desired_max (50)"),
+        ({"user_id": "a\u0000b"}, 400, "user_id", "regex"),
+        ({"elapsed_s": 1.0}, 400, "elapsed_s", "unknown field"),
+    ],
+)
+def test_bad_events_get_precise_4xx(
+    client: TestClient[Any], overrides: dict[str, Any], status: int, field: str | None, words: str
+) -> None:
+    """Each kind of bad event answers its own status, naming the field; nothing is stored."""
+    response = client.post("/v1/events", json=completed(**overrides))
+    assert response.status_code == status, response.text
+    assert response.json().get("field") == field
+    assert words in response.json()["error"]
+    assert client.get("/v1/analytics/usage").json()["overall"]["scans_completed"] == 0
+
+
+def test_missing_required_field_is_named(client: TestClient[Any]) -> None:
+    """A scan_completed without result_count says which field is missing."""
+    body = completed()
+    del body["result_count"]
+    response = client.post("/v1/events", json=body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "result_count"
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"since": "2026-03-02T15:00:00Z", "until": "2026-03-01T15:00:00Z"}, 422),
+        ({"since": "2026-03-02T15:00:00"}, 422),
+        ({"since": "yesterday"}, 400),
+    ],
+)
+def test_usage_window_is_validated(
+    client: TestClient[Any], query: dict[str, str], status: int
+) -> None:
+    """A reversed window or a naive time is 422; an unparsable time is 400."""
+    assert client.get("/v1/analytics/usage", params=query).status_code == status
+
+
+def test_store_unavailable_is_503_and_nothing_is_acknowledged(tmp_path: Path) -> None:
+    """When the store cannot take the write, the answer is 503 with a clear message."""
+    store = SqliteStore(tmp_path / "s.db", busy_timeout_s=0.05)
+    with outcomes_client(store=store) as (client, _):
+        holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            response = client.post("/v1/events", json=completed())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert "unavailable" in response.json()["error"]
+        assert client.post("/v1/events", json=completed()).status_code == 201
