@@ -86,3 +86,8 @@ bench *ARGS: bench-tools model
 [group('bench')]
 bench-ci *ARGS: bench-tools model
     {{python}} -m bench.run --ci {{ARGS}}
+
+# A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
+[group('bench')]
+aa *ARGS:
+    {{python}} -m bench.aa {{ARGS}}
