@@ -29,6 +29,7 @@ from rich.table import Table
 from scipy import stats as sps
 
 from bench.aa_checks import AaResult, AaSettings, Check, MetricOutcome, SrmOutcome, evaluate
+from bench.aa_plot import plot_aa
 from bench.aa_population import PopulationSpec, columns_at, exposed_at, simulate_population
 from server.experiments.catalogue import METRICS, MetricDef, metric_inputs
 from server.experiments.comparison import choose_test, compare_arms
@@ -100,32 +101,11 @@ def run_aa(settings: AaSettings, *, console: Console | None = None) -> AaResult:
         if console is not None:
             console.log(f"re-randomizations {stop:,}/{runs:,}")
 
-    outcomes = []
-    for m in metrics:
-        final = p_fixed[m.key][:, -1]
-        ks = sps.kstest(final, "uniform")
-        outcomes.append(
-            MetricOutcome(
-                metric=m.key,
-                test=choose_test(m.kind, adjusted=tables[m.key][1]).value,
-                cuped=tables[m.key][1],
-                main=m.key in settings.main_metrics,
-                false_positive_rate=float(np.mean(final < settings.alpha)),
-                ks_statistic=float(ks.statistic),
-                ks_p_value=float(ks.pvalue),
-                sequential_crossing_rate=float(
-                    np.mean(np.nanmin(p_seq[m.key], axis=1) < settings.alpha)
-                ),
-                peeking_crossing_rate=float(
-                    np.mean(np.nanmin(p_fixed[m.key], axis=1) < settings.alpha)
-                ),
-                cuped_variance_reduction=(
-                    float(np.nanmedian(reduction[m.key])) if tables[m.key][1] else None
-                ),
-            )
-        )
-
-    n = settings.n_users
+    outcomes = [
+        _outcome(m, p_fixed[m.key], p_seq[m.key], reduction[m.key], tables[m.key][1], settings)
+        for m in metrics
+    ]
+    n = settings.srm_users
     skewed_control = round(n * settings.srm_skew)
     skewed = srm_test([skewed_control, n - skewed_control], [0.5, 0.5])
     fair = srm_test(_binomial_split(rng, n, 0.5, runs), [0.5, 0.5])
@@ -142,6 +122,41 @@ def run_aa(settings: AaSettings, *, console: Console | None = None) -> AaResult:
         metrics=outcomes,
         srm=srm,
         seconds=time.perf_counter() - started,
+    )
+
+
+def _crossed_by_look(p: FloatArray, alpha: float) -> list[float]:
+    """Share of runs whose p-value has been below alpha at any look so far."""
+    crossed = np.minimum.accumulate(np.nan_to_num(p, nan=1.0), axis=1) < alpha
+    return [float(v) for v in crossed.mean(axis=0)]
+
+
+def _outcome(
+    m: MetricDef,
+    p_fixed: FloatArray,
+    p_seq: FloatArray,
+    reduction: FloatArray,
+    cuped: bool,
+    settings: AaSettings,
+) -> MetricOutcome:
+    final = p_fixed[:, -1]
+    ks = sps.kstest(final, "uniform")
+    peeking = _crossed_by_look(p_fixed, settings.alpha)
+    sequential = _crossed_by_look(p_seq, settings.alpha)
+    return MetricOutcome(
+        metric=m.key,
+        test=choose_test(m.kind, adjusted=cuped).value,
+        cuped=cuped,
+        main=m.key in settings.main_metrics,
+        false_positive_rate=float(np.mean(final < settings.alpha)),
+        ks_statistic=float(ks.statistic),
+        ks_p_value=float(ks.pvalue),
+        sequential_crossing_rate=sequential[-1],
+        peeking_crossing_rate=peeking[-1],
+        cuped_variance_reduction=float(np.nanmedian(reduction)) if cuped else None,
+        p_value_histogram=[int(c) for c in np.histogram(final, bins=20, range=(0.0, 1.0))[0]],
+        sequential_crossed_by_look=sequential,
+        peeking_crossed_by_look=peeking,
     )
 
 
@@ -180,7 +195,7 @@ def _print(result: AaResult, checks: list[Check], console: Console) -> None:
         f"SRM: {srm.skewed_counts[0]:,}/{srm.skewed_counts[1]:,} -> p = {srm.skewed_p_value:.2e} "
         f"({'flagged' if srm.skewed_flagged else 'NOT flagged'}); false alarms on fair 50/50 "
         f"draws {srm.false_alarm_rate:.2%}; flagged on random {s.srm_skew:.0%} draws "
-        f"{srm.power_at_skew:.1%}"
+        f"{srm.power_at_skew:.1%} (on {s.srm_users:,} users)"
     )
     checks_table = Table(title="checks")
     for column in ("check", "measured", "allowed", "result"):
@@ -224,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_bytes(
         msgspec.json.format(msgspec.json.encode({"result": result, "checks": checks}))
     )
-    console.print(f"wrote {args.out}")
+    picture = plot_aa(result, args.out.with_suffix(".png"))
+    console.print(f"wrote {args.out} and {picture}")
     return 0 if all(c.passed for c in checks) else 1
 
 

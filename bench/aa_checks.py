@@ -57,6 +57,7 @@ class AaSettings(msgspec.Struct, frozen=True, kw_only=True):
     band_z: float = 2.0
     ks_alpha: float = 0.01
     srm_skew: float = 0.52
+    srm_users: int = 10_000  # the skew check's sample, whatever the A/A population's size
     srm_threshold: float = 0.001
     srm_false_alarm_max: float = 0.01  # ten times the nominal 0.1%
     chunk: int = 200  # re-randomizations per matrix product (memory: chunk x users floats)
@@ -83,6 +84,10 @@ class MetricOutcome(msgspec.Struct, frozen=True, kw_only=True):
     sequential_crossing_rate: float  # always-valid p < alpha at any look
     peeking_crossing_rate: float  # fixed-horizon p < alpha at any look (the inflation)
     cuped_variance_reduction: float | None = None  # median over runs, final look
+    p_value_histogram: list[int] = msgspec.field(default_factory=list)  # 20 equal bins of [0, 1]
+    # Share of runs whose p has been below alpha at some look up to k, for k = 0, 1, ...
+    sequential_crossed_by_look: list[float] = msgspec.field(default_factory=list)
+    peeking_crossed_by_look: list[float] = msgspec.field(default_factory=list)
 
 
 class SrmOutcome(msgspec.Struct, frozen=True, kw_only=True):
