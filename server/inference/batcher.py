@@ -58,13 +58,11 @@ class MicroBatcher(Generic[M]):
         max_size: int,
         max_wait_s: float,
         executor: Executor,
-        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._run = run
         self._max_size = max_size
         self._max_wait_s = max_wait_s
         self._executor = executor
-        self._on_batch = on_batch
         self._queue: deque[_Pending[M]] = deque()
         self._arrival = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -123,8 +121,6 @@ class MicroBatcher(Generic[M]):
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        if self._on_batch is not None:
-            self._on_batch(len(batch))
         columns = [out.tolist() for out in outputs]
         for i, pending in enumerate(batch):
             if not pending.future.done():  # a cancelled client leaves a done future

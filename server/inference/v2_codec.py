@@ -31,8 +31,8 @@ HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 DATATYPE: Final = "FP32"
 _DECODER: Final = msgspec.json.Decoder(V2InferRequest)
 _ENCODER: Final = msgspec.json.Encoder()
-_MINS: Final = np.array([f.min for f in FEATURE_SPEC], dtype=np.float32)
-_MAXS: Final = np.array([f.max for f in FEATURE_SPEC], dtype=np.float32)
+_MINS: Final = np.array([-np.inf if f.min is None else f.min for f in FEATURE_SPEC], np.float32)
+_MAXS: Final = np.array([np.inf if f.max is None else f.max for f in FEATURE_SPEC], np.float32)
 
 
 class V2Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,10 +157,9 @@ def _check_values(features: npt.NDArray[np.float32], where: str) -> None:
     bad = ~np.isfinite(features) | (features < _MINS) | (features > _MAXS)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        spec = FEATURE_SPEC[col]
         raise InputError(
-            f"{where}: row {row}, feature {FEATURE_NAMES[col]!r} is {features[row, col]!r}, "
-            f"expected a finite number from {spec.min:g} to {spec.max:g}",
+            f"{where}: row {row}, feature {FEATURE_NAMES[col]!r} is {float(features[row, col])!r}, "
+            f"expected a finite number from {_MINS[col]:g} to {_MAXS[col]:g}",
             field="inputs[0].data",
         )
 

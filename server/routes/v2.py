@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import N_FEATURES
@@ -32,6 +33,7 @@ __all__ = ["MODEL_NAME", "routes"]
 MODEL_NAME: Final = "scanopt"
 _PLATFORM: Final = "onnxruntime_onnx"
 _INPUTS: Final = [V2TensorMetadata(name=MODEL_INPUT, datatype="FP32", shape=[-1, N_FEATURES])]
+Req = Request[Any, Any, Any]
 _OUTPUTS: Final = [V2TensorMetadata(name=n, datatype="FP32", shape=[-1]) for n in MODEL_OUTPUTS]
 
 
@@ -64,12 +66,8 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
         """200 once the model is loaded and warmed, 503 before."""
         return Response(None, status_code=200 if predictor.ready else 503)
 
-    @get(
-        ["/v2/models/{name:str}", "/v2/models/{name:str}/versions/{model_version:str}"], tags=["v2"]
-    )
-    async def metadata(name: str, model_version: str | None = None) -> V2ModelMetadata:
-        """Name, versions, platform and tensor signatures of the model."""
-        model = served(name, model_version)
+    def describe(name: str, wanted: str | None) -> V2ModelMetadata:
+        model = served(name, wanted)
         return V2ModelMetadata(
             name=MODEL_NAME,
             versions=[model.version],
@@ -78,29 +76,15 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
             outputs=_OUTPUTS,
         )
 
-    @get(
-        ["/v2/models/{name:str}/ready", "/v2/models/{name:str}/versions/{model_version:str}/ready"],
-        tags=["v2"],
-    )
-    async def model_ready(name: str, model_version: str | None = None) -> Response[V2ModelReady]:
-        """200 with ready=true when the model can infer, 503 otherwise."""
+    def readiness(name: str, wanted: str | None) -> Response[V2ModelReady]:
         try:
-            served(name, model_version)
+            served(name, wanted)
         except NotReadyError:
             return Response(V2ModelReady(name=name, ready=False), status_code=503)
         return Response(V2ModelReady(name=name, ready=True))
 
-    @post(
-        ["/v2/models/{name:str}/infer", "/v2/models/{name:str}/versions/{model_version:str}/infer"],
-        status_code=200,
-        opt={"body": V2InferRequest},
-        tags=["v2"],
-    )
-    async def infer(
-        request: Request[Any, Any, Any], name: str, model_version: str | None = None
-    ) -> Response[bytes]:
-        """Run the model on "features" FP32 [n, N_FEATURES]; JSON or binary tensors."""
-        served(name, model_version)
+    async def run(request: Req, name: str, wanted: str | None) -> Response[bytes]:
+        served(name, wanted)
         call = decode_infer(await request.body(), request.headers.get(HEADER_LENGTH), max_rows)
         model, outputs = await predictor.infer(call.features)
         body, header_length = encode_infer(call, MODEL_NAME, model.version, outputs)
@@ -112,4 +96,57 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
             headers={HEADER_LENGTH: str(header_length)},
         )
 
-    return [server_metadata, live, ready, metadata, model_ready, infer]
+    # One handler per protocol path: a handler on two paths would make the version a
+    # query parameter of the unversioned one.
+    @get("/v2/models/{name:str}", tags=["v2"])
+    async def metadata(name: FromPath[str]) -> V2ModelMetadata:
+        """Name, versions, platform and tensor signatures of the model."""
+        return describe(name, None)
+
+    @get("/v2/models/{name:str}/versions/{model_version:str}", tags=["v2"])
+    async def version_metadata(
+        name: FromPath[str], model_version: FromPath[str]
+    ) -> V2ModelMetadata:
+        """The same for one version (404 unless it is the one in service)."""
+        return describe(name, model_version)
+
+    @get("/v2/models/{name:str}/ready", tags=["v2"])
+    async def model_ready(name: FromPath[str]) -> Response[V2ModelReady]:
+        """200 with ready=true when the model can infer, 503 otherwise."""
+        return readiness(name, None)
+
+    @get("/v2/models/{name:str}/versions/{model_version:str}/ready", tags=["v2"])
+    async def version_ready(
+        name: FromPath[str], model_version: FromPath[str]
+    ) -> Response[V2ModelReady]:
+        """The same for one version."""
+        return readiness(name, model_version)
+
+    @post("/v2/models/{name:str}/infer", status_code=200, opt={"body": V2InferRequest}, tags=["v2"])
+    async def infer(request: Req, name: FromPath[str]) -> Response[bytes]:
+        """Run the model on "features" FP32 [n, N_FEATURES]; JSON or binary tensors."""
+        return await run(request, name, None)
+
+    @post(
+        "/v2/models/{name:str}/versions/{model_version:str}/infer",
+        status_code=200,
+        opt={"body": V2InferRequest},
+        tags=["v2"],
+    )
+    async def version_infer(
+        request: Req, name: FromPath[str], model_version: FromPath[str]
+    ) -> Response[bytes]:
+        """The same for one version (404 unless it is the one in service)."""
+        return await run(request, name, model_version)
+
+    return [
+        server_metadata,
+        live,
+        ready,
+        metadata,
+        version_metadata,
+        model_ready,
+        version_ready,
+        infer,
+        version_infer,
+    ]
