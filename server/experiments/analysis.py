@@ -105,13 +105,12 @@ def _metric_result(
         control_value=_finite(cmp.control.mean),
         treatment_value=_finite(cmp.treatment.mean),
     )
-    if min(n_c, n_t) < 2 or _finite(d.abs_se) is None or float(d.abs_se) == 0.0:
-        note = (
-            f"not enough data: {n_c} control and {n_t} treatment users have it"
-            if min(n_c, n_t) < 2
-            else "no variance: every user has the same value"
-        )
+    se = _finite(d.abs_se)
+    if min(n_c, n_t) < 2:
+        note = f"not enough data: {n_c} control and {n_t} treatment users have it"
         return msgspec.structs.replace(base, note=note)
+    if se is None or se == 0.0:
+        return msgspec.structs.replace(base, note="no variance: every user has the same value")
     p, seq_p = _finite(d.p_value), _finite(cmp.seq_p_value)
     cuped = None
     if cmp.cuped is not None and metric.covariate is not None:

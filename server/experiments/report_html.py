@@ -1,6 +1,6 @@
 """The report as one self-contained HTML page: tables and inline SVG plots, no external files.
 
-Same content and order as the Markdown (report.py): the sample-ratio check first, then per
+Same content and order as the Markdown (report_markdown.py): the sample-ratio check first, then per
 treatment the plan's checklist, a forest plot of every metric's lift, and the metric
 tables. Every string from the report is escaped.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from html import escape
 
 from server.experiments.catalogue import MetricGroup
-from server.experiments.report import (
+from server.experiments.report import Report
+from server.experiments.report_markdown import (
     CRITERIA_HEADER,
     METRIC_HEADER,
-    Report,
     criterion_row,
     metric_row,
     srm_sentence,

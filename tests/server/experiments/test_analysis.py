@@ -13,13 +13,8 @@ from server.experiments.analysis import AnalysisSpec, analyse_experiment, look_p
 from server.experiments.catalogue import METRICS, metric_inputs
 from server.experiments.comparison import compare_arms
 from server.experiments.moments import ArmMoments, moment_columns
-from server.experiments.report import (
-    MetricResult,
-    Report,
-    decode_report,
-    encode_report,
-    render_markdown,
-)
+from server.experiments.report import MetricResult, Report, decode_report, encode_report
+from server.experiments.report_markdown import render_markdown
 from server.experiments.user_metrics import UserMetrics
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
