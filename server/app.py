@@ -28,10 +28,23 @@ from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
 from server.monitoring.http import HttpObserver
 from server.monitoring.metrics import Metrics
-from server.routes import admin, health, metrics, models, predict, v2
+from server.routes import (
+    admin,
+    events,
+    experiments,
+    feedback,
+    health,
+    metrics,
+    models,
+    predict,
+    v2,
+)
 from server.routes.errors import exception_handlers
 from server.routes.openapi import document_bodies
 from server.settings import Settings
+from server.store import store_from_dsn
+from server.store.metrics import StoreMetrics
+from server.store.runtime import StoreRuntime
 
 __all__ = ["Worker", "build_app", "create_app"]
 
@@ -56,9 +69,22 @@ class Worker:
         self.watcher = ModelWatcher(
             self.predictor, settings.artifacts, settings.reload_poll_s, self.metrics, self.logger
         )
+        # Store, experiment gate and prediction log; connected in start(), after the fork.
+        self.runtime = StoreRuntime(
+            store_from_dsn(settings.store_dsn, pool_size=settings.store_pool_size),
+            StoreMetrics(self.metrics.registry),
+            experiment_cache_s=settings.experiment_cache_s,
+            log_share=settings.prediction_log_share,
+            log_capacity=settings.prediction_log_capacity,
+            log_batch_size=settings.prediction_log_batch,
+            log_flush_interval_s=settings.prediction_log_flush_s,
+        )
 
     async def start(self) -> None:
-        """Load and warm artifacts/current, then poll it; a refusal leaves us not ready."""
+        """Open the store (migrations, experiment configs), then load and warm
+        artifacts/current and poll it; a refused model leaves us not ready, an unreachable
+        store stops the start."""
+        await self.runtime.start()
         await self.watcher.reload()
         self.watcher.start()
         if not self.predictor.ready:
@@ -67,9 +93,10 @@ class Worker:
             )
 
     async def stop(self) -> None:
-        """Stop polling, finish queued work, drop this worker's live gauges."""
+        """Stop polling, finish queued work, flush the prediction log, drop live gauges."""
         await self.watcher.stop()
         await self.predictor.close()
+        await self.runtime.stop()
         self.metrics.worker_exit()
         self.logger.info("worker stopped")
 
@@ -86,7 +113,10 @@ def create_app(
     worker = Worker(settings)
     version = _scanopt_version()
     route_handlers: list[ControllerRouterHandler] = [
-        *predict.routes(settings, worker.predictor),
+        *predict.routes(settings, worker.predictor, worker.runtime),
+        *experiments.routes(worker.runtime, settings.admin_token),
+        *events.routes(worker.runtime),
+        *feedback.routes(worker.runtime),
         *models.routes(worker.predictor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),

@@ -26,7 +26,9 @@ __all__ = [
     "Interval",
     "ModelSummary",
     "Outcome",
+    "PredictAnswer",
     "Prediction",
+    "RecommendAnswer",
     "RecommendRequest",
     "RecommendResponse",
     "ReloadResponse",
@@ -81,11 +83,30 @@ class BatchRequest(WireStruct, frozen=True):
     scans: Annotated[list[Scan], msgspec.Meta(min_length=1)]
 
 
-class BatchResponse(WireStruct, frozen=True):
-    """One prediction per scan, in request order."""
+class PredictAnswer(WireStruct, frozen=True):
+    """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction.
 
-    model_version: str
-    predictions: list[Prediction]
+    `arm` is "control", "treatment" or null (outside the rollout, or the kill switch is
+    on); `ml_enabled` says whether the scanner should show ML content. Without ML the
+    prediction fields are left out (the scanner runs its standard flow) but the
+    `prediction_id` is still there, so outcome events and feedback link to the scan.
+    """
+
+    prediction_id: str
+    arm: str | None
+    ml_enabled: bool
+    model_version: str | None = None
+    result_count: Interval | None = None
+    duration_s: Interval | None = None
+    p_empty: float | None = None
+    confidence: float | None = None
+
+
+class BatchResponse(WireStruct, frozen=True):
+    """One answer per scan, in request order, each gated for its own user."""
+
+    predictions: list[PredictAnswer]
+    model_version: str | None = None  # absent when the model ran for no scan
 
 
 class RecommendRequest(WireStruct, frozen=True):
@@ -129,6 +150,23 @@ class RecommendResponse(WireStruct, frozen=True):
     current_score: float
     suggestions: list[Suggestion]
     candidates_scored: int
+
+
+class RecommendAnswer(WireStruct, frozen=True):
+    """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields.
+
+    As for `PredictAnswer`: without ML only the id and the decision are sent.
+    """
+
+    prediction_id: str
+    arm: str | None
+    ml_enabled: bool
+    model_version: str | None = None
+    current: Outcome | None = None
+    current_in_range: bool | None = None
+    current_score: float | None = None
+    suggestions: list[Suggestion] | None = None
+    candidates_scored: int | None = None
 
 
 class ModelSummary(WireStruct, frozen=True):

@@ -41,6 +41,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # None switches the admin endpoints off: they are not routed at all (404).
     admin_token: str | None = None
     store_dsn: str = "sqlite:///var/scanopt.db"
+    # Connections (and store threads) per worker.
+    store_pool_size: int = 4
+    # Longest a worker serves an experiment config (kill switch, rollout) after a change.
+    experiment_cache_s: float = 2.0
+    # Share of predictions written to the prediction log (exposures are always written).
+    prediction_log_share: float = 1.0
+    # Rows a worker buffers while the store is slow or down; beyond this they are dropped
+    # and counted (scanopt_store_dropped_total).
+    prediction_log_capacity: int = 50_000
+    prediction_log_batch: int = 500
+    prediction_log_flush_s: float = 0.5
     # Off until the benchmark shows it pays (README, "Serving").
     batcher: bool = False
     batch_max_size: int = 32
@@ -168,6 +179,12 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "cors_origins": _origins,
     "admin_token": _token,
     "store_dsn": _text,
+    "store_pool_size": _integer(1, 64),
+    "experiment_cache_s": _number(0.1, 60.0),
+    "prediction_log_share": _number(0.0, 1.0),
+    "prediction_log_capacity": _integer(1, 10_000_000),
+    "prediction_log_batch": _integer(1, 100_000),
+    "prediction_log_flush_s": _number(0.01, 60.0),
     "batcher": _switch,
     "batch_max_size": _integer(1, 100_000),
     "batch_max_wait_us": _integer(0, 1_000_000),

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from tests.server.conftest import SCAN
+from tests.server.conftest import TOKEN as CONFTEST_TOKEN
 from tests.server.routes.outcomes_app import TOKEN, outcomes_client
 from tests.server.store.backends import pg_dsn, store_dsn
 
@@ -115,3 +117,112 @@ def test_admin_is_not_routed_without_a_token(tmp_path: Any) -> None:
     with outcomes_client(dsn, admin_token=None) as (client, _):
         assert client.put(PATH, json={"kill_switch": True}, headers=AUTH).status_code == 404
         assert client.get("/v1/experiments/ml_scanning").status_code == 200
+
+
+# --- through the real app: the gate on /v1/predict, /v1/predict/batch, /v1/recommend ----
+
+TREATMENT_USER, CONTROL_USER = "u-1", "u-2"  # what ml_scanning's hash gives them
+
+
+def _scan(user: str) -> dict[str, Any]:
+    return {**SCAN, "user_id": user}
+
+
+def _exposures(client: TestClient[Any]) -> dict[str, str]:
+    runtime = client.app.state.worker.runtime
+    assert client.blocking_portal is not None
+    client.blocking_portal.call(runtime.log.flush)
+    rows = client.blocking_portal.call(runtime.store.list_exposures, "ml_scanning")
+    return {e.user_id: e.arm for e in rows}
+
+
+def test_control_gets_no_ml_content_but_is_logged(client_for: Any) -> None:
+    """A control user's answer has only the id and decision; the exposure is still logged."""
+    client = client_for()
+    body = client.post("/v1/predict", json=_scan(CONTROL_USER)).json()
+    assert body == {"prediction_id": body["prediction_id"], "arm": "control", "ml_enabled": False}
+    treated = client.post("/v1/predict", json=_scan(TREATMENT_USER)).json()
+    assert (treated["arm"], treated["ml_enabled"], "result_count" in treated) == (
+        "treatment",
+        True,
+        True,
+    )
+    assert _exposures(client) == {CONTROL_USER: "control", TREATMENT_USER: "treatment"}
+
+
+def test_kill_switch_turns_ml_off_without_errors(client_for: Any) -> None:
+    """With the kill switch on, predict and recommend answer 200 without ML for everyone."""
+    client = client_for()
+    headers = {"Authorization": f"Bearer {CONFTEST_TOKEN}"}
+    assert client.put(PATH, json={"kill_switch": True}, headers=headers).status_code == 200
+    predicted = client.post("/v1/predict", json=_scan(TREATMENT_USER))
+    assert predicted.status_code == 200
+    assert set(predicted.json()) == {"prediction_id", "arm", "ml_enabled"}
+    assert (predicted.json()["arm"], predicted.json()["ml_enabled"]) == (None, False)
+    recommended = client.post("/v1/recommend", json={"scan": _scan(TREATMENT_USER)})
+    assert recommended.status_code == 200
+    assert recommended.json()["ml_enabled"] is False
+    assert "suggestions" not in recommended.json()
+    assert _exposures(client) == {}
+
+
+def test_batch_gates_each_scan_for_its_own_user(client_for: Any) -> None:
+    """In one batch, treatment scans get ML content and control scans do not."""
+    client = client_for()
+    scans = [_scan(TREATMENT_USER), _scan(CONTROL_USER), _scan(TREATMENT_USER)]
+    answers = client.post("/v1/predict/batch", json={"scans": scans}).json()["predictions"]
+    assert [a["ml_enabled"] for a in answers] == [True, False, True]
+    assert ["result_count" in a for a in answers] == [True, False, True]
+
+
+def test_recommend_carries_the_decision_and_an_id(client_for: Any) -> None:
+    """A treatment user's recommendation has suggestions, the arm and a prediction id."""
+    client = client_for()
+    body = client.post("/v1/recommend", json={"scan": _scan(TREATMENT_USER)}).json()
+    assert (body["arm"], body["ml_enabled"]) == ("treatment", True)
+    assert len(body["prediction_id"]) == 40
+    assert "suggestions" in body
+    control = client.post("/v1/recommend", json={"scan": _scan(CONTROL_USER)}).json()
+    assert set(control) == {"prediction_id", "arm", "ml_enabled"}
+
+
+def test_outcomes_link_to_the_served_prediction(client_for: Any) -> None:
+    """The id from /v1/predict is accepted by /v1/events and /v1/feedback, for both arms."""
+    client = client_for()
+    for user in (TREATMENT_USER, CONTROL_USER):
+        answer = client.post("/v1/predict", json=_scan(user)).json()
+        event = {
+            "type": "scan_completed",
+            "event_id": f"done-{user}",
+            "user_id": user,
+            "session_id": "s-1",
+            "timestamp": SCAN["timestamp"],
+            "prediction_id": answer["prediction_id"],
+            "arm": answer["arm"],
+            "result_count": 7,
+            "duration_s": 2.0,
+        }
+        assert client.post("/v1/events", json=event).status_code == 201
+        rating = {"prediction_id": answer["prediction_id"], "satisfaction": 5, "usefulness": 4}
+        assert client.post("/v1/feedback", json=rating).status_code == 201
+
+
+def test_gradual_rollout_only_adds_users(client_for: Any) -> None:
+    """Raising coverage from 10% to 50% keeps every user who had an arm in that arm."""
+    client = client_for()
+    headers = {"Authorization": f"Bearer {CONFTEST_TOKEN}"}
+    users = [f"user-{i}" for i in range(60)]
+
+    def arms() -> dict[str, str | None]:
+        scans = [_scan(u) for u in users]
+        answers = client.post("/v1/predict/batch", json={"scans": scans}).json()["predictions"]
+        return {u: a["arm"] for u, a in zip(users, answers, strict=True)}
+
+    client.put(PATH, json={"coverage": 0.1}, headers=headers)
+    small = arms()
+    client.put(PATH, json={"coverage": 0.5}, headers=headers)
+    large = arms()
+    assert (
+        0 < sum(a is not None for a in small.values()) < sum(a is not None for a in large.values())
+    )
+    assert all(large[u] == arm for u, arm in small.items() if arm is not None)
