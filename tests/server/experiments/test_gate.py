@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +18,8 @@ from server.store import store_from_dsn
 from server.store.errors import ExperimentNotFoundError
 from server.store.interface import Store
 from server.store.metrics import StoreMetrics
+from tests.server.conftest import SCAN, TOKEN
+from tests.server.granian_process import ServerProcess, server_env
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
 
 __all__ = ["anyio_backend", "pg_dsn", "store", "store_dsn"]
@@ -126,3 +131,46 @@ async def test_refresh_failure_keeps_the_last_good_config(store_dsn: str) -> Non
         assert [gate.decide(u) for u in USERS] == before
     finally:
         await gate.stop()
+
+
+@pytest.mark.slow
+def test_kill_switch_reaches_another_server_within_2s(
+    pg_dsn: str, artifacts: Path, tmp_path: Path
+) -> None:
+    """Two real servers (Granian, 2 workers each) share one PostgreSQL: a kill switch
+    flipped through one is in force on every worker of the other within 2 s."""
+    servers = []
+    for name in ("a", "b"):
+        home = tmp_path / name
+        home.mkdir()
+        env = server_env(home, artifacts, store_dsn=pg_dsn, admin_token=TOKEN, log_level="WARNING")
+        servers.append(ServerProcess(env, home / "server.log"))
+    a, b = servers
+    try:
+        for server in servers:
+            server.wait_ready()
+        scan = {**SCAN, "user_id": "u-1"}  # a treatment user
+        with httpx.Client(timeout=10) as http:
+            assert http.post(f"{b.url}/v1/predict", json=scan).json()["ml_enabled"] is True
+            flipped = time.monotonic()
+            response = http.put(
+                f"{a.url}/v1/admin/experiments/ml_scanning",
+                json={"kill_switch": True},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert response.status_code == 200
+            first_seen = None
+            while time.monotonic() - flipped < 2.0:
+                answer = http.post(f"{b.url}/v1/predict", json=scan)
+                assert answer.status_code == 200
+                if first_seen is None and answer.json()["ml_enabled"] is False:
+                    first_seen = time.monotonic() - flipped
+                time.sleep(0.01)
+            # Past 2 s every worker of b must have it: many requests reach both workers.
+            after = [http.post(f"{b.url}/v1/predict", json=scan).json() for _ in range(40)]
+        assert {(x["arm"], x["ml_enabled"]) for x in after} == {(None, False)}
+        assert first_seen is not None
+        print(f"kill switch first seen on the other server after {first_seen:.3f} s")
+    finally:
+        for server in servers:
+            server.stop()
