@@ -1,0 +1,172 @@
+"""The scanner's Python client: typed answers, timeouts, retries that never double count."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from server.client import Answer, ScanoptClient, ScanoptError
+from server.domain.scan import Scan
+from tests.server.conftest import SCAN, TOKEN
+from tests.server.granian_process import ServerProcess, server_env
+
+PREDICTION_ID = "a" * 40
+ANSWER = {"prediction_id": PREDICTION_ID, "arm": "control", "ml_enabled": False}
+
+
+def scan(user: str = "u-1") -> Scan:
+    return msgspec.convert({**SCAN, "user_id": user}, Scan, from_attributes=False)
+
+
+def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> ScanoptClient:
+    kw.setdefault("backoff_s", 0.001)
+    return ScanoptClient("http://scanopt.test", transport=httpx.MockTransport(handler), **kw)
+
+
+class Script:
+    """A fake server answering from a list of steps (a response, or an error to raise)."""
+
+    def __init__(self, *steps: httpx.Response | Exception) -> None:
+        self.steps = list(steps)
+        self.bodies: list[bytes] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(request.content)
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+def test_connect_errors_and_503_are_retried() -> None:
+    """A refused connection and a 503 are retried; the third attempt's answer is returned."""
+    script = Script(
+        httpx.ConnectError("refused"),
+        httpx.Response(503, json={"error": "store down"}, headers={"retry-after": "0"}),
+        httpx.Response(200, json=ANSWER),
+    )
+    with mock_client(script, retries=2) as client:
+        answer = client.predict(scan())
+    assert answer == Answer(prediction_id=PREDICTION_ID, arm="control", ml_enabled=False)
+    assert len(script.bodies) == 3
+
+
+def test_giving_up_says_why() -> None:
+    """When every attempt fails to connect, ScanoptError says the server is unreachable."""
+    script = Script(*[httpx.ConnectError("refused")] * 3)
+    with mock_client(script, retries=2) as client, pytest.raises(ScanoptError) as caught:
+        client.predict(scan())
+    assert (caught.value.status, caught.value.kind) == (None, "unreachable")
+
+
+def test_a_predict_that_may_have_run_is_not_resent() -> None:
+    """A read timeout on predict is not retried (the answer would come too late anyway)."""
+    script = Script(httpx.ReadTimeout("slow"), httpx.Response(200, json=ANSWER))
+    with mock_client(script) as client, pytest.raises(ScanoptError, match="ReadTimeout"):
+        client.predict(scan())
+    assert len(script.bodies) == 1
+
+
+def test_events_are_resent_with_the_same_event_id() -> None:
+    """An event whose answer was lost is sent again, byte for byte: the same event_id."""
+    script = Script(
+        httpx.ReadTimeout("lost"),
+        httpx.Response(200, json={"id": "x", "status": "duplicate"}),
+    )
+    with mock_client(script) as client:
+        ack = client.scan_completed(scan(), result_count=3, duration_s=1.2)
+    assert ack.status == "duplicate"
+    assert script.bodies[0] == script.bodies[1]
+    sent = msgspec.json.decode(script.bodies[0])
+    assert (sent["type"], sent["result_count"], len(sent["event_id"])) == ("scan_completed", 3, 32)
+
+
+def test_client_errors_are_not_retried_and_carry_the_field() -> None:
+    """A 4xx is final: ScanoptError has the status, kind and field from the server."""
+    body = {"error": "satisfaction: Expected `int` <= 5", "kind": "bad_input", "field": "x"}
+    script = Script(httpx.Response(400, json=body))
+    with mock_client(script) as client, pytest.raises(ScanoptError) as caught:
+        client.feedback(PREDICTION_ID, satisfaction=9, usefulness=1)
+    assert (caught.value.status, caught.value.kind, caught.value.field) == (400, "bad_input", "x")
+    assert len(script.bodies) == 1
+
+
+def test_unknown_answer_fields_are_ignored() -> None:
+    """A newer server adding fields does not break this client."""
+    script = Script(httpx.Response(200, json={**ANSWER, "explanation": {"top": "rsi"}}))
+    with mock_client(script) as client:
+        assert client.predict(scan()).arm == "control"
+
+
+def test_events_carry_the_answer_they_follow() -> None:
+    """scan_started after a prediction names its prediction_id and arm."""
+    script = Script(httpx.Response(201, json={"id": "e", "status": "created"}))
+    answer = Answer(prediction_id=PREDICTION_ID, arm="treatment", ml_enabled=True)
+    with mock_client(script) as client:
+        client.scan_started(scan(), answer)
+    sent = msgspec.json.decode(script.bodies[0])
+    assert (sent["prediction_id"], sent["arm"], sent["user_id"]) == (
+        PREDICTION_ID,
+        "treatment",
+        "u-1",
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, built_versions: Any) -> Iterator[str]:
+    """One real server (Granian, one worker, SQLite) for the end-to-end client flow."""
+    home = tmp_path_factory.mktemp("client-server")
+    artifacts = home / "artifacts"
+    shutil.copytree(built_versions.root, artifacts)
+    (artifacts / "current").write_text(built_versions.first + "\n")
+    env = server_env(home, artifacts, workers=1, admin_token=TOKEN, log_level="WARNING")
+    process = ServerProcess(env, home / "server.log")
+    try:
+        process.wait_ready()
+        yield process.url
+    finally:
+        process.stop()
+
+
+@pytest.mark.slow
+def test_end_to_end_scanner_flow(server: str) -> None:
+    """Predict, recommend, the three events and feedback against a real server, for both
+    arms; a repeated event is acknowledged as a duplicate."""
+    with ScanoptClient(server) as client:
+        for user, arm in (("u-1", "treatment"), ("u-2", "control")):
+            answer = client.predict(scan(user))
+            assert (answer.arm, answer.ml_enabled) == (arm, arm == "treatment")
+            assert (answer.result_count is not None) == (arm == "treatment")
+            assert client.scan_started(scan(user), answer).status == "created"
+            assert client.first_result(scan(user), answer, elapsed_s=0.3).status == "created"
+            done = client.scan_completed(
+                scan(user), answer, result_count=0, duration_s=2.5, suggestion_shown=False
+            )
+            assert done.status == "created"
+            rating = client.feedback(answer.prediction_id, satisfaction=3, usefulness=4)
+            assert rating.status == "created"
+            again = client.feedback(answer.prediction_id, satisfaction=3, usefulness=4)
+            assert again.status == "duplicate"
+        recommended = client.recommend(scan("u-1"), limit=2)
+        assert recommended.ml_enabled
+        assert recommended.suggestions is not None
+        assert [a.arm for a in client.predict_batch([scan("u-1"), scan("u-2")])] == [
+            "treatment",
+            "control",
+        ]
+        with pytest.raises(ScanoptError) as caught:
+            client.feedback("f" * 40, satisfaction=3, usefulness=4)
+        assert (caught.value.status, caught.value.field) == (404, "prediction_id")
+
+
+def test_unreachable_server_fails_fast() -> None:
+    """Nothing listening: the client gives up after its retries with kind "unreachable"."""
+    client = ScanoptClient("http://127.0.0.1:9", retries=1, backoff_s=0.001)
+    with client, pytest.raises(ScanoptError) as caught:
+        client.predict(scan())
+    assert caught.value.kind == "unreachable"
