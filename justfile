@@ -53,6 +53,11 @@ serve:
 up: model
     {{python}} -m server.serve
 
+# show or change A/B experiments in the store: show | set NAME --coverage .. --weights a=..,b=.. | kill | resume | usage
+[group('serve')]
+experiment *ARGS:
+    {{python}} -m server.experiments.cli {{ARGS}}
+
 # run the whole test suite, after the linters
 [group('test')]
 test: lint
