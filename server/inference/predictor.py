@@ -121,7 +121,7 @@ class Predictor:
             outputs = self._timed_run(model, row.reshape(1, -1))
             values = tuple(float(out[0]) for out in outputs)
             model.cache.put(key, values)
-        self._metrics.predictions.labels(model.version).inc()
+        self._metrics.predicted(model.version)
         return self._prediction(model, values)
 
     async def predict(self, scan: Scan) -> Prediction:
@@ -135,7 +135,7 @@ class Predictor:
         if values is None:
             model, values = await self._batcher.submit(row)
             model.cache.put(key, values)
-        self._metrics.predictions.labels(model.version).inc()
+        self._metrics.predicted(model.version)
         return self._prediction(model, values)
 
     async def predict_many(self, scans: Sequence[Scan]) -> tuple[str, list[Prediction]]:
@@ -143,13 +143,13 @@ class Predictor:
         features = encode_scans(scans, datetime.now(UTC))
         model, outputs = await self.run(features)
         columns = [out.tolist() for out in outputs]
-        self._metrics.predictions.labels(model.version).inc(len(features))
+        self._metrics.predicted(model.version, len(features))
         return model.version, [self._prediction(model, v) for v in zip(*columns, strict=True)]
 
     async def infer(self, features: Features) -> tuple[LoadedModel, Outputs]:
         """`run`, counted as predictions (the V2 protocol's raw-tensor path)."""
         model, outputs = await self.run(features)
-        self._metrics.predictions.labels(model.version).inc(len(features))
+        self._metrics.predicted(model.version, len(features))
         return model, outputs
 
     async def run(self, features: Features) -> tuple[LoadedModel, Outputs]:

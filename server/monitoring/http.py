@@ -68,9 +68,7 @@ class HttpObserver:
             self._metrics.in_flight.dec()
             route = scope.get("path_template") or "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            labels = (route, method, str(status))
-            self._metrics.http_duration.labels(*labels).observe(elapsed)
-            self._metrics.http_requests.labels(*labels).inc()
+            self._metrics.observe_request(route, method, str(status), elapsed)
             path = scope["path"]
             level = logging.DEBUG if path.startswith(_QUIET_PREFIXES) else logging.INFO
             if self._logger.isEnabledFor(level):

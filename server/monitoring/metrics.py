@@ -14,7 +14,7 @@ are summed over live workers (`livesum`), so `scanopt_ready` counts ready worker
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -103,10 +103,37 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        # Labelled children looked up once: `labels()` costs as much as the update itself.
+        self._runs: dict[str, Any] = {}
+        self._predicted: dict[str, Any] = {}
+        self._requests: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
     def observe_run(self, version: str, seconds: float, rows: int) -> None:
         """One onnxruntime run of `rows` rows."""
-        self.inference_duration.labels(version).observe(seconds)
+        child = self._runs.get(version)
+        if child is None:
+            child = self._runs[version] = self.inference_duration.labels(version)
+        child.observe(seconds)
         self.batch_size.observe(rows)
+
+    def predicted(self, version: str, count: int = 1) -> None:
+        """`count` scans predicted by `version`."""
+        child = self._predicted.get(version)
+        if child is None:
+            child = self._predicted[version] = self.predictions.labels(version)
+        child.inc(count)
+
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        """One HTTP request (route template, method, status code)."""
+        key = (route, method, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._requests[key] = (
+                self.http_duration.labels(*key),
+                self.http_requests.labels(*key),
+            )
+        children[0].observe(seconds)
+        children[1].inc()
 
     def serving(self, version: str, sha256: str, previous: tuple[str, str] | None) -> None:
         """This worker now serves `version` (instead of `previous`)."""
