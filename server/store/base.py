@@ -13,7 +13,7 @@ import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 from server.experiments.config import (
@@ -26,6 +26,11 @@ from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
 from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
+from server.store.experiment_metrics import (
+    DEFAULT_PRE_WINDOW,
+    ExperimentMetrics,
+    select_experiment_metrics,
+)
 from server.store.records import (
     Event,
     EventRecord,
@@ -194,6 +199,18 @@ class SqlStore(abc.ABC):
 
     async def usage(self, since: datetime, until: datetime) -> UsageReport:
         return await self._tx(lambda db: usage_queries.usage_report(db, since, until), write=False)
+
+    async def experiment_metrics(
+        self,
+        experiment: str,
+        *,
+        until: datetime | None = None,
+        pre_window: timedelta = DEFAULT_PRE_WINDOW,
+    ) -> ExperimentMetrics:
+        def select(db: Db) -> ExperimentMetrics:
+            return select_experiment_metrics(db, experiment, until=until, pre_window=pre_window)
+
+        return await self._tx(select, write=False)
 
 
 def _require(db: Db, name: str, *, for_update: bool = False) -> ExperimentConfig:

@@ -8,10 +8,11 @@ the database cannot be reached, methods raise `StoreUnavailableError` and nothin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
 from server.store.records import (
     Event,
     EventRecord,
@@ -95,3 +96,13 @@ class Store(Protocol):
     ) -> list[MetricRollup]: ...
 
     async def usage(self, since: datetime, until: datetime) -> UsageReport: ...
+
+    async def experiment_metrics(
+        self,
+        experiment: str,
+        *,
+        until: datetime | None = None,
+        pre_window: timedelta = DEFAULT_PRE_WINDOW,
+    ) -> ExperimentMetrics:
+        """Each exposed user's sums for the analysis (server.store.experiment_metrics)."""
+        ...
