@@ -14,6 +14,7 @@ are summed over live workers (`livesum`), so `scanopt_ready` counts ready worker
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Final
 
 from prometheus_client import (
@@ -146,6 +147,7 @@ class Metrics:
         """The exposition text: merged over every worker's files in multiprocess mode."""
         if self.multiproc_dir is None:
             return generate_latest(self.registry)
+        _sweep_dead_workers(self.multiproc_dir)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
         return generate_latest(registry)
@@ -155,3 +157,22 @@ class Metrics:
         self.ready.set(0)
         if self.multiproc_dir is not None:
             multiprocess.mark_process_dead(os.getpid(), path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+def _sweep_dead_workers(directory: Path) -> None:
+    """mark_process_dead for workers that died without saying so (crash, SIGKILL).
+
+    Granian respawns a crashed worker under a new pid; without this its live gauges
+    (ready, in flight, model info) would count forever.
+    """
+    for path in directory.glob("gauge_live*_*.db"):
+        suffix = path.stem.rsplit("_", 1)[-1]
+        pid = int(suffix) if suffix.isdigit() else 0
+        if pid <= 0 or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]  # untyped upstream
+        except PermissionError:  # alive, someone else's
+            continue

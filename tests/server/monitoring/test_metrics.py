@@ -12,16 +12,18 @@ from server.monitoring.metrics import Metrics
 from server.settings import Settings
 from tests.server.granian_process import REPO
 
-# One "worker": counts 3 predictions and marks itself ready, then exits (optionally dead).
+# One "worker": counts 3 predictions and says it is ready; "stay" waits for stdin to close
+# and then exits cleanly, "crash" exits at once without a word (as after a SIGKILL).
 WORKER = """
 import sys
-from pathlib import Path
 from server.monitoring.metrics import Metrics
 from server.settings import Settings
 metrics = Metrics(Settings.from_env())
 metrics.predictions.labels("v1").inc(3)
 metrics.serving("v1", "abc", None)
-if sys.argv[1] == "dead":
+if sys.argv[1] == "stay":
+    print("up", flush=True)
+    sys.stdin.read()
     metrics.worker_exit()
 """
 
@@ -44,12 +46,33 @@ def test_two_apps_in_one_process_do_not_share_instruments(tmp_path: Path) -> Non
     assert second.registry.get_sample_value("scanopt_cache_hits_total") == 0
 
 
-def test_multiprocess_counters_sum_and_dead_workers_leave_gauges(tmp_path: Path) -> None:
-    """Counters from several processes add up; a worker marked dead stops counting as ready."""
+def test_multiprocess_counters_sum_and_gauges_follow_live_workers(tmp_path: Path) -> None:
+    """Counters from every process add up; gauges count only live workers, including
+    after a crash (no goodbye) and after a clean exit."""
     env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO), "PATH": ""}
-    for mode in ("alive", "alive", "dead"):
-        subprocess.run([sys.executable, "-c", WORKER, mode], env=env, check=True, cwd=REPO)
-    merged = Metrics(Settings(artifacts=tmp_path, multiproc_dir=tmp_path)).render().decode()
-    assert values(merged, "scanopt_predictions_total") == [({"model_version": "v1"}, 9.0)]
-    # livesum keeps only processes not marked dead: two "alive" workers remain.
-    assert values(merged, "scanopt_ready") == [({}, 2.0)]
+    metrics = Metrics(Settings(artifacts=tmp_path, multiproc_dir=tmp_path))
+    staying = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, "stay"],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for worker in staying:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "up"
+        subprocess.run([sys.executable, "-c", WORKER, "crash"], env=env, check=True, cwd=REPO)
+        merged = metrics.render().decode()
+        assert values(merged, "scanopt_predictions_total") == [({"model_version": "v1"}, 9.0)]
+        assert values(merged, "scanopt_ready") == [({}, 2.0)]
+    finally:
+        for worker in staying:
+            worker.communicate("", timeout=30)
+    after = metrics.render().decode()
+    assert values(after, "scanopt_predictions_total") == [({"model_version": "v1"}, 9.0)]
+    assert values(after, "scanopt_ready") in ([], [({}, 0.0)])
