@@ -37,6 +37,7 @@ from server.routes import (
     metrics,
     models,
     predict,
+    report,
     v2,
 )
 from server.routes.errors import exception_handlers
@@ -115,6 +116,7 @@ def create_app(
     route_handlers: list[ControllerRouterHandler] = [
         *predict.routes(settings, worker.predictor, worker.runtime),
         *experiments.routes(worker.runtime, settings.admin_token),
+        *report.routes(worker.runtime),
         *events.routes(worker.runtime),
         *feedback.routes(worker.runtime),
         *models.routes(worker.predictor),
