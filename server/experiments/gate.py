@@ -36,6 +36,8 @@ from server.store.metrics import StoreMetrics
 __all__ = ["Decision", "ExperimentGate"]
 
 _LOG = logging.getLogger(__name__)
+# The hash costs ~5 us in Python and users scan again and again: remember their buckets.
+_REMEMBERED_BUCKETS = 50_000
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,14 +49,25 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Plan(msgspec.Struct, frozen=True):
-    """A config with its bucket ranges worked out once, not per request."""
+    """A config with its bucket ranges and possible decisions worked out once."""
 
     config: ExperimentConfig
     ranges: list[tuple[int, int]]
+    arms: tuple[str, ...]
+    decisions: dict[str | None, Decision]
 
 
 def _plan(config: ExperimentConfig) -> _Plan:
-    return _Plan(config, bucket_ranges([a.weight for a in config.arms], config.coverage))
+    decisions: dict[str | None, Decision] = {
+        arm: Decision(
+            experiment=config.name, arm=arm, ml_enabled=arm is not None and arm != CONTROL
+        )
+        for arm in (None, *config.arm_names)
+    }
+    if config.kill_switch:  # nobody is in a stopped experiment
+        decisions = dict.fromkeys(decisions, decisions[None])
+    ranges = bucket_ranges([a.weight for a in config.arms], config.coverage)
+    return _Plan(config, ranges, config.arm_names, decisions)
 
 
 class ExperimentGate:
@@ -75,6 +88,7 @@ class ExperimentGate:
         self._max_age_s = max_age_s
         self._clock = clock
         self._plans: dict[str, _Plan] = {}
+        self._buckets: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -99,13 +113,21 @@ class ExperimentGate:
     def decide(self, user_id: str) -> Decision:
         """The user's arm and whether ML is on for them; pure arithmetic, no I/O."""
         plan = self._plans.get(self._experiment)
-        if plan is None or plan.config.kill_switch:
+        if plan is None:
             return Decision(experiment=self._experiment, arm=None, ml_enabled=False)
-        config = plan.config
-        arm = arm_for_bucket(bucket_of(config.salt, user_id), config.arm_names, plan.ranges)
-        return Decision(
-            experiment=self._experiment, arm=arm, ml_enabled=arm is not None and arm != CONTROL
-        )
+        if plan.config.kill_switch:
+            return plan.decisions[None]
+        bucket = self._bucket(plan.config.salt, user_id)
+        return plan.decisions[arm_for_bucket(bucket, plan.arms, plan.ranges)]
+
+    def _bucket(self, salt: str, user_id: str) -> int:
+        key = (salt, user_id)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _REMEMBERED_BUCKETS:
+                self._buckets.clear()  # forgetting costs one hash per user, nothing else
+            bucket = self._buckets[key] = bucket_of(salt, user_id)
+        return bucket
 
     async def refresh(self) -> None:
         """Reload every config from the store (raises StoreUnavailableError)."""

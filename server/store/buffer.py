@@ -101,7 +101,6 @@ class PredictionLog:
             self._drop([row], "buffer_full")
             return
         self._rows.append(row)
-        self._metrics.pending.inc()
         if len(self._rows) >= self._batch_size:
             self._wakeup.set()
 
@@ -120,7 +119,6 @@ class PredictionLog:
         room = max(0, self._capacity - len(self._rows))
         keep, lost = rows[:room], rows[room:]
         self._rows.extendleft(reversed(keep))
-        self._metrics.pending.inc(len(keep))
         if lost:
             self._drop(lost, "store_unavailable")
 
@@ -174,14 +172,17 @@ class PredictionLog:
     async def flush(self) -> bool:
         """Write everything queued now; False if the store was unavailable (rows kept)."""
         async with self._flushing:
-            while self._rows:
-                size = min(self._batch_size, len(self._rows))
-                batch = [self._rows.popleft() for _ in range(size)]
-                self._metrics.pending.dec(len(batch))
-                if not await self._write_batch(batch):
-                    return False
-            self._failures = 0
-            return True
+            try:
+                while self._rows:
+                    size = min(self._batch_size, len(self._rows))
+                    batch = [self._rows.popleft() for _ in range(size)]
+                    if not await self._write_batch(batch):
+                        return False
+                self._failures = 0
+                return True
+            finally:
+                # Set here rather than per row: the gauge costs ~1 us per update.
+                self._metrics.pending.set(len(self._rows))
 
     async def _run(self) -> None:
         while True:
@@ -212,5 +213,5 @@ class PredictionLog:
         if self._rows:
             rows = list(self._rows)
             self._rows.clear()
-            self._metrics.pending.dec(len(rows))
+            self._metrics.pending.set(0)
             self._drop(rows, "shutdown")

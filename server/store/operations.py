@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from server.domain.scan import Scan
 from server.experiments.config import Arm, ExperimentConfig
 from server.store.migrations import MIGRATIONS, SCHEMA_TABLE
 from server.store.records import (
@@ -35,6 +36,7 @@ __all__ = [
 
 _ENCODER = msgspec.json.Encoder()
 _ARMS = msgspec.json.Decoder(tuple[Arm, ...])
+_SCAN = msgspec.json.Decoder(Scan)
 
 
 def schema_version(db: Db) -> int:
@@ -159,10 +161,12 @@ _SELECT_PREDICTION = f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE predi
 
 
 def _prediction_params(record: PredictionRecord) -> tuple[object, ...]:
-    return tuple(
-        to_us(record.created_at) if field == "created_at" else getattr(record, field)
-        for field in _PREDICTION_FIELDS
-    )
+    # The scan is encoded here, in the store's thread, not on the request path.
+    converted: dict[str, object] = {
+        "created_at": to_us(record.created_at),
+        "scan": _ENCODER.encode(record.scan).decode(),
+    }
+    return tuple(converted.get(field, getattr(record, field)) for field in _PREDICTION_FIELDS)
 
 
 def insert_predictions(db: Db, records: list[PredictionRecord]) -> None:
@@ -177,6 +181,7 @@ def select_prediction(db: Db, prediction_id: str) -> PredictionRecord | None:
     values = dict(zip(_PREDICTION_FIELDS, row, strict=True))
     values["created_at"] = from_us(values["created_at"])
     values["ml_enabled"] = bool(values["ml_enabled"])
+    values["scan"] = _SCAN.decode(values["scan"])
     return PredictionRecord(**values)
 
 

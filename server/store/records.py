@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from server.domain.scan import UNIVERSE_SIZES, WireStruct
+from server.domain.scan import UNIVERSE_SIZES, Scan, WireStruct
 from server.experiments.config import DEFAULT_EXPERIMENT
 
 __all__ = [
@@ -148,7 +148,7 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     The predicted values are None when the model was not run (kill switch, control arm,
     or outside the coverage with ML off), so outcomes of every scan stay linkable.
-    `scan` is the request's JSON; `endpoint` is predict, batch or recommend.
+    `scan` is stored as JSON; `endpoint` is predict, batch or recommend.
     """
 
     prediction_id: str
@@ -160,7 +160,7 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     ml_enabled: bool
     endpoint: str
     model_version: str | None
-    scan: str
+    scan: Scan
     result_count: float | None = None
     result_count_lo: float | None = None
     result_count_hi: float | None = None

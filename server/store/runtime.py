@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-import msgspec
-
 from server.domain.scan import Scan
 from server.errors import NotReadyError
 from server.experiments.gate import Decision, ExperimentGate
@@ -26,8 +24,6 @@ from server.store.prediction_ids import SECRET_NAME, PredictionIds
 from server.store.records import PredictionRecord
 
 __all__ = ["Predicted", "StoreRuntime"]
-
-_ENCODER = msgspec.json.Encoder()
 
 
 class _Interval(Protocol):
@@ -132,7 +128,7 @@ class StoreRuntime:
                 ml_enabled=decision.ml_enabled,
                 endpoint=endpoint,
                 model_version=model_version,
-                scan=_ENCODER.encode(scan).decode(),
+                scan=scan,
                 result_count=values[0],
                 result_count_lo=values[1],
                 result_count_hi=values[2],

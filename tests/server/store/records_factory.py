@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server.domain.scan import Scan, Strategy, Timeframe, Universe
 from server.store.records import (
     Feedback,
     FirstResult,
@@ -13,9 +14,31 @@ from server.store.records import (
     ScanStarted,
 )
 
-__all__ = ["T0", "completed", "feedback", "first_result", "prediction", "started"]
+__all__ = ["T0", "completed", "feedback", "first_result", "prediction", "scan", "started"]
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def scan(user: str = "u1", session: str = "s1") -> Scan:
+    return Scan(
+        user_id=user,
+        session_id=session,
+        universe=Universe.SP500,
+        strategy=Strategy.MOMENTUM,
+        timeframe=Timeframe.M5,
+        lookback_bars=50,
+        min_price=5.0,
+        max_price=500.0,
+        min_avg_volume=5e5,
+        min_market_cap_musd=1000.0,
+        min_abs_change_pct=2.0,
+        min_relative_volume=1.5,
+        rsi_min=30.0,
+        rsi_max=70.0,
+        n_extra_filters=2,
+        volatility_index=18.0,
+        timestamp=T0,
+    )
 
 
 def prediction(n: int = 0, **overrides: Any) -> PredictionRecord:
@@ -29,7 +52,7 @@ def prediction(n: int = 0, **overrides: Any) -> PredictionRecord:
         "ml_enabled": True,
         "endpoint": "predict",
         "model_version": "v1",
-        "scan": '{"universe":"sp500"}',
+        "scan": scan(f"u{n % 7}", f"s{n % 11}"),
         "result_count": 12.5,
         "result_count_lo": 3.0,
         "result_count_hi": 40.0,
