@@ -20,6 +20,10 @@ from server.store.sql import Db
 
 __all__ = ["PostgresStore"]
 
+# Start-up may wait longer than a request: the database may be starting too (a pod
+# coming up beside it); a worker that cannot connect by then fails to start.
+_OPEN_TIMEOUT_S = 10.0
+
 
 def _redacted(dsn: str) -> str:
     """The DSN without a password, for messages."""
@@ -41,8 +45,8 @@ class PostgresStore(SqlStore):
         dsn: str,
         *,
         pool_size: int = 4,
-        connect_timeout_s: float = 3.0,
-        pool_timeout_s: float = 3.0,
+        connect_timeout_s: float = 2.0,
+        pool_timeout_s: float = 1.0,
     ) -> None:
         super().__init__(threads=pool_size)
         self._dsn = dsn
@@ -70,7 +74,7 @@ class PostgresStore(SqlStore):
             name="scanopt-store",
         )
         try:
-            pool.open(wait=True, timeout=self._connect_timeout_s)
+            pool.open(wait=True, timeout=max(_OPEN_TIMEOUT_S, self._connect_timeout_s))
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise self._unavailable(exc) from None

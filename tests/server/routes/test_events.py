@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from litestar.testing import TestClient
 
 from server.store.runtime import StoreRuntime
 from server.store.sqlite import SqliteStore
+from tests.server.conftest import SCAN
 from tests.server.routes.outcomes_app import outcomes_client
 from tests.server.store.backends import pg_dsn, store_dsn
+from tests.server.store.tcp_proxy import TcpProxy
 
 __all__ = ["pg_dsn", "store_dsn"]
 
@@ -165,3 +168,48 @@ def test_store_unavailable_is_503_and_nothing_is_acknowledged(tmp_path: Path) ->
         assert response.headers["retry-after"] == "1"
         assert "unavailable" in response.json()["error"]
         assert client.post("/v1/events", json=completed()).status_code == 201
+
+
+@pytest.mark.slow
+def test_postgres_outage_keeps_predicting_and_loses_nothing(pg_dsn: str, client_for: Any) -> None:
+    """PostgreSQL goes away under a running app: /v1/predict keeps answering (ML included),
+    writes answer 503; once it is back, every buffered prediction is written, none dropped."""
+    url = urlsplit(pg_dsn)
+    proxy = TcpProxy((url.hostname or "127.0.0.1", url.port or 5432))
+    through_proxy = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
+    try:
+        client = client_for(store_dsn=through_proxy, prediction_log_flush_s=0.05)
+        runtime = client.app.state.worker.runtime
+        assert client.blocking_portal is not None
+        ids = [client.post("/v1/predict", json=SCAN).json()["prediction_id"]]
+        proxy.down()
+        for _ in range(20):
+            answer = client.post("/v1/predict", json=SCAN)
+            assert answer.status_code == 200
+            assert answer.json()["ml_enabled"] is True  # the last good config stays in force
+            ids.append(answer.json()["prediction_id"])
+        refused = client.post("/v1/events", json=completed(prediction_id=ids[0]))
+        assert refused.status_code == 503
+        assert "PostgreSQL store" in refused.json()["error"]
+        rating = {"prediction_id": ids[0], "satisfaction": 4, "usefulness": 4}
+        assert client.post("/v1/feedback", json=rating).status_code == 503
+        proxy.up()
+        statuses = []
+        for _ in range(100):
+            statuses.append(client.post("/v1/events", json=completed()).status_code)
+            if statuses[-1] != 503:
+                break
+        assert statuses[-1] == 201
+        assert client.blocking_portal.call(runtime.log.flush) is True
+        stored = [client.blocking_portal.call(runtime.store.get_prediction, i) for i in ids]
+        assert None not in stored
+        registry = client.app.state.worker.metrics.registry
+        dropped = [
+            s.value
+            for family in registry.collect()
+            if family.name == "scanopt_store_dropped"
+            for s in family.samples
+        ]
+        assert sum(dropped) == 0
+    finally:
+        proxy.close()
