@@ -45,6 +45,8 @@ class HttpRun(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     path: str
     workers: int
     batcher: bool | None = None
+    # SCANOPT_* settings this run changed from the defaults, besides workers and batcher.
+    settings: dict[str, str] = {}
     startup_s: float | None = None
     closed: WrkResult | None = None
     open: OpenLoopResult | None = None

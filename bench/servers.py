@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -146,7 +147,7 @@ def running_server(
 ) -> Iterator[RunningServer]:
     """Start the server, wait until its ready path answers 200, yield it, then stop it."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{spec.name}.log"
+    log = log_dir / (re.sub(r"[^A-Za-z0-9.+-]+", "-", spec.name).strip("-") + ".log")
     env = {**(base_env if base_env is not None else os.environ), **spec.env}
     t0 = time.perf_counter()
     with log.open("wb") as out:

@@ -5,8 +5,9 @@
 
 Not part of the default test run (testpaths is tests/). Each case is timed call by call
 (one iteration per round), so the p99 in `extra_info` is a real per-call percentile, and
-each guard fails the case when the plan's 50 ms inference target is missed. The model is
-artifacts/current (SCANOPT_ARTIFACTS to use another directory).
+the guard fails a case answering one request (one scan, one recommendation) when its p99
+misses the plan's 50 ms inference target. The model is artifacts/current
+(SCANOPT_ARTIFACTS to use another directory).
 
 Cases:
     raw_onnxruntime     session.run on one encoded row: the floor
@@ -48,7 +49,8 @@ N_SCANS: Final = 1000
 
 
 def _rounds(full: int) -> int:
-    return max(full // 10, 20) if QUICK else full
+    # Even quick, enough rounds that p99 is not simply the slowest call.
+    return max(full // 10, 200) if QUICK else full
 
 
 def _artifacts() -> Path:
@@ -97,7 +99,9 @@ def make_predictor(loop: asyncio.AbstractEventLoop) -> Iterator[Callable[[int], 
         loop.run_until_complete(predictor.close())
 
 
-def _timed(benchmark: BenchmarkFixture, fn: Callable[[], Any], rounds: int) -> None:
+def _timed(
+    benchmark: BenchmarkFixture, fn: Callable[[], Any], rounds: int, *, guard: bool = True
+) -> None:
     """Time `fn` call by call, record its p99, and guard the plan's 50 ms target."""
     # pytest-benchmark leaves pedantic() unannotated.
     benchmark.pedantic(  # type: ignore[no-untyped-call]
@@ -109,7 +113,8 @@ def _timed(benchmark: BenchmarkFixture, fn: Callable[[], Any], rounds: int) -> N
     p99 = percentile(data, 99)
     benchmark.extra_info["p99_us"] = p99 * 1e6
     benchmark.extra_info["rounds"] = len(data)
-    assert p99 < PLAN_INFERENCE_S, f"p99 {p99 * 1e3:.2f} ms: expected < 50 ms (the plan)"
+    if guard:
+        assert p99 < PLAN_INFERENCE_S, f"p99 {p99 * 1e3:.2f} ms: expected < 50 ms (the plan)"
 
 
 def test_raw_onnxruntime(benchmark: BenchmarkFixture, scans: list[Scan]) -> None:
@@ -167,7 +172,13 @@ def test_predict_batch_1000(
 ) -> None:
     """1,000 scans in one call through Predictor.predict_many (as /v1/predict/batch)."""
     predictor = make_predictor(0)
-    _timed(benchmark, lambda: loop.run_until_complete(predictor.predict_many(scans)), _rounds(300))
+    # The plan's 50 ms is per scan answered; a 1,000-scan batch is reported, not guarded.
+    _timed(
+        benchmark,
+        lambda: loop.run_until_complete(predictor.predict_many(scans)),
+        _rounds(300),
+        guard=False,
+    )
 
 
 def test_recommend(

@@ -47,6 +47,7 @@ def _find(
             and run.workers == workers
             and run.path == path
             and (batcher is None or run.batcher == batcher)
+            and not run.settings  # variants (other log level, ...) are not the comparison
             and run.failure is None
         ):
             return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from bench.latency import summarize
 from bench.openloop import OpenLoopResult
 from bench.report import Check, HttpRun, InProcessFigure
@@ -146,3 +148,10 @@ def test_batcher_off_when_throughput_gain_costs_tail_latency() -> None:
 def test_batcher_not_measured_without_both_runs() -> None:
     """Only batcher-off runs: no recommendation is invented."""
     assert batcher_recommendation([_run(batcher=False)]).startswith("not measured")
+
+
+def test_variants_with_other_settings_are_not_the_comparison() -> None:
+    """A run with extra settings (say, another log level) never stands in for the default."""
+    variant = msgspec.structs.replace(_run(rps=9000.0), settings={"SCANOPT_LOG_LEVEL": "WARNING"})
+    runs = [variant, _run(rps=6000.0), _run(server="ceiling", batcher=None, rps=8000.0)]
+    assert throughput_ratios(runs, default_batcher=False) == {"scanopt / ceiling (1 worker)": 0.75}
