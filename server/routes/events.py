@@ -60,7 +60,7 @@ def check_event(runtime: StoreRuntime, event: Event, now: datetime) -> None:
 def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
     """The event and usage handlers."""
 
-    @post("/v1/events", tags=["outcomes"])
+    @post("/v1/events", opt={"body": Event}, tags=["outcomes"])
     async def record_event(request: Request[Any, Any, Any]) -> Response[Ack]:
         """Record one scan_started, first_result or scan_completed event (201; retry: 200)."""
         event = decode_body(_EVENT, await request.body())

@@ -33,7 +33,8 @@ def document_bodies(app: Litestar) -> None:
                     bodies[(route.path_format, verb.lower())] = handler.opt["body"]
     if not bodies:
         return
-    types = sorted(set(bodies.values()), key=lambda t: t.__name__)
+    # A body may be a union of tagged structs (POST /v1/events), which has no __name__.
+    types = sorted(set(bodies.values()), key=lambda t: getattr(t, "__name__", str(t)))
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     ref_of = dict(zip(types, refs, strict=True))
     openapi = app.openapi_schema  # built once here and cached by Litestar
@@ -45,9 +46,10 @@ def document_bodies(app: Litestar) -> None:
         item = openapi.paths.get(path) if openapi.paths else None
         operation = getattr(item, attribute, None) if item else None
         if operation is not None:
+            ref = ref_of[body]
+            # A struct is a $ref; a union is an inline anyOf of $refs with its discriminator.
+            schema = Reference(ref=ref["$ref"]) if "$ref" in ref else cast(Schema, ref)
             operation.request_body = RequestBody(
-                content={
-                    "application/json": OpenAPIMediaType(schema=Reference(ref=ref_of[body]["$ref"]))
-                },
+                content={"application/json": OpenAPIMediaType(schema=schema)},
                 required=True,
             )

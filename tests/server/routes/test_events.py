@@ -213,3 +213,13 @@ def test_postgres_outage_keeps_predicting_and_loses_nothing(pg_dsn: str, client_
         assert sum(dropped) == 0
     finally:
         proxy.close()
+
+
+def test_openapi_documents_the_event_body(client_for: Any) -> None:
+    """/schema/openapi.json describes the POST /v1/events body as the three event types."""
+    document = client_for().get("/schema/openapi.json").json()
+    body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    refs = {item["$ref"].rsplit("/", 1)[-1] for item in body["schema"]["anyOf"]}
+    assert refs == {"ScanStarted", "FirstResult", "ScanCompleted"}
+    assert body["schema"]["discriminator"]["propertyName"] == "type"
+    assert "result_count" in document["components"]["schemas"]["ScanCompleted"]["properties"]
