@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from tests.server.conftest import SCAN
+from server.app import create_app
+from server.store import open_store
+from tests.server.conftest import SCAN, make_settings
 from tests.server.conftest import TOKEN as CONFTEST_TOKEN
 from tests.server.routes.outcomes_app import TOKEN, outcomes_client
 from tests.server.store.backends import pg_dsn, store_dsn
@@ -122,6 +125,7 @@ def test_admin_is_not_routed_without_a_token(tmp_path: Any) -> None:
 # --- through the real app: the gate on /v1/predict, /v1/predict/batch, /v1/recommend ----
 
 TREATMENT_USER, CONTROL_USER = "u-1", "u-2"  # what ml_scanning's hash gives them
+USERS = ["u-1", "u-2", "u-3"]
 
 
 def _scan(user: str) -> dict[str, Any]:
@@ -226,3 +230,20 @@ def test_gradual_rollout_only_adds_users(client_for: Any) -> None:
         0 < sum(a is not None for a in small.values()) < sum(a is not None for a in large.values())
     )
     assert all(large[u] == arm for u, arm in small.items() if arm is not None)
+
+
+def test_shutdown_flushes_the_prediction_log(artifacts: Any) -> None:
+    """Predictions still buffered when a worker stops are written before it exits."""
+    settings = make_settings(artifacts, prediction_log_flush_s=60.0)
+    with TestClient(create_app(settings)) as client:
+        ids = [client.post("/v1/predict", json=_scan(u)).json()["prediction_id"] for u in USERS]
+
+    async def logged() -> list[str]:
+        store = await open_store(settings.store_dsn)
+        try:
+            found = [await store.get_prediction(i) for i in ids]
+            return [p.user_id for p in found if p is not None]
+        finally:
+            await store.close()
+
+    assert asyncio.run(logged()) == USERS
