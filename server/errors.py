@@ -10,9 +10,14 @@ in one place. The tree::
     ├── ArtifactError        a model version cannot be served: missing, corrupt, wrong spec (409)
     ├── NotReadyError        no model is loaded yet (503)
     ├── ModelNotFoundError   a V2 model name or version this server does not serve (404)
-    └── AuthError
-        ├── MissingTokenError    no bearer token on an admin call (401)
-        └── BadTokenError        a wrong bearer token (403)
+    ├── AuthError
+    │   ├── MissingTokenError    no bearer token on an admin call (401)
+    │   └── BadTokenError        a wrong bearer token (403)
+    └── ScanoptStateError    (server.store.errors) the store and what it keeps
+        ├── StoreUnavailableError    the store cannot be reached; nothing written (503)
+        ├── NotFoundError            an unknown experiment or prediction_id (404)
+        ├── ConflictError            an event_id or feedback reused with another body (409)
+        └── InvalidInputError        a broken rule: weights, unknown arm or experiment (422)
 """
 
 from __future__ import annotations
