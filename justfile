@@ -58,6 +58,11 @@ up: model
 experiment *ARGS:
     {{python}} -m server.experiments.cli {{ARGS}}
 
+# an experiment's report (default ml_scanning) from SCANOPT_URL or the store: var/reports/<name>.{json,html,md}
+[group('serve')]
+report *ARGS:
+    {{python}} -m bench.experiment_report {{ARGS}}
+
 # run the whole test suite, after the linters
 [group('test')]
 test: lint
@@ -96,3 +101,9 @@ bench-ci *ARGS: bench-tools model
 [group('bench')]
 aa *ARGS:
     {{python}} -m bench.aa {{ARGS}}
+
+# the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
+[group('bench')]
+simulate *ARGS:
+    test -f artifacts/current || just model
+    {{python}} -m bench.simulate {{ARGS}}

@@ -83,6 +83,9 @@ async def build_report(
     config = await store.get_experiment(name)
     spec = analysis_spec(config, options)
     final = await store.experiment_metrics(name, pre_window=options.pre_window)
+    if final.first_start is not None and final.first_start < config.started_at:
+        # Exposures follow the config's creation, except in replayed (simulated) history.
+        spec = msgspec.structs.replace(spec, started_at=final.first_start)
     points: list[LookPoint] = []
     boundaries = (
         look_boundaries(final.first_start, final.last_activity, options.max_looks)
