@@ -1,0 +1,190 @@
+"""One training run: split, fit, calibrate, evaluate. Pure computation, no files, no printing.
+
+The split is deterministic for a seed: a permutation cut into train / calibration / test.
+The test split is touched only by evaluation. Everything the export step needs (fitted
+models, metrics, the rows for parity and reference distributions) is in `TrainResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from server.domain.artifact import CalibrationBin, TrainingData
+from train.data import Dataset
+from train.evaluate import (
+    LearningPoint,
+    calibration_table,
+    classifier_metrics,
+    confidence_metrics,
+    learning_curve,
+    learning_curve_sizes,
+    permutation_importances,
+    regression_metrics,
+)
+from train.models import FittedModels, ModelSettings, fit_models, predict_outputs
+
+__all__ = [
+    "MIN_ROWS",
+    "QUICK_MODELS",
+    "FitSettings",
+    "Splits",
+    "TrainError",
+    "TrainResult",
+    "split_dataset",
+    "train_models",
+]
+
+# Below this a split would hold a handful of rows and its metrics would mean nothing.
+MIN_ROWS = 60
+# Few, coarse rounds: a real model in a second, for tests and fixtures.
+QUICK_MODELS = ModelSettings(max_iter=40, quantile_max_iter=40, learning_rate=0.25)
+
+
+class TrainError(Exception):
+    """Training cannot run on this data; the message names the problem."""
+
+
+class FitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What a training run does. `quick` skips the costly extras (curve, importances)."""
+
+    seed: int = 0
+    calibration_share: float = 0.2
+    test_share: float = 0.2
+    importance_repeats: int = 3
+    learning_curve: bool = True
+    importances: bool = True
+    # OpenMP threads for the boosting (None: all cores). Tiny fits are faster on one
+    # thread, and a busy machine makes OpenMP's spinning threads crawl (measured: 40 s
+    # instead of 1 s for a quick fit at load 11).
+    threads: int | None = None
+    models: ModelSettings = ModelSettings()
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> FitSettings:
+        return cls(
+            seed=seed,
+            learning_curve=False,
+            importances=False,
+            threads=1,
+            models=msgspec.structs.replace(QUICK_MODELS, seed=seed),
+        )
+
+
+class Splits(msgspec.Struct, frozen=True, kw_only=True):
+    """Disjoint train / calibration / test subsets of one dataset."""
+
+    train: Dataset
+    calibration: Dataset
+    test: Dataset
+
+
+class TrainResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one run produced; the export step turns it into a model version."""
+
+    models: FittedModels
+    settings: FitSettings
+    training_data: TrainingData
+    splits: Splits
+    test_outputs: dict[str, np.ndarray]  # predict_outputs on the test split
+    metrics: dict[str, dict[str, float]]
+    calibration: list[CalibrationBin]
+    importances: dict[str, dict[str, float]]
+    learning_curve: list[LearningPoint]
+
+
+def split_dataset(data: Dataset, settings: FitSettings) -> Splits:
+    """A seeded permutation cut into train / calibration / test."""
+    n = len(data)
+    if n < MIN_ROWS:
+        raise TrainError(f"{n} records is too few to train: expected at least {MIN_ROWS}")
+    order = np.random.default_rng(settings.seed).permutation(n)
+    n_test = max(1, round(n * settings.test_share))
+    n_cal = max(1, round(n * settings.calibration_share))
+    return Splits(
+        train=data.take(order[n_test + n_cal :]),
+        calibration=data.take(order[n_test : n_test + n_cal]),
+        test=data.take(order[:n_test]),
+    )
+
+
+def train_models(
+    data: Dataset,
+    training_data: TrainingData,
+    settings: FitSettings,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> TrainResult:
+    """Split, fit all models, calibrate the intervals and evaluate on the test split.
+
+    `on_step` is called with a short label before each stage (for progress display).
+    """
+    with threadpool_limits(limits=settings.threads, user_api="openmp"):
+        return _train(data, training_data, settings, on_step)
+
+
+def _train(
+    data: Dataset,
+    training_data: TrainingData,
+    settings: FitSettings,
+    on_step: Callable[[str], None],
+) -> TrainResult:
+    started = time.perf_counter()
+    on_step("split")
+    splits = split_dataset(data, settings)
+    on_step("fit models")
+    models = fit_models(splits.train, splits.calibration, settings.models)
+    on_step("evaluate")
+    test = splits.test
+    out = predict_outputs(models, test.features)
+    metrics = {
+        "result_count": regression_metrics(
+            test.result_count,
+            out["result_count"],
+            out["result_count_lo"],
+            out["result_count_hi"],
+            test.expected_result_count,
+        ),
+        "duration_s": regression_metrics(
+            test.duration_s,
+            out["duration_s"],
+            out["duration_s_lo"],
+            out["duration_s_hi"],
+            test.expected_duration_s,
+        ),
+        "empty": classifier_metrics(test.empty, out["p_empty"]),
+        "confidence": confidence_metrics(out, test),
+    }
+    importances: dict[str, dict[str, float]] = {}
+    if settings.importances:
+        on_step("permutation importances")
+        importances = permutation_importances(
+            models, test, repeats=settings.importance_repeats, seed=settings.seed
+        )
+    curve: list[LearningPoint] = []
+    if settings.learning_curve:
+        on_step("learning curve")
+        pool = splits.train.concat(splits.calibration)
+        curve = learning_curve(pool, test, settings.models, learning_curve_sizes(len(pool)))
+    metrics["training"] = {
+        "seconds": time.perf_counter() - started,
+        "rows_train": float(len(splits.train)),
+        "rows_calibration": float(len(splits.calibration)),
+        "rows_test": float(len(test)),
+        "count_widening": models.count_widening,
+        "duration_widening": models.duration_widening,
+    }
+    return TrainResult(
+        models=models,
+        settings=settings,
+        training_data=training_data,
+        splits=splits,
+        test_outputs=out,
+        metrics=metrics,
+        calibration=calibration_table(test.empty, out["p_empty"]),
+        importances=importances,
+        learning_curve=curve,
+    )
