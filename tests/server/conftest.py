@@ -16,9 +16,10 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from export.pipeline import build_version
 from server.app import create_app
 from server.settings import Settings
-from tests.server.onnx_graphs import linear_graph, write_version
+from train.generate import generate_records
 
 TOKEN = "test-admin-token-0123456789"
 RECORDS = 1500
@@ -55,12 +56,14 @@ class Versions(msgspec.Struct, frozen=True):
 
 @pytest.fixture(scope="session")
 def built_versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
-    """Two versions (different seeds) fitted and exported once for the whole session."""
+    """Two versions (seeds 0 and 1) fitted and exported once for the whole session."""
     root = tmp_path_factory.mktemp("built")
-    # TEMPORARY until export.pipeline.build_version lands: a hand-built contract graph.
-    write_version(root, "v1", linear_graph(), make_current=False)
-    write_version(root, "v2", linear_graph(), make_current=False)
-    return Versions(root=root, first="v1", second="v2")
+    records = generate_records(RECORDS, seed=0)
+    first = build_version(records, root, seed=0, quick=True).name
+    second = build_version(records, root, seed=1, quick=True).name
+    assert first != second
+    (root / "current").unlink(missing_ok=True)  # each test's copy says which it serves
+    return Versions(root=root, first=first, second=second)
 
 
 @pytest.fixture
