@@ -88,6 +88,11 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
+def _sig(value: float) -> str:
+    """Three significant figures without exponents: 0.0777, 41.8, 3,698."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _inprocess_table(figures: Sequence[InProcessFigure]) -> list[str]:
     rows = [
         "| in-process case | median µs | p99 µs | max µs | rounds |",
@@ -150,7 +155,7 @@ def _checks_table(checks: Sequence[Check]) -> list[str]:
     rows = ["| check | kind | target | measured | result |", "|---|---|---|---:|---|"]
     for c in checks:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[c.passed]
-        value = "—" if c.value is None else f"{c.value:,.3g} {c.unit}"
+        value = "—" if c.value is None else f"{_sig(c.value)} {c.unit}"
         rows.append(f"| {c.name} | {c.kind} | {c.target} | {value} | {verdict} |")
     return rows
 

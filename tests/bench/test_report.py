@@ -159,3 +159,10 @@ def test_markdown_shows_the_open_loop_clients_own_overhead() -> None:
     """Send lag and client CPU of each open-loop run are reported beside the figures."""
     md = render_markdown(_report())
     assert "| scanopt /v1/predict | 1,000 | 0.000 | 0.100 | 15.0 |" in md
+
+
+def test_check_values_never_use_exponents() -> None:
+    """A 3,698 µs p99 reads as 3,698, not 3.7e+03."""
+    check = Check(name="x", kind="goal", target="< 100 µs", value=3698.4, unit="µs", passed=False)
+    md = render_markdown(_report(checks=[check]))
+    assert "| x | goal | < 100 µs | 3,698 µs | MISSED |" in md
