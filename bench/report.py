@@ -77,6 +77,8 @@ class BenchReport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     inprocess: list[InProcessFigure]
     http: list[HttpRun]
     ratios: dict[str, float]
+    # bench.verdict.capacity: per-core throughput and replicas for a target load.
+    capacity: dict[str, float]
     checks: list[Check]
     batcher_recommendation: str
     failures: list[str]
@@ -151,6 +153,24 @@ def _client_table(runs: Sequence[HttpRun]) -> list[str]:
     return rows
 
 
+def _capacity_lines(cap: dict[str, float]) -> list[str]:
+    if not cap:
+        return ["Capacity: not measured (no scanopt /v1/predict run with figures).", ""]
+    lines = [
+        f"Capacity: one replica of this machine ({cap['workers']:.0f} workers) answered "
+        f"{cap['replica_max_rps']:,.0f} req/s flat out, {cap['rps_per_core']:,.0f} req/s per "
+        f"core; 10,000 req/s at 50% utilisation needs "
+        f"{cap['replicas_for_target_at_utilisation']:.0f} such replicas."
+    ]
+    if "verified_rps_within_goal" in cap:
+        lines[0] += (
+            f" Verified open loop: {cap['verified_rps_within_goal']:,.0f} req/s per replica "
+            f"within the 5 ms p95 goal, so {cap['replicas_for_target_verified']:.0f} replicas "
+            "without extrapolating."
+        )
+    return [*lines, ""]
+
+
 def _checks_table(checks: Sequence[Check]) -> list[str]:
     rows = ["| check | kind | target | measured | result |", "|---|---|---|---:|---|"]
     for c in checks:
@@ -191,7 +211,7 @@ def render_markdown(report: BenchReport) -> str:
         lines += ["| throughput ratio (wrk req/s) | value |", "|---|---:|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in report.ratios.items()]
         lines.append("")
-    lines += [*_checks_table(report.checks), ""]
+    lines += [*_capacity_lines(report.capacity), *_checks_table(report.checks), ""]
     lines += [f"Micro-batcher: {report.batcher_recommendation}", ""]
     return "\n".join(lines)
 

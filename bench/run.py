@@ -33,7 +33,13 @@ from bench.openloop import LoadRunError, OpenLoopResult
 from bench.plan import LoadPlan, RunConfig, ci_plan, full_plan, server_spec
 from bench.report import BenchReport, HttpRun, InProcessFigure, render_markdown, write_report
 from bench.servers import free_port, preflight, running_server
-from bench.verdict import batcher_recommendation, build_checks, passed, throughput_ratios
+from bench.verdict import (
+    batcher_recommendation,
+    build_checks,
+    capacity,
+    passed,
+    throughput_ratios,
+)
 from bench.wrk import run_wrk
 from server.settings import Settings
 
@@ -217,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inprocess=inprocess,
         http=runs,
         ratios=ratios,
+        capacity=capacity(runs, machine.nproc, defaults.batcher),
         checks=checks,
         batcher_recommendation=batcher_recommendation(runs),
         failures=failures,

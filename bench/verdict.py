@@ -8,16 +8,20 @@ project's own, far tighter bars; they are reported, met or missed, and never fai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
 from bench.report import Check, HttpRun, InProcessFigure
 
 __all__ = [
+    "CAPACITY_TARGET_RPS",
+    "CAPACITY_UTILISATION",
     "PLAN_HTTP_P95_MS",
     "PLAN_INFERENCE_MS",
     "batcher_recommendation",
     "build_checks",
+    "capacity",
     "passed",
     "throughput_ratios",
 ]
@@ -30,6 +34,10 @@ GOAL_RECOMMEND_P95_MS: Final = 20.0
 GOAL_VS_BASELINE: Final = 25.0
 GOAL_VS_CEILING: Final = 0.7
 GOAL_RSS_MB: Final = 200.0
+# Capacity math: the load to plan for, and how hot a replica may run. Latency stays near
+# its idle value only well below saturation (queueing grows as 1 / (1 - utilisation)).
+CAPACITY_TARGET_RPS: Final = 10_000.0
+CAPACITY_UTILISATION: Final = 0.5
 # The batcher must win clearly to be worth its moving parts; smaller gaps are noise here.
 _BATCHER_MARGIN: Final = 0.05
 
@@ -174,3 +182,33 @@ def batcher_recommendation(runs: Sequence[HttpRun], path: str = "/v1/predict") -
         f"recommend {verdict} by default ({'; '.join(lines)}; on must win by more than "
         f"{_BATCHER_MARGIN:.0%} req/s with no worse p99 at every worker count)."
     )
+
+
+def capacity(runs: Sequence[HttpRun], nproc: int, default_batcher: bool) -> dict[str, float]:
+    """Requests/s per core and replicas for CAPACITY_TARGET_RPS, from the widest default run.
+
+    The replica is this machine (`nproc` cores) running scanopt with as many workers as
+    were measured; wrk shared those cores, so per-core figures are lower bounds.
+    """
+    best: HttpRun | None = None
+    for workers in sorted({r.workers for r in runs if r.server == "scanopt"}):
+        found = _find(runs, "scanopt", workers, "/v1/predict", default_batcher)
+        best = found if found is not None and found.closed is not None else best
+    if best is None or best.closed is None:
+        return {}
+    rps = best.closed.requests_per_s
+    out = {
+        "workers": float(best.workers),
+        "replica_max_rps": rps,
+        "rps_per_core": rps / nproc,
+        "replicas_for_target_at_utilisation": float(
+            math.ceil(CAPACITY_TARGET_RPS / (rps * CAPACITY_UTILISATION))
+        ),
+    }
+    if best.open is not None and best.open.latency.p95_ms < GOAL_PREDICT_P95_MS:
+        # The open-loop rate this replica was seen to hold within the p95 goal.
+        out["verified_rps_within_goal"] = best.open.target_rate
+        out["replicas_for_target_verified"] = float(
+            math.ceil(CAPACITY_TARGET_RPS / best.open.target_rate)
+        )
+    return out

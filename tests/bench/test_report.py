@@ -85,6 +85,12 @@ def _report(**overrides: object) -> BenchReport:
             ),
         ],
         "ratios": {"scanopt / ceiling (1 worker)": 0.81},
+        "capacity": {
+            "workers": 2.0,
+            "replica_max_rps": 8000.0,
+            "rps_per_core": 4000.0,
+            "replicas_for_target_at_utilisation": 3.0,
+        },
         "checks": [
             Check(
                 name="one scan in-process p99",
@@ -166,3 +172,10 @@ def test_check_values_never_use_exponents() -> None:
     check = Check(name="x", kind="goal", target="< 100 µs", value=3698.4, unit="µs", passed=False)
     md = render_markdown(_report(checks=[check]))
     assert "| x | goal | < 100 µs | 3,698 µs | MISSED |" in md
+
+
+def test_markdown_states_the_capacity_math() -> None:
+    """Per-core throughput and the replica count appear with their basis."""
+    md = render_markdown(_report())
+    assert "answered 8,000 req/s flat out, 4,000 req/s per core" in md
+    assert "needs 3 such replicas" in md

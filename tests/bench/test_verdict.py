@@ -7,7 +7,13 @@ import msgspec
 from bench.latency import summarize
 from bench.openloop import OpenLoopResult
 from bench.report import Check, HttpRun, InProcessFigure
-from bench.verdict import batcher_recommendation, build_checks, passed, throughput_ratios
+from bench.verdict import (
+    batcher_recommendation,
+    build_checks,
+    capacity,
+    passed,
+    throughput_ratios,
+)
 from bench.wrk import WrkResult
 
 
@@ -155,3 +161,29 @@ def test_variants_with_other_settings_are_not_the_comparison() -> None:
     variant = msgspec.structs.replace(_run(rps=9000.0), settings={"SCANOPT_LOG_LEVEL": "WARNING"})
     runs = [variant, _run(rps=6000.0), _run(server="ceiling", batcher=None, rps=8000.0)]
     assert throughput_ratios(runs, default_batcher=False) == {"scanopt / ceiling (1 worker)": 0.75}
+
+
+def test_capacity_uses_the_widest_default_run() -> None:
+    """2 workers at 8,000 req/s on 2 cores: 4,000 per core; 10k at 50% needs 3 replicas."""
+    runs = [
+        _run(workers=1, rps=5000.0),
+        _run(workers=2, rps=8000.0, p95_s=0.002),
+        _run(workers=2, batcher=True, rps=20000.0),  # not the default configuration
+    ]
+    cap = capacity(runs, nproc=2, default_batcher=False)
+    assert cap["rps_per_core"] == 4000.0
+    assert cap["replicas_for_target_at_utilisation"] == 3.0
+    assert cap["verified_rps_within_goal"] == 1000.0
+    assert cap["replicas_for_target_verified"] == 10.0
+
+
+def test_capacity_claims_no_verified_rate_when_p95_missed_the_goal() -> None:
+    """An open-loop p95 over 5 ms verifies nothing; only the flat-out estimate remains."""
+    cap = capacity([_run(rps=3000.0, p95_s=0.009, p99_s=0.01)], nproc=2, default_batcher=False)
+    assert "verified_rps_within_goal" not in cap
+    assert cap["replicas_for_target_at_utilisation"] == 7.0
+
+
+def test_capacity_is_empty_without_a_scanopt_figure() -> None:
+    """No successful scanopt run: no capacity is invented."""
+    assert capacity([_run(failure="died")], nproc=2, default_batcher=False) == {}
