@@ -107,7 +107,12 @@ def _refit(manifest: Manifest) -> FittedModels:
         return fit_models(splits.train, splits.calibration, settings.models)
 
 
-def ensure_baseline_model(artifacts: Path, cache_dir: Path, bundle: Path = DEFAULT_BUNDLE) -> Path:
+def ensure_baseline_model(
+    artifacts: Path,
+    cache_dir: Path,
+    bundle: Path = DEFAULT_BUNDLE,
+    parity_rows: int = PARITY_ROWS,
+) -> Path:
     """The pickle for artifacts/current: cached, else from the bundle or a refit, checked."""
     version = (artifacts / "current").read_text().strip()
     folder = artifacts / MODELS_DIR / version
@@ -115,7 +120,7 @@ def ensure_baseline_model(artifacts: Path, cache_dir: Path, bundle: Path = DEFAU
     path = cache_dir / f"{version}.pkl"
     if path.exists():
         return path
-    scans = [msgspec.json.decode(b, type=Scan) for b in scan_bodies(PARITY_ROWS)]
+    scans = [msgspec.json.decode(b, type=Scan) for b in scan_bodies(parity_rows)]
     graph = folder / manifest.model_file
     models = _from_bundle(bundle)
     try:

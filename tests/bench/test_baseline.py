@@ -48,7 +48,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(artifacts=artifacts, version=folder.name, same=same, other=other)
 
 
-def _scans(n: int = 100) -> list[Scan]:
+def _scans(n: int = 50) -> list[Scan]:
     return [msgspec.json.decode(b, type=Scan) for b in scan_bodies(n)]
 
 
@@ -56,7 +56,7 @@ def test_bundle_of_the_served_run_is_pickled(built: Built, tmp_path: Path) -> No
     """The exported run's estimators pass parity and are pickled under the version name."""
     bundle = tmp_path / "models.joblib"
     joblib.dump(built.same, bundle)
-    path = ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle)
+    path = ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle, parity_rows=50)
     assert path.name == f"{built.version}.pkl"
     baseline = pickle.loads(path.read_bytes())
     assert isinstance(baseline, BaselineModel)
@@ -76,7 +76,7 @@ def test_wrong_bundle_and_no_history_fails_with_the_reason(built: Built, tmp_pat
     bundle = tmp_path / "models.joblib"
     joblib.dump(built.other, bundle)
     with pytest.raises(ValueError, match="not here"):
-        ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle)
+        ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle, parity_rows=50)
     assert not (tmp_path / "cache").exists()
 
 
@@ -86,7 +86,7 @@ def test_fastapi_baseline_answers_what_the_estimators_predict(
     """The baseline app validates the scan, predicts with the estimators, answers 200."""
     bundle = tmp_path / "models.joblib"
     joblib.dump(built.same, bundle)
-    path = ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle)
+    path = ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle, parity_rows=50)
     monkeypatch.setenv(ENV_MODEL, str(path))
     body = scan_bodies(1)[0]
     with TestClient(create_app()) as client:
