@@ -47,6 +47,7 @@ __all__ = [
     "RenderedReport",
     "compute_report",
     "fetch_report",
+    "fetch_report_json",
     "main",
     "print_report",
     "write_report",
@@ -65,21 +66,32 @@ class RenderedReport(msgspec.Struct, frozen=True, kw_only=True):
     markdown: str
 
 
+def _get(http: httpx.Client, url: str, looks: bool) -> httpx.Response:
+    response = http.get(url, params={"looks": "true" if looks else "false"})
+    if response.status_code != 200:
+        raise ScanoptError(f"GET {url} answered {response.status_code}: {response.text[:300]}")
+    return response
+
+
+def _report_url(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/v1/experiments/{name}/report"
+
+
+def fetch_report_json(
+    url: str, name: str = DEFAULT_EXPERIMENT, *, looks: bool = True, timeout_s: float = 120.0
+) -> Report:
+    """The report (JSON only) from the server at `url`."""
+    with httpx.Client(timeout=timeout_s) as http:
+        return decode_report(_get(http, _report_url(url, name), looks).content)
+
+
 def fetch_report(
     url: str, name: str = DEFAULT_EXPERIMENT, *, looks: bool = True, timeout_s: float = 120.0
 ) -> RenderedReport:
     """The report as the server at `url` renders it (httpx errors and 4xx/5xx raise)."""
-    base = f"{url.rstrip('/')}/v1/experiments/{name}/report"
-    params = {"looks": "true" if looks else "false"}
+    base = _report_url(url, name)
     with httpx.Client(timeout=timeout_s) as http:
-        parts = []
-        for suffix in ("", ".html", ".md"):
-            response = http.get(base + suffix, params=params)
-            if response.status_code != 200:
-                raise ScanoptError(
-                    f"GET {base}{suffix} answered {response.status_code}: {response.text[:300]}"
-                )
-            parts.append(response)
+        parts = [_get(http, base + suffix, looks) for suffix in ("", ".html", ".md")]
     return RenderedReport(
         report=decode_report(parts[0].content),
         json=parts[0].content,

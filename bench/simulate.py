@@ -40,6 +40,7 @@ from bench.experiment_report import (
     DEFAULT_OUT,
     RenderedReport,
     fetch_report,
+    fetch_report_json,
     print_report,
     write_report,
 )
@@ -71,8 +72,8 @@ class SimulationOutcome(msgspec.Struct, frozen=True, kw_only=True):
     rendered: RenderedReport
     paths: list[Path]
     checks: list[Check]
-    elapsed_s: float
-    startup_s: float | None
+    elapsed_s: float  # everything: server start, users, report
+    phases_s: dict[str, float]  # server start (own server only), users, report
 
     @property
     def passed(self) -> bool:
@@ -119,7 +120,7 @@ def _wait_for_users(url: str, expected: int, console: Console) -> None:
     """Until the prediction log has flushed every exposure (or the wait runs out)."""
     deadline = time.monotonic() + _FLUSH_WAIT_S
     while time.monotonic() < deadline:
-        users = sum(a.users for a in fetch_report(url, looks=False).report.arms)
+        users = sum(a.users for a in fetch_report_json(url, looks=False).arms)
         if users >= expected:
             return
         time.sleep(0.25)
@@ -140,9 +141,12 @@ def simulate(
     server: AbstractContextManager[OwnServer | None] = (
         nullcontext(None) if url else own_server(artifacts, log_dir)
     )
+    phases: dict[str, float] = {}
     with server as own:
         base = url or (own.url if own else "")
+        t_users = time.perf_counter()
         if own is not None:
+            phases["server start"] = t_users - t0
             console.print(
                 f"server ready on {own.url} in {own.startup_s:.1f} s (store {own.store_dsn})"
             )
@@ -162,8 +166,11 @@ def simulate(
                 on_user_done=lambda _: progress.advance(task),
             )
         arms = tally(result.users)
+        t_report = time.perf_counter()
+        phases["users"] = t_report - t_users
         _wait_for_users(base, sum(t.users for n, t in arms.items() if n != "none"), console)
         rendered = fetch_report(base, DEFAULT_EXPERIMENT)
+        phases["report"] = time.perf_counter() - t_report
     paths = write_report(rendered, out_dir)
     found = checks(rendered.report, arms)
     if result.failures:
@@ -180,7 +187,7 @@ def simulate(
         paths=paths,
         checks=found,
         elapsed_s=time.perf_counter() - t0,
-        startup_s=None if url else own.startup_s if own else None,
+        phases_s=phases,
     )
 
 
@@ -215,10 +222,12 @@ def _print_outcome(outcome: SimulationOutcome, console: Console) -> None:
     for check in outcome.checks:
         mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
         console.print(f"{mark} {check.label}: {check.measured}")
-    rate = outcome.result.requests / outcome.elapsed_s
+    users_s = outcome.phases_s.get("users", outcome.elapsed_s)
+    phases = ", ".join(f"{name} {s:.1f} s" for name, s in outcome.phases_s.items())
     console.print(
-        f"{len(outcome.result.users):,} users, {outcome.result.requests:,} requests in "
-        f"{outcome.elapsed_s:.1f} s ({rate:,.0f} req/s, server start included)"
+        f"{len(outcome.result.users):,} users, {outcome.result.requests:,} requests "
+        f"({outcome.result.requests / users_s:,.0f} req/s) in {outcome.elapsed_s:.1f} s "
+        f"({phases})"
     )
     for path in outcome.paths:
         console.print(f"wrote {path}")
