@@ -2,11 +2,14 @@
 
 People do not draw scan parameters uniformly. A scanner's filters are toggles: a scan
 switches on a handful of them (price band and volume floor most often, the move filter for
-gap hunters, relative volume for volume spikes, the RSI band for mean reversion) and sets
-each to a round preset (price 5-500, volume over 1M, RSI 30-70), with move filters often
-too strict. Users re-run their favourite universe, whole-market scans are mostly daily,
-and scans happen mostly in market hours, most of all right after the open. The market
-regime (a VIX-like index) is one path over the year that every scan of a day shares.
+gap hunters, relative volume for volume spikes, the RSI band for mean reversion; more of
+them the bigger the universe) and sets each to a round preset (price 5-500, volume over
+1M, RSI 30-70), with move filters often too strict. A scan that would return a list too
+long to read gets narrowed; one that returns nothing is not (that is what scanopt warns
+about). Users keep a few saved scans and re-run them at all hours; the rest is ad hoc.
+Scans happen mostly on weekdays in market hours, most of all right after the open;
+whole-market scans are mostly daily. The market regime (a VIX-like index) is one path
+over the year that every scan of a day shares.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from server.domain.features import MARKET_TZ
+from server.domain.features import MARKET_TZ, session_clock
 from server.domain.scan import Scan, Strategy, Timeframe, Universe
+from train import market
 
 __all__ = ["FIRST_DAY", "N_DAYS", "sample_scans", "vix_path"]
 
@@ -54,7 +59,25 @@ FILTERS: Final = ("price", "volume", "cap", "move", "relvol", "rsi")
 TOGGLE_WEIGHTS: Final = (3.0, 2.0, 0.8, 1.5, 1.0, 1.2)
 ACTIVE_COUNTS: Final = (0.0, 0.14, 0.28, 0.30, 0.17, 0.08, 0.03)  # P(0..6 filters on)
 # The bigger the universe, the more filters people switch on to keep the list readable.
-MORE_FILTERS: Final[dict[Universe, int]] = {Universe.RUSSELL2000: 1, Universe.US_ALL: 2}
+MORE_FILTERS: Final[dict[Universe, int]] = {
+    Universe.NASDAQ100: -1,
+    Universe.CRYPTO_TOP200: -1,
+    Universe.RUSSELL2000: 1,
+    Universe.US_ALL: 2,
+}
+# Users keep a few saved scans and re-run them; the rest of the history is ad hoc.
+SAVED_PER_USER: Final = 5
+RERUN_SHARE: Final = 0.8
+# What a re-run copies from the saved scan: everything but when it runs.
+SETTINGS: Final = (
+    "universe", "strategy", "timeframe", "lookback_bars", "min_price", "max_price",
+    "min_avg_volume", "min_market_cap_musd", "min_abs_change_pct", "min_relative_volume",
+    "rsi_min", "rsi_max", "n_extra_filters",
+)  # fmt: skip
+# The longest list a user will read (drawn per scan from this range), and how many times
+# they narrow a scan that would exceed it.
+CEILING: Final = (30.0, 100.0)
+NARROWING_ROUNDS: Final = 3
 PRICE_OFF: Final = (0.0, 100_000.0)
 STOCK_BANDS: Final[Bands] = (
     (1, 20, 0.16), (5, 500, 0.22), (10, 1000, 0.16), (2, 50, 0.12), (20, 200, 0.1),
@@ -130,12 +153,9 @@ def _timestamps(rng: np.random.Generator, n: int) -> tuple[list[datetime], npt.N
     return stamps, day.astype(np.intp)
 
 
-def _toggles(
-    rng: np.random.Generator, uni: npt.NDArray[np.intp], strat: npt.NDArray[np.intp]
-) -> npt.NDArray[np.bool_]:
-    """Which filters each scan switches on: a weighted draw without replacement (Gumbel top-k)."""
-    n = len(uni)
-    weights = np.tile(np.asarray(TOGGLE_WEIGHTS), (n, 1))
+def _toggle_weights(uni: npt.NDArray[np.intp], strat: npt.NDArray[np.intp]) -> Floats:
+    """How readily each scan would switch on each filter, (n, len(FILTERS))."""
+    weights = np.tile(np.asarray(TOGGLE_WEIGHTS), (len(uni), 1))
     f = FILTERS.index
     big = np.isin(uni, (UNIVERSES.index(Universe.RUSSELL2000), UNIVERSES.index(Universe.US_ALL)))
     weights[big, f("volume")] *= 2.0  # nobody scans 8,000 symbols without a liquidity floor
@@ -149,12 +169,7 @@ def _toggles(
         (Strategy.MEAN_REVERSION, "rsi", 4.0),
     ):
         weights[strat == STRATEGIES.index(strategy), f(name)] *= boost
-    keys = np.log(weights) + rng.gumbel(size=weights.shape)
-    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
-    n_active = rng.choice(len(ACTIVE_COUNTS), size=n, p=ACTIVE_COUNTS)
-    more = np.asarray([MORE_FILTERS.get(u, 0) for u in UNIVERSES])[uni]
-    n_active = np.minimum(n_active + more, len(FILTERS))
-    return np.asarray(rank < n_active[:, None])
+    return weights
 
 
 def _price_bands(rng: np.random.Generator, uni: npt.NDArray[np.intp]) -> tuple[Floats, Floats]:
@@ -174,53 +189,174 @@ def _price_bands(rng: np.random.Generator, uni: npt.NDArray[np.intp]) -> tuple[F
     return np.where(custom, custom_lo, lo), np.where(custom, custom_hi, hi)
 
 
-def sample_scans(rng: np.random.Generator, n: int) -> list[Scan]:
-    """`n` scans as people set them, in time order, every one with its timestamp."""
-    n_users = int(np.clip(n // 60, 8, 400))
-    favourite = rng.choice(len(UNIVERSES), size=n_users, p=UNIVERSE_WEIGHTS)
-    user = rng.integers(0, n_users, n)
+def _presets(rng: np.random.Generator, a: market.ScanArrays) -> market.ScanArrays:
+    """`a` with every filter switched on at the preset each scan would pick for it."""
+    n = len(a.universe)
+    lo, hi = _price_bands(rng, a.universe)
+    custom_volume = np.round(np.exp(rng.uniform(np.log(1e5), np.log(5e6), n)), -3)
+    volume = np.where(rng.random(n) < 0.12, custom_volume, _pick(rng, VOLUME_FLOORS, n))
+    rsi_lo, rsi_hi = _pick_band(rng, RSI_BANDS, n)
+    return msgspec.structs.replace(
+        a,
+        min_price=lo,
+        max_price=hi,
+        min_avg_volume=volume,
+        min_market_cap_musd=_pick(rng, CAP_FLOORS, n),
+        min_abs_change_pct=_pick(rng, MOVE_FILTERS, n),
+        min_relative_volume=_pick(rng, RELVOL_FILTERS, n),
+        rsi_min=rsi_lo,
+        rsi_max=rsi_hi,
+    )
+
+
+def _switch(
+    off: market.ScanArrays, on: market.ScanArrays, mask: npt.NDArray[np.bool_]
+) -> market.ScanArrays:
+    """Each scan's filters set from `on` where its column of `mask` is true, else `off`."""
+
+    def pick(field: str, name: str) -> Floats:
+        column = mask[:, FILTERS.index(name)]
+        return np.asarray(np.where(column, getattr(on, field), getattr(off, field)), np.float64)
+
+    return msgspec.structs.replace(
+        off,
+        min_price=pick("min_price", "price"),
+        max_price=pick("max_price", "price"),
+        min_avg_volume=pick("min_avg_volume", "volume"),
+        min_market_cap_musd=pick("min_market_cap_musd", "cap"),
+        min_abs_change_pct=pick("min_abs_change_pct", "move"),
+        min_relative_volume=pick("min_relative_volume", "relvol"),
+        rsi_min=pick("rsi_min", "rsi"),
+        rsi_max=pick("rsi_max", "rsi"),
+    )
+
+
+def _narrow(
+    rng: np.random.Generator, off: market.ScanArrays, on: market.ScanArrays, weights: Floats
+) -> market.ScanArrays:
+    """Switch filters on (weighted, without replacement), then narrow long lists.
+
+    Nobody reads a list of hundreds: a scan the user knows would return more than their
+    ceiling gets the next filter switched on, and when every filter is on, custom filters
+    until it fits. Lists that come back short or empty are left alone: that is the
+    over-strict scan scanopt exists to warn about.
+    """
+    n = len(off.universe)
+    keys = np.log(weights) + rng.gumbel(size=weights.shape)
+    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
+    n_active = rng.choice(len(ACTIVE_COUNTS), size=n, p=ACTIVE_COUNTS)
+    more = np.asarray([MORE_FILTERS.get(u, 0) for u in UNIVERSES])[off.universe]
+    mask = rank < np.clip(n_active + more, 0, len(FILTERS))[:, None]
+    ceiling = np.exp(rng.uniform(np.log(CEILING[0]), np.log(CEILING[1]), n))
+    extra = off.n_extra_filters.copy()
+    rows = np.arange(n)
+    for _ in range(NARROWING_ROUNDS):
+        a = msgspec.structs.replace(_switch(off, on, mask), n_extra_filters=extra)
+        mean = market.expected_counts(a)
+        many = mean > ceiling
+        spare = np.where(mask, -np.inf, keys)
+        can_add = many & np.isfinite(spare.max(axis=1))
+        mask[rows[can_add], spare.argmax(axis=1)[can_add]] = True
+        cuts = np.ceil(np.log(mean / ceiling) / -np.log(market.EXTRA_FILTER_KEEP))
+        extra = np.where(many & ~can_add, np.minimum(extra + cuts, 20.0), extra)
+    return msgspec.structs.replace(_switch(off, on, mask), n_extra_filters=extra)
+
+
+def _drafts(
+    rng: np.random.Generator,
+    favourite: npt.NDArray[np.intp],
+    user: npt.NDArray[np.intp],
+    stamps: Sequence[datetime],
+    vix: Floats,
+) -> market.ScanArrays:
+    """Scans the users set up at those instants (their first runs)."""
+    n = len(user)
     others = rng.choice(len(UNIVERSES), size=n, p=UNIVERSE_WEIGHTS)
     uni = np.where(rng.random(n) < 0.6, favourite[user], others).astype(np.intp)
     strat = rng.choice(len(STRATEGIES), size=n, p=STRATEGY_WEIGHTS).astype(np.intp)
-    tf = np.asarray([rng.choice(len(TIMEFRAMES), p=TIMEFRAME_WEIGHTS[UNIVERSES[u]]) for u in uni])
+    tf = [rng.choice(len(TIMEFRAMES), p=TIMEFRAME_WEIGHTS[UNIVERSES[u]]) for u in uni]
     lookback = np.where(rng.random(n) < 0.15, rng.integers(10, 501, n), _pick(rng, LOOKBACKS, n))
-
-    on = _toggles(rng, uni, strat)
-    col = {name: on[:, i] for i, name in enumerate(FILTERS)}
-    lo, hi = _price_bands(rng, uni)
-    lo, hi = np.where(col["price"], lo, PRICE_OFF[0]), np.where(col["price"], hi, PRICE_OFF[1])
-    custom_volume = np.round(np.exp(rng.uniform(np.log(1e5), np.log(5e6), n)), -3)
-    volume = np.where(rng.random(n) < 0.12, custom_volume, _pick(rng, VOLUME_FLOORS, n))
-    volume = np.where(col["volume"], volume, 0.0)
-    cap = np.where(col["cap"], _pick(rng, CAP_FLOORS, n), 0.0)
-    move = np.where(col["move"], _pick(rng, MOVE_FILTERS, n), 0.0)
-    relvol = np.where(col["relvol"], _pick(rng, RELVOL_FILTERS, n), 0.0)
-    rsi_lo, rsi_hi = _pick_band(rng, RSI_BANDS, n)
-    rsi_lo, rsi_hi = np.where(col["rsi"], rsi_lo, 0.0), np.where(col["rsi"], rsi_hi, 100.0)
     power_user = np.where(rng.random(n) < 0.05, rng.integers(3, 11, n), 0)
     extra = np.minimum(rng.geometric(0.5, n) - 1 + power_user, 20)
+    clock = np.asarray([session_clock(t) for t in stamps], dtype=np.float64).reshape(-1, 3)
+    zeros = np.zeros(n)
+    off = market.ScanArrays(
+        universe=uni,
+        strategy=strat,
+        timeframe=np.asarray(tf, dtype=np.intp),
+        lookback_bars=lookback.astype(np.float64),
+        min_price=zeros + PRICE_OFF[0],
+        max_price=zeros + PRICE_OFF[1],
+        min_avg_volume=zeros,
+        min_market_cap_musd=zeros,
+        min_abs_change_pct=zeros,
+        min_relative_volume=zeros,
+        rsi_min=zeros,
+        rsi_max=zeros + 100.0,
+        n_extra_filters=extra.astype(np.float64),
+        volatility_index=vix,
+        minutes_since_open=clock[:, 0],
+        market_open=clock[:, 2],
+    )
+    return _narrow(rng, off, _presets(rng, off), _toggle_weights(uni, strat))
 
+
+def _rerun(
+    template: market.ScanArrays,
+    row: npt.NDArray[np.intp],
+    scans: market.ScanArrays,
+    mask: npt.NDArray[np.bool_],
+) -> market.ScanArrays:
+    """`scans` with the rows in `mask` replaced by templates `row` (their own time and VIX)."""
+    changes = {
+        name: np.where(mask, getattr(template, name)[row], getattr(scans, name))
+        for name in SETTINGS
+    }
+    return msgspec.structs.replace(scans, **changes)
+
+
+def sample_scans(rng: np.random.Generator, n: int) -> list[Scan]:
+    """`n` scans as people set them, in time order, every one with its timestamp.
+
+    Each user keeps a few saved scans, set up once, and re-runs them (the first most
+    often) at new times and market regimes; the rest of the history is ad hoc.
+    """
+    n_users = int(np.clip(n // 60, 8, 400))
+    favourite = rng.choice(len(UNIVERSES), size=n_users, p=UNIVERSE_WEIGHTS).astype(np.intp)
+    path = vix_path(rng, N_DAYS)
+
+    def vix_on(day: npt.NDArray[np.intp]) -> Floats:
+        noisy = path[day] * np.exp(rng.normal(0.0, 0.03, len(day)))
+        return np.asarray(np.round(np.clip(noisy, 5.0, 90.0), 2), dtype=np.float64)
+
+    saved_user = np.repeat(np.arange(n_users), SAVED_PER_USER)
+    saved_stamps, saved_day = _timestamps(rng, len(saved_user))
+    saved = _drafts(rng, favourite, saved_user, saved_stamps, vix_on(saved_day))
+    user = rng.integers(0, n_users, n)
     stamps, day = _timestamps(rng, n)
-    vix = np.clip(vix_path(rng, N_DAYS)[day] * np.exp(rng.normal(0.0, 0.03, n)), 5.0, 90.0)
+    ad_hoc = _drafts(rng, favourite, user, stamps, vix_on(day))
+    slot_weights = 1.0 / np.arange(1, SAVED_PER_USER + 1)
+    slot = rng.choice(SAVED_PER_USER, size=n, p=slot_weights / slot_weights.sum())
+    a = _rerun(saved, user * SAVED_PER_USER + slot, ad_hoc, rng.random(n) < RERUN_SHARE)
     order = np.argsort(np.asarray([s.timestamp() for s in stamps]), kind="stable")
     return [
         Scan(
             user_id=f"user-{user[i]:04d}",
             session_id=f"user-{user[i]:04d}-{stamps[i]:%Y%m%d}",
-            universe=UNIVERSES[uni[i]],
-            strategy=STRATEGIES[strat[i]],
-            timeframe=TIMEFRAMES[tf[i]],
-            lookback_bars=int(lookback[i]),
-            min_price=float(lo[i]),
-            max_price=float(hi[i]),
-            min_avg_volume=float(volume[i]),
-            min_market_cap_musd=float(cap[i]),
-            min_abs_change_pct=float(move[i]),
-            min_relative_volume=float(relvol[i]),
-            rsi_min=float(rsi_lo[i]),
-            rsi_max=float(rsi_hi[i]),
-            n_extra_filters=int(extra[i]),
-            volatility_index=round(float(vix[i]), 2),
+            universe=UNIVERSES[a.universe[i]],
+            strategy=STRATEGIES[a.strategy[i]],
+            timeframe=TIMEFRAMES[a.timeframe[i]],
+            lookback_bars=int(a.lookback_bars[i]),
+            min_price=float(a.min_price[i]),
+            max_price=float(a.max_price[i]),
+            min_avg_volume=float(a.min_avg_volume[i]),
+            min_market_cap_musd=float(a.min_market_cap_musd[i]),
+            min_abs_change_pct=float(a.min_abs_change_pct[i]),
+            min_relative_volume=float(a.min_relative_volume[i]),
+            rsi_min=float(a.rsi_min[i]),
+            rsi_max=float(a.rsi_max[i]),
+            n_extra_filters=int(a.n_extra_filters[i]),
+            volatility_index=float(a.volatility_index[i]),
             timestamp=stamps[i],
         )
         for i in order

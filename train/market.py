@@ -8,7 +8,7 @@ every filter. Each filter is tested against a distribution of the universe's sym
     move filter      |change| is fat-tailed (Lomax); its scale grows with the VIX and near
                      the open/close
     relative volume  lognormal around 1; heavier in volatile markets and at the open
-    RSI band         normal around the strategy's centre, wider in volatile markets
+    RSI band         normal around 50, wider in volatile markets
     strategy         the share of symbols whose signal fires at all
     extra filters    each keeps a fixed share of what is left
 
@@ -49,11 +49,11 @@ __all__ = [
     "COUNT_DISPERSION",
     "DURATION_SIGMA",
     "EXTRA_FILTER_KEEP",
-    "STRATEGY_PROFILES",
+    "STRATEGY_BASE_RATES",
     "TIMEOUT_S",
     "UNIVERSE_PROFILES",
+    "FilterPasses",
     "ScanArrays",
-    "StrategyProfile",
     "UniverseProfile",
     "draw_counts",
     "draw_durations",
@@ -62,6 +62,7 @@ __all__ = [
     "expected_duration_s",
     "expected_durations",
     "expected_result_count",
+    "filter_passes",
     "market_activity",
     "pass_rates",
     "provider_load",
@@ -74,12 +75,16 @@ Floats = npt.NDArray[np.float64]
 TIMEOUT_S: Final = 120.0
 # Negative-binomial size k: variance = mu + mu^2 / k. Real scans are over-dispersed (a
 # sector moves together), but not so much that the oracle error floor swamps the signal.
-COUNT_DISPERSION: Final = 6.0
-DURATION_SIGMA: Final = 0.18
+COUNT_DISPERSION: Final = 3.0
+DURATION_SIGMA: Final = 0.2
 EXTRA_FILTER_KEEP: Final = 0.8
 VIX_NORMAL: Final = 18.0
-BASE_LATENCY_S: Final = 5.0
-SYMBOL_COST_MS: Final = 5.0
+RSI_CENTER: Final = 50.0
+RELVOL_SIGMA: Final = 0.6
+BASE_LATENCY_S: Final = 4.5
+SYMBOL_COST_MS: Final = 8.0
+# Big jobs fan out: the scanner adds one fetch worker per this many symbols.
+FANOUT_SYMBOLS: Final = 4000.0
 # Per-bar cost: fine bars are not cached by the provider and come in more pages.
 BAR_COST_MS: Final[dict[Timeframe, float]] = {
     Timeframe.M1: 0.20,
@@ -101,14 +106,6 @@ class UniverseProfile(msgspec.Struct, frozen=True, kw_only=True):
     cap_median_musd: float
     cap_sigma: float
     move_scale_pct: float  # mean |change| in percent on a normal day (VIX 18)
-    trades_24h: bool = False
-
-
-class StrategyProfile(msgspec.Struct, frozen=True, kw_only=True):
-    """How often a strategy's signal fires, and where its candidates' RSI sits."""
-
-    base_rate: float
-    rsi_center: float
 
 
 UNIVERSE_PROFILES: Final[dict[Universe, UniverseProfile]] = {
@@ -165,17 +162,17 @@ UNIVERSE_PROFILES: Final[dict[Universe, UniverseProfile]] = {
         cap_median_musd=800.0,
         cap_sigma=1.6,
         move_scale_pct=4.0,
-        trades_24h=True,
     ),
 }
 
-STRATEGY_PROFILES: Final[dict[Strategy, StrategyProfile]] = {
-    Strategy.MOMENTUM: StrategyProfile(base_rate=0.24, rsi_center=55.0),
-    Strategy.BREAKOUT: StrategyProfile(base_rate=0.13, rsi_center=57.0),
-    Strategy.MEAN_REVERSION: StrategyProfile(base_rate=0.18, rsi_center=45.0),
-    Strategy.VOLUME_SPIKE: StrategyProfile(base_rate=0.12, rsi_center=52.0),
-    Strategy.GAP: StrategyProfile(base_rate=0.09, rsi_center=50.0),
-    Strategy.EARNINGS_DRIFT: StrategyProfile(base_rate=0.06, rsi_center=55.0),
+# The share of symbols whose strategy signal fires at all, before the user's filters.
+STRATEGY_BASE_RATES: Final[dict[Strategy, float]] = {
+    Strategy.MOMENTUM: 0.50,
+    Strategy.BREAKOUT: 0.30,
+    Strategy.MEAN_REVERSION: 0.40,
+    Strategy.VOLUME_SPIKE: 0.25,
+    Strategy.GAP: 0.20,
+    Strategy.EARNINGS_DRIFT: 0.12,
 }
 
 _UNIVERSES: Final = tuple(Universe)
@@ -263,16 +260,33 @@ def _above(floor: Floats, median: Floats, sigma: Floats) -> Floats:
 def market_activity(a: ScanArrays) -> Floats:
     """How much symbols move relative to midday: U-shaped over the session, calm when closed.
 
-    Crypto trades around the clock, so the stock-market clock does not move it.
+    Crypto trades around the clock but its flow, too, follows the US session.
     """
     m = np.clip(a.minutes_since_open, 0.0, SESSION_MINUTES)
-    in_session = 1.0 + 0.9 * np.exp(-m / 40.0) + 0.4 * np.exp(-(SESSION_MINUTES - m) / 40.0)
-    activity = np.where(a.market_open > 0, in_session, 0.7)
-    return np.where(_profile(a, "trades_24h") > 0, 1.0, activity)
+    in_session = 1.0 + 0.5 * np.exp(-m / 60.0) + 0.25 * np.exp(-(SESSION_MINUTES - m) / 60.0)
+    return np.where(a.market_open > 0, in_session, 0.7)
 
 
-def pass_rates(a: ScanArrays) -> Floats:
-    """The share of a universe's symbols that pass every filter of each scan."""
+class FilterPasses(msgspec.Struct, frozen=True, kw_only=True):
+    """The share of a universe's symbols each filter of each scan lets through (1 = off)."""
+
+    price: Floats
+    volume: Floats
+    cap: Floats
+    move: Floats
+    relvol: Floats
+    rsi: Floats
+    strategy: Floats
+    extra: Floats
+
+    def total(self) -> Floats:
+        """The share that passes every filter: the filters are independent."""
+        product = self.price * self.volume * self.cap * self.move * self.relvol * self.rsi
+        return np.asarray(product * self.strategy * self.extra, dtype=np.float64)
+
+
+def filter_passes(a: ScanArrays) -> FilterPasses:
+    """Each filter's pass rate, tested against the universe's symbol distributions."""
     vix = a.volatility_index / VIX_NORMAL
     activity = market_activity(a)
     log_price = np.log(_profile(a, "price_median"))
@@ -280,21 +294,28 @@ def pass_rates(a: ScanArrays) -> Floats:
     with np.errstate(divide="ignore"):
         lo = (np.log(a.min_price) - log_price) / price_sigma
     hi = (np.log(a.max_price) - log_price) / price_sigma
-    price = ndtr(hi) - ndtr(lo)
-    volume = _above(a.min_avg_volume, _profile(a, "volume_median"), _profile(a, "volume_sigma"))
-    cap = _above(a.min_market_cap_musd, _profile(a, "cap_median_musd"), _profile(a, "cap_sigma"))
-    # |change| is Lomax (shape 3): fat-tailed like real returns, with the profile's mean.
-    move_scale = _profile(a, "move_scale_pct") * vix * activity
-    move = (1.0 + a.min_abs_change_pct / (2.0 * move_scale)) ** -3.0
+    # |change| is Lomax (shape 2, fat-tailed like real returns) with the profile's mean.
+    move_scale = _profile(a, "move_scale_pct") * vix**0.75 * activity
     relvol_median = 0.9 * activity**0.6 * vix**0.3
-    relvol = _above(a.min_relative_volume, relvol_median, 0.6 * np.sqrt(vix))
-    strategies = [STRATEGY_PROFILES[s] for s in _STRATEGIES]
-    rsi_center = _table([p.rsi_center for p in strategies])[a.strategy]
     rsi_sd = 12.0 * vix**0.35
-    rsi = ndtr((a.rsi_max - rsi_center) / rsi_sd) - ndtr((a.rsi_min - rsi_center) / rsi_sd)
-    base = _table([p.base_rate for p in strategies])[a.strategy]
-    extra = EXTRA_FILTER_KEEP**a.n_extra_filters
-    return np.asarray(price * volume * cap * move * relvol * rsi * base * extra, dtype=np.float64)
+    return FilterPasses(
+        price=np.asarray(ndtr(hi) - ndtr(lo), dtype=np.float64),
+        volume=_above(a.min_avg_volume, _profile(a, "volume_median"), _profile(a, "volume_sigma")),
+        cap=_above(a.min_market_cap_musd, _profile(a, "cap_median_musd"), _profile(a, "cap_sigma")),
+        move=(1.0 + a.min_abs_change_pct / move_scale) ** -2.0,
+        relvol=_above(a.min_relative_volume, relvol_median, np.full_like(vix, RELVOL_SIGMA)),
+        rsi=np.asarray(
+            ndtr((a.rsi_max - RSI_CENTER) / rsi_sd) - ndtr((a.rsi_min - RSI_CENTER) / rsi_sd),
+            dtype=np.float64,
+        ),
+        strategy=_table([STRATEGY_BASE_RATES[s] for s in _STRATEGIES])[a.strategy],
+        extra=EXTRA_FILTER_KEEP**a.n_extra_filters,
+    )
+
+
+def pass_rates(a: ScanArrays) -> Floats:
+    """The share of a universe's symbols that pass every filter of each scan."""
+    return filter_passes(a).total()
 
 
 def expected_counts(a: ScanArrays) -> Floats:
@@ -305,18 +326,23 @@ def expected_counts(a: ScanArrays) -> Floats:
 def provider_load(a: ScanArrays) -> Floats:
     """The data provider's slowdown by time of day: heaviest at the open, quiet overnight."""
     m = np.clip(a.minutes_since_open, 0.0, SESSION_MINUTES)
-    in_session = 1.0 + 1.0 * np.exp(-m / 25.0) + 0.3 * np.exp(-(SESSION_MINUTES - m) / 30.0)
+    in_session = 1.0 + 0.6 * np.exp(-m / 45.0) + 0.2 * np.exp(-(SESSION_MINUTES - m) / 45.0)
     pre_open = (a.minutes_since_open < 0) & (a.minutes_since_open >= -120)
     closed = np.where(pre_open, 1.05, 0.75)
     return np.where(a.market_open > 0, in_session, closed)
 
 
 def uncapped_durations(a: ScanArrays) -> Floats:
-    """Median duration in seconds before the timeout: base plus symbols x per-symbol cost."""
+    """Median duration in seconds before the timeout: base plus symbols x per-symbol cost.
+
+    The symbols are shared among fetch workers (more for bigger universes), so a whole-
+    market scan is slow but only the heaviest ones (fine bars, long lookback) time out.
+    """
     bar_ms = _table([BAR_COST_MS[t] for t in _TIMEFRAMES])[a.timeframe]
     per_symbol_ms = SYMBOL_COST_MS + a.lookback_bars * bar_ms
     compute = 1.0 + EXTRA_FILTER_COST * a.n_extra_filters
-    work_s = BASE_LATENCY_S + a.size * per_symbol_ms * compute / 1000.0
+    workers = 1.0 + a.size / FANOUT_SYMBOLS
+    work_s = BASE_LATENCY_S + a.size * per_symbol_ms * compute / workers / 1000.0
     return np.asarray(work_s * provider_load(a), dtype=np.float64)
 
 
