@@ -4,9 +4,10 @@ Each model is converted by skl2onnx on the shared float32 input "features", its 
 prefixed so the seven graphs can live side by side, and plain ONNX nodes then repeat
 `train.models.predict_outputs` exactly: the exp link of the Poisson and log-duration
 models (skl2onnx leaves the Poisson output on the log scale, DESIGN.md "Known pitfalls"),
-the conformal widening, expm1 for the log1p count quantiles, the clipping to
-[0, universe size] (feature column 0) and to the duration range, stretching each interval
-to hold its point, and P(class 1) of the classifier. The outputs are exactly
+the per-group conformal widening, the exp back from the quantiles' log scale, the
+clipping of counts to [0, universe size] (feature column 0) and of durations to
+[DURATION_MIN_S, the timeout cap], stretching each interval to hold its point, and
+P(class 1) of the classifier. The outputs are exactly
 `server.domain.artifact.MODEL_OUTPUTS`, each float32 of shape [n].
 """
 
@@ -22,7 +23,8 @@ from skl2onnx.common.data_types import FloatTensorType
 
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import N_FEATURES
-from train.models import DURATION_MAX_S, DURATION_MIN_S, FittedModels
+from train.conformal import Interval
+from train.models import DURATION_MIN_S, FittedModels
 
 __all__ = ["IR_VERSION", "TARGET_OPSET", "build_graph"]
 
@@ -74,25 +76,34 @@ def _clip(b: _Builder, x: str, low: str, high: str, out: str | None = None) -> s
     return b.op("Min", b.op("Max", x, low), high, out=out)
 
 
+def _interval(b: _Builder, raw_lo: str, raw_hi: str, interval: Interval) -> tuple[str, str]:
+    """train.conformal.Interval.apply: the per-group widening t, lo - max(t, 0), hi + t."""
+    lo, hi = _flat(b, raw_lo), _flat(b, raw_hi)
+    w = interval.widenings
+    # t = w0 + sum over edges of (w_g - w_(g-1)) * [hi >= edge_g]: the group is the number
+    # of edges at or below hi, as np.searchsorted(edges, hi, side="right") counts it.
+    t = b.const(w[0])
+    for g, edge in enumerate(interval.edges, start=1):
+        above = b.op("Cast", b.op("GreaterOrEqual", hi, b.const(edge)), to=TensorProto.FLOAT)
+        t = b.op("Add", t, b.op("Mul", above, b.const(w[g] - w[g - 1])))
+    return b.op("Sub", lo, b.op("Max", t, b.const(0.0))), b.op("Add", hi, t)
+
+
 def _post_process(b: _Builder, raw: dict[str, str], models: FittedModels) -> None:
     size = b.op("Gather", MODEL_INPUT, b.const(0, np.int64), axis=1)
     zero, one = b.const(0.0), b.const(1.0)
-    d_min, d_max = b.const(DURATION_MIN_S), b.const(DURATION_MAX_S)
-
-    def widened(lo: str, hi: str, widening: float) -> tuple[str, str]:
-        shift_lo = b.const(max(widening, 0.0))
-        return b.op("Sub", _flat(b, lo), shift_lo), b.op("Add", _flat(b, hi), b.const(widening))
+    d_min, d_max = b.const(DURATION_MIN_S), b.const(models.duration_cap_s)
 
     count = _clip(b, b.op("Exp", _flat(b, raw["count_mean"])), zero, size)
-    c_lo, c_hi = widened(raw["count_lo"], raw["count_hi"], models.count_widening)
+    c_lo, c_hi = _interval(b, raw["count_lo"], raw["count_hi"], models.count_interval)
     c_lo = _clip(b, b.op("Sub", b.op("Exp", c_lo), one), zero, size)
-    c_hi = _clip(b, b.op("Sub", b.op("Exp", c_hi), one), zero, size)
+    c_hi = _clip(b, b.op("Exp", c_hi), zero, size)
     b.op("Identity", count, out="result_count")
     b.op("Min", c_lo, count, out="result_count_lo")
     b.op("Max", c_hi, count, out="result_count_hi")
 
     duration = _clip(b, b.op("Exp", _flat(b, raw["duration_mean"])), d_min, d_max)
-    d_lo, d_hi = widened(raw["duration_lo"], raw["duration_hi"], models.duration_widening)
+    d_lo, d_hi = _interval(b, raw["duration_lo"], raw["duration_hi"], models.duration_interval)
     d_lo = _clip(b, b.op("Exp", d_lo), d_min, d_max)
     d_hi = _clip(b, b.op("Exp", d_hi), d_min, d_max)
     b.op("Identity", duration, out="duration_s")

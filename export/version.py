@@ -124,7 +124,10 @@ def export_version(
         metrics=_metrics(result),
         calibration=result.calibration,
         parity=parity.as_manifest(),
-        conformal={"result_count": models.count_widening, "duration_s": models.duration_widening},
+        conformal={
+            **models.count_interval.as_manifest("result_count"),
+            **models.duration_interval.as_manifest("duration_s"),
+        },
         importances=result.importances,
         reference=reference_distributions(
             result.splits.train.features,

@@ -150,7 +150,12 @@ def permutation_importances(
     for the regressors, ROC AUC drop for the classifier."""
     jobs: list[tuple[str, Any, Floats | npt.NDArray[np.int64], Any]] = [
         ("result_count", models.count_mean, test.result_count, _mae_scorer(lambda v: v)),
-        ("duration_s", models.duration_mean, test.duration_s, _mae_scorer(np.exp)),
+        (
+            "duration_s",
+            models.duration_mean,
+            test.duration_s,
+            _mae_scorer(lambda v: np.minimum(np.exp(v), models.duration_cap_s)),
+        ),
         ("empty", models.empty, test.empty, "roc_auc"),
     ]
     out: dict[str, dict[str, float]] = {}
@@ -183,16 +188,15 @@ def learning_curve(
     points = []
     for rows in sizes:
         subset = train.take(np.arange(min(rows, len(train))))
-        count, duration = fit_point_models(subset, settings)
+        count, duration, cap = fit_point_models(subset, settings)
+        durations = np.minimum(np.exp(duration.predict(test.features)), cap)
         points.append(
             LearningPoint(
                 rows=len(subset),
                 result_count_mae=float(
                     np.mean(np.abs(count.predict(test.features) - test.result_count))
                 ),
-                duration_s_mae=float(
-                    np.mean(np.abs(np.exp(duration.predict(test.features)) - test.duration_s))
-                ),
+                duration_s_mae=float(np.mean(np.abs(durations - test.duration_s))),
             )
         )
     return points
