@@ -26,7 +26,18 @@ from server.domain.features import MARKET_TZ, session_clock
 from server.domain.scan import Scan, Strategy, Timeframe, Universe
 from train import market
 
-__all__ = ["FIRST_DAY", "N_DAYS", "sample_scans", "vix_path"]
+__all__ = [
+    "CAP_FLOORS",
+    "CEILING",
+    "FILTERS",
+    "FIRST_DAY",
+    "N_DAYS",
+    "PRICE_OFF",
+    "RSI_BANDS",
+    "SETTINGS",
+    "sample_scans",
+    "vix_path",
+]
 
 Floats = npt.NDArray[np.float64]
 Weighted = Sequence[tuple[float, float]]
