@@ -33,7 +33,7 @@ def _event(kind: str, answer: dict[str, Any], user: str, at: datetime, **kw: Any
 
 def _run_experiment(client: Client) -> dict[str, str]:
     """USERS users scan once a day for DAYS days (in the past); control scans come back
-    empty, treatment scans land in range. The arms each user got."""
+    empty two days in three, treatment scans one day in four. The arms each user got."""
     first_day = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) - timedelta(
         days=DAYS
     )
@@ -44,7 +44,8 @@ def _run_experiment(client: Client) -> dict[str, str]:
             at = first_day + timedelta(days=day, minutes=i)
             answer = client.post("/v1/predict", json={**SCAN, "user_id": user}).json()
             arms[user] = answer["arm"]
-            count = 0 if answer["arm"] == "control" else 20
+            empty = (i + day) % 3 != 0 if answer["arm"] == "control" else (i + day) % 4 == 0
+            count = 0 if empty else 20
             for body in (
                 _event("scan_started", answer, user, at),
                 _event(
@@ -92,7 +93,11 @@ def test_report_json_counts_every_exposed_user_by_arm(client: Client) -> None:
     assert report.srm.counts == [by_arm["control"].users, by_arm["treatment"].users]
     (treatment,) = report.treatments
     empty = next(m for m in treatment.metrics if m.key == "empty_scan_rate")
-    assert (empty.control_value, empty.treatment_value) == (1.0, 0.0)
+    for arm, value in (("control", empty.control_value), ("treatment", empty.treatment_value)):
+        users = [int(u.removeprefix("user-")) for u, a in arms.items() if a == arm]
+        rule = (lambda k: k % 3 != 0) if arm == "control" else (lambda k: k % 4 == 0)
+        empties = sum(rule(i + day) for i in users for day in range(DAYS))
+        assert value == pytest.approx(empties / (len(users) * DAYS))
     returned = next(m for m in treatment.metrics if m.key == "return_rate")
     assert (returned.control_value, returned.treatment_value) == (1.0, 1.0)
 
