@@ -9,7 +9,6 @@ stops the run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
 
 import msgspec
 import numpy as np
@@ -20,6 +19,7 @@ from export.parity import (
     FIXTURE_FILE,
     MIN_PARITY_ROWS,
     PARITY_TOLERANCE,
+    GraphError,
     ParityError,
     compare_outputs,
     open_session,
@@ -57,9 +57,6 @@ class ValidationRun(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def ready(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
-
-
-_ONNX_ERRORS: Final = (RuntimeError, ValueError, OSError)
 
 
 def _resolve(artifacts: Path, version: str | None) -> tuple[Path, Check]:
@@ -121,9 +118,8 @@ def _check_graph(folder: Path, manifest: Manifest) -> list[Check]:
     path = folder / manifest.model_file
     try:
         session = open_session(path)
-    except _ONNX_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [Check(name="onnx loads", passed=False, detail=f"{path}: {first}")]
+    except GraphError as exc:
+        return [Check(name="onnx loads", passed=False, detail=f"{path}: {exc}")]
     inputs = [(i.name, i.type, list(i.shape)[1:]) for i in session.get_inputs()]
     outputs = [(o.name, o.type) for o in session.get_outputs()]
     io_ok = inputs == [(MODEL_INPUT, "tensor(float)", [N_FEATURES])] and outputs == [
@@ -147,7 +143,7 @@ def _check_graph(folder: Path, manifest: Manifest) -> list[Check]:
             f"({report.worst_output}), tolerance {report.tolerance:g}"
         )
         checks.append(Check(name="parity", passed=report.passed, detail=detail))
-    except (ParityError, *_ONNX_ERRORS) as exc:
+    except (ParityError, GraphError) as exc:
         checks.append(Check(name="parity", passed=False, detail=str(exc).splitlines()[0]))
     recorded = manifest.parity.get("max_rel_diff", float("inf"))
     checks.append(

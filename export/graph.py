@@ -13,6 +13,7 @@ P(class 1) of the classifier. The outputs are exactly
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Final
 
 import numpy as np
@@ -38,12 +39,16 @@ def _convert(model: Any, prefix: str, *, classifier: bool = False) -> onnx.Model
     # DoubleTensorType fails to load for HistGradientBoosting in onnxruntime 1.32, and the
     # server feeds float32 anyway (DESIGN.md, "Known pitfalls").
     options = {id(model): {"zipmap": False}} if classifier else None
-    converted = convert_sklearn(
-        model,
-        initial_types=[(MODEL_INPUT, FloatTensorType([None, N_FEATURES]))],
-        target_opset=dict(TARGET_OPSET),
-        options=options,
-    )
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 passes booleans where onnx wants ints (the protobuf < 7 pitfall of
+        # DESIGN.md); protobuf 6 accepts them and says so once per tree attribute.
+        warnings.filterwarnings("ignore", "Field onnx.AttributeProto", DeprecationWarning)
+        converted = convert_sklearn(
+            model,
+            initial_types=[(MODEL_INPUT, FloatTensorType([None, N_FEATURES]))],
+            target_opset=dict(TARGET_OPSET),
+            options=options,
+        )
     return onnx.compose.add_prefix(converted, prefix, rename_inputs=False)
 
 

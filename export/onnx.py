@@ -22,7 +22,7 @@ import joblib
 from rich.console import Console
 
 from export.artifacts import ArtifactError
-from export.parity import MIN_PARITY_ROWS, ParityError
+from export.parity import MIN_PARITY_ROWS, GraphError, ParityError
 from export.version import export_version
 from server.domain.artifact import MODEL_FILE
 from train.fit import BUNDLE_FILE, METRICS_FILE
@@ -80,12 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.artifacts.mkdir(parents=True, exist_ok=True)
         extra = {} if args.no_report else report_files(args.bundle.parent)
         with console.status("converting to ONNX and checking parity"):
-            folder, parity = export_version(
+            exported = export_version(
                 result, args.artifacts, min_parity_rows=args.parity_rows, extra_files=extra
             )
-    except (ExportError, ParityError, ArtifactError, OSError) as exc:
+    except (ExportError, ParityError, GraphError, ArtifactError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    folder, parity = exported.folder, exported.parity
     size_mb = (folder / MODEL_FILE).stat().st_size / 1e6
     console.print(
         f"parity on {parity.rows} rows: max |onnx - sklearn| {parity.max_abs_diff:.3g}, "

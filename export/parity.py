@@ -7,7 +7,8 @@ with allow_pickle=False, so loading it runs no code).
 
 Errors:
 
-    ParityError     an output differs beyond the tolerance, or the graph does not run
+    GraphError      onnxruntime cannot load or run the graph
+    ParityError     an output differs beyond the tolerance, or a fixture is not one
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "FIXTURE_ROWS",
     "MIN_PARITY_ROWS",
     "PARITY_TOLERANCE",
+    "GraphError",
     "ParityError",
     "ParityReport",
     "compare_outputs",
@@ -50,6 +52,15 @@ Outputs = Mapping[str, npt.NDArray[np.floating]]
 
 class ParityError(Exception):
     """The graph does not reproduce the reference; the message names the output."""
+
+
+class GraphError(Exception):
+    """onnxruntime refused the graph; the message is its first line."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ParityReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,14 +100,21 @@ def open_session(model: bytes | Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initializers are not ours to fix
     source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    # onnxruntime's errors (InvalidProtobuf, InvalidGraph, Fail, ...) derive from Exception.
+    except Exception as exc:
+        raise GraphError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
 
 
 def run_graph(
     session: ort.InferenceSession, features: npt.NDArray[np.float32]
 ) -> dict[str, npt.NDArray[np.float32]]:
     """Every MODEL_OUTPUT of the session for a float32 feature matrix."""
-    values = session.run(list(MODEL_OUTPUTS), {MODEL_INPUT: np.asarray(features, np.float32)})
+    try:
+        values = session.run(list(MODEL_OUTPUTS), {MODEL_INPUT: np.asarray(features, np.float32)})
+    except Exception as exc:
+        raise GraphError(f"onnxruntime cannot run the model: {_first_line(exc)}") from None
     return dict(zip(MODEL_OUTPUTS, values, strict=True))
 
 

@@ -31,7 +31,7 @@ def build_version(
     )
     result = train_models(dataset_from_records(records), training_data, settings)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    folder, _ = export_version(
+    exported = export_version(
         result, artifacts_dir, min_parity_rows=0 if quick else MIN_PARITY_ROWS
     )
-    return folder
+    return exported.folder

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from export.checks import ValidationRun, validate_version
-from export.parity import open_session, run_graph
+from export.parity import GraphError, open_session, run_graph
 from server.domain.artifact import MANIFEST_FILE, confidence_score
 from server.domain.features import encode_scans
 from server.domain.scan import Scan, Strategy, Timeframe, Universe
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run.ready:
         try:
             console.print(predictions_table(run))
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, GraphError) as exc:
             print(f"error: {run.folder}: live predictions failed: {exc}", file=sys.stderr)
             return 1
         console.print(f"[bold green]READY[/]: {run.folder.name} passes every check")

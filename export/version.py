@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -44,10 +45,18 @@ from server.domain.features import FEATURE_SPEC, encode_scans, feature_spec_dige
 from train.models import predict_outputs
 from train.training import TrainResult
 
-__all__ = ["PARITY_SEED_OFFSET", "export_version", "parity_features"]
+__all__ = ["PARITY_SEED_OFFSET", "ExportedVersion", "export_version", "parity_features"]
 
 # Extra parity rows come from this seed offset, far from any seed a history is drawn with.
 PARITY_SEED_OFFSET = 1_000_003
+
+
+class ExportedVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """A written version: its folder, the manifest written there, and the parity report."""
+
+    folder: Path
+    manifest: Manifest
+    parity: ParityReport
 
 
 def parity_features(result: TrainResult, min_rows: int) -> npt.NDArray[np.float32]:
@@ -83,7 +92,7 @@ def export_version(
     min_parity_rows: int,
     extra_files: Mapping[str, bytes] | None = None,
     created: datetime | None = None,
-) -> tuple[Path, ParityReport]:
+) -> ExportedVersion:
     """Convert, check parity (ParityError otherwise), write the version, point `current`.
 
     `extra_files` (e.g. report/metrics.json, report/*.png) are written and checksummed too.
@@ -138,4 +147,4 @@ def export_version(
     )
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     point_current(artifacts, version)
-    return folder, parity
+    return ExportedVersion(folder=folder, manifest=manifest, parity=parity)
