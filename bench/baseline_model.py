@@ -83,7 +83,10 @@ def _from_bundle(bundle: Path) -> FittedModels | None:
     if not bundle.is_file():
         return None
     # Bench-only, and `just train` wrote it; the server never unpickles anything.
-    result = joblib.load(bundle)
+    try:
+        result = joblib.load(bundle)
+    except Exception:  # a bundle of older code fails to unpickle: refit instead
+        return None
     models = getattr(result, "models", None)
     return models if isinstance(models, FittedModels) else None
 

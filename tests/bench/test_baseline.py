@@ -104,3 +104,11 @@ def test_fastapi_baseline_answers_what_the_estimators_predict(
         typo = body.replace(b'"rsi_max":', b'"rsi_mix":')
         bad = client.post("/v1/predict", content=typo, headers=json_)
         assert bad.status_code == 422
+
+
+def test_unreadable_bundle_falls_back_to_a_refit(built: Built, tmp_path: Path) -> None:
+    """A bundle that does not unpickle (older code) is skipped: the refit is tried next."""
+    bundle = tmp_path / "models.joblib"
+    bundle.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not here"):
+        ensure_baseline_model(built.artifacts, tmp_path / "cache", bundle, parity_rows=50)
