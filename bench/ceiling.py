@@ -9,9 +9,9 @@ The answer has the size and shape of a real prediction, so the bytes on the wire
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from litestar import Litestar, Response, get, post
+from litestar import Litestar, Request, Response, get, post
 
 __all__ = ["CONSTANT_ANSWER", "create_app"]
 
@@ -23,8 +23,11 @@ CONSTANT_ANSWER: Final = (
 
 
 @post("/v1/predict", status_code=200)
-async def predict() -> Response[bytes]:
-    """The constant answer; the body is never decoded."""
+async def predict(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The constant answer. The body is read (as any endpoint must) but never decoded."""
+    # Answering before the body is read made Granian drop the keep-alive connection now
+    # and then (a broken pipe on the client's next request).
+    await request.body()
     return Response(content=CONSTANT_ANSWER, media_type="application/json")
 
 
