@@ -22,6 +22,7 @@ from train.data import Dataset
 from train.models import FittedModels, ModelSettings, fit_point_models
 
 __all__ = [
+    "IMPORTANCE_ROWS",
     "LearningPoint",
     "calibration_table",
     "classifier_metrics",
@@ -34,6 +35,7 @@ __all__ = [
 
 Floats = npt.NDArray[np.float64]
 Outputs = dict[str, Floats]
+IMPORTANCE_ROWS = 2000
 
 
 class LearningPoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +74,7 @@ def calibration_table(
     empty: npt.NDArray[np.int64], p: Floats, bins: int = 10
 ) -> list[CalibrationBin]:
     """Reliability of p_empty: equal-width probability bins, empty bins left out."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.round(np.linspace(0.0, 1.0, bins + 1), 10)  # 0.3, not 0.30000000000000004
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
     table = []
     for b in range(bins):
@@ -163,7 +165,15 @@ def permutation_importances(
         if target == "empty" and not 0 < test.empty.sum() < len(test):
             continue
         result = permutation_importance(
-            model, test.features, y, scoring=scoring, n_repeats=repeats, random_state=seed
+            model,
+            test.features,
+            y,
+            scoring=scoring,
+            n_repeats=repeats,
+            random_state=seed,
+            # A 2,000-row sample ranks features as well as 4,000 and halves the cost
+            # (the slowest step of `just train`: 31 features x repeats x 3 models).
+            max_samples=min(len(test), IMPORTANCE_ROWS),
         )
         out[target] = {
             name: float(v) for name, v in zip(FEATURE_NAMES, result.importances_mean, strict=True)

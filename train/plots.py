@@ -64,6 +64,7 @@ def _residuals(result: TrainResult, path: Path) -> Path:
         ax.scatter(out[key], residual, s=4, alpha=0.35)
         ax.axhline(0, color="black", lw=1)
         ax.set(xscale="symlog", xlabel=f"predicted {label}", ylabel="actual - predicted")
+        ax.set_xlim(left=0)
         ax.set_title(f"{label} residuals")
     return _save(fig, path)
 
