@@ -110,7 +110,7 @@ def _get_status(base_url: str, path: str, timeout_s: float = 2.0) -> int:
         conn.close()
 
 
-def preflight(url: str, bodies: Sequence[bytes], timeout_s: float = 10.0) -> None:
+def preflight(url: str, bodies: Sequence[bytes], timeout_s: float = 30.0) -> None:
     """POST every body once; `LoadRunError` unless each one gets a 2xx."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
