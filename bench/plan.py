@@ -152,7 +152,7 @@ def server_spec(
         "SCANOPT_BATCHER": "on" if run.batcher else "off",
         "SCANOPT_ARTIFACTS": str(artifacts),
         # Its own store and metrics directory: a benchmark must not touch a real server's.
-        "SCANOPT_STORE_DSN": f"sqlite:///{workdir / 'scanopt.db'}",
-        "SCANOPT_METRICS_DIR": str(workdir / "metrics"),
+        "SCANOPT_STORE_DSN": f"sqlite:///{(workdir / 'scanopt.db').resolve()}",
+        "SCANOPT_METRICS_DIR": str((workdir / "metrics").resolve()),
     }
     return ServerSpec(name=run.name, argv=[py, "-m", "server.serve"], port=port, env=env)

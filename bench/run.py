@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -116,12 +118,16 @@ def run_http(run: RunConfig, paths: _Paths, warmup_s: float) -> HttpRun:
         batcher=run.batcher,
         settings=run.env,
     )
+    # A fresh store and metrics directory per configuration, so none inherits another's.
+    state = paths.workdir / "server" / re.sub(r"[^A-Za-z0-9.+-]+", "-", run.name)
+    shutil.rmtree(state, ignore_errors=True)
     try:
+        state.mkdir(parents=True)
         spec = server_spec(
             run,
             free_port(),
             artifacts=paths.artifacts,
-            workdir=paths.workdir / "server",
+            workdir=state,
             baseline_model=paths.baseline_model,
         )
         with running_server(spec, paths.workdir / "logs") as server:
