@@ -82,15 +82,15 @@ def _clip(b: _Builder, x: str, low: str, high: str, out: str | None = None) -> s
 
 
 def _interval(b: _Builder, raw_lo: str, raw_hi: str, interval: Interval) -> tuple[str, str]:
-    """train.conformal.Interval.apply: the per-group widening t, lo - max(t, 0), hi + t."""
+    """train.conformal.Interval.apply: the ramped per-group widening t, lo - max(t, 0), hi + t."""
     lo, hi = _flat(b, raw_lo), _flat(b, raw_hi)
     w = interval.widenings
-    # t = w0 + sum over edges of (w_g - w_(g-1)) * [hi >= edge_g]: the group is the number
-    # of edges at or below hi, as np.searchsorted(edges, hi, side="right") counts it.
     t = b.const(w[0])
     for g, edge in enumerate(interval.edges, start=1):
-        above = b.op("Cast", b.op("GreaterOrEqual", hi, b.const(edge)), to=TensorProto.FLOAT)
-        t = b.op("Add", t, b.op("Mul", above, b.const(w[g] - w[g - 1])))
+        # clip((hi - edge) / (2 ramp) + 1/2, 0, 1): 0 below the edge's ramp, 1 above it.
+        scaled = b.op("Mul", b.op("Sub", hi, b.const(edge)), b.const(0.5 / interval.ramp))
+        step = b.op("Clip", b.op("Add", scaled, b.const(0.5)), b.const(0.0), b.const(1.0))
+        t = b.op("Add", t, b.op("Mul", step, b.const(w[g] - w[g - 1])))
     return b.op("Sub", lo, b.op("Max", t, b.const(0.0))), b.op("Add", hi, t)
 
 
