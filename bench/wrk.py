@@ -14,6 +14,7 @@ preflight (bench.servers.preflight) has already checked every body gets a 2xx.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -139,23 +140,25 @@ def run_wrk(
     exe = shutil.which("wrk")
     if exe is None:
         raise LoadRunError("wrk is not installed: expected it on PATH (apt-get install wrk)")
+    # wrk takes whole seconds only ("-d0.5s" is a usage error).
+    seconds = max(1, math.ceil(duration_s))
     script = workdir / "wrk_bodies.lua"
     script.write_text(lua_script(urlsplit(url).path or "/", bodies_file))
     cmd = [
         exe,
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{duration_s:g}s",
+        f"-d{seconds}s",
         f"--timeout={timeout_s:g}s",
         "-s",
         str(script),
         url,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if proc.returncode != 0:
         raise LoadRunError(
             f"wrk against {url} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-500:]}"
         )
     return parse_wrk_output(
-        proc.stdout, url=url, threads=threads, connections=connections, duration_s=duration_s
+        proc.stdout, url=url, threads=threads, connections=connections, duration_s=seconds
     )
