@@ -189,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {machine.load_before[0]:.2f} {machine.load_before[1]:.2f} "
         f"{machine.load_before[2]:.2f}"
     )
-    model_version = (args.artifacts / "current").read_text().strip()
+    current = args.artifacts / "current"
+    if not current.is_file():
+        console.print(f"{current} does not exist: expected a trained model (run `just model`)")
+        return 2
+    model_version = current.read_text().strip()
 
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     runs: list[HttpRun] = []
