@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
 import msgspec
@@ -89,8 +89,13 @@ def verify_version(artifacts: Path, version: str | None = None) -> VerifiedVersi
     files: dict[str, bytes] = {}
     for name, expected in manifest.files.items():
         path = folder / name
-        if Path(name).name != name:
-            raise ArtifactError(f"model version {version!r}: file name {name!r} is not plain")
+        parts = PurePosixPath(name).parts
+        # Files may sit in sub-folders (the training report's plots); never outside the version.
+        if not parts or name.startswith("/") or "\\" in name or ".." in parts:
+            raise ArtifactError(
+                f"model version {version!r}: file name {name!r} is not a relative path "
+                "inside the version folder"
+            )
         try:
             files[name] = path.read_bytes()
         except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -88,3 +89,32 @@ def test_stamp_changes_when_current_changes(artifacts: Path, built_versions: Ver
     after = read_stamp(artifacts)
     assert before[0] == built_versions.first
     assert after[0] == built_versions.second
+
+
+def _list_file(artifacts: Path, version: str, name: str, content: bytes) -> None:
+    folder = artifacts / "models" / version
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256(content).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_files_in_sub_folders_are_verified(artifacts: Path, built_versions: Versions) -> None:
+    """A listed file in a sub-folder (the training report's plots) is checked, not refused."""
+    folder = artifacts / "models" / built_versions.first
+    (folder / "report").mkdir(exist_ok=True)
+    (folder / "report" / "plot.png").write_bytes(b"png")
+    _list_file(artifacts, built_versions.first, "report/plot.png", b"png")
+    assert verify_version(artifacts).manifest.version == built_versions.first
+    (folder / "report" / "plot.png").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match=r"report/plot.png has sha256"):
+        verify_version(artifacts)
+
+
+@pytest.mark.parametrize("name", ["../../current", "/etc/hostname", "report\\plot.png"])
+def test_listed_files_outside_the_version_are_refused(
+    artifacts: Path, built_versions: Versions, name: str
+) -> None:
+    """A manifest may not make the server read files outside the version folder."""
+    _list_file(artifacts, built_versions.first, name, b"x")
+    with pytest.raises(ArtifactError, match="is not a relative path inside the version folder"):
+        verify_version(artifacts)
