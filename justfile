@@ -89,12 +89,14 @@ bench-tools:
 
 # every benchmark (in-process, HTTP load, baselines, batcher on/off, 1 vs 2 workers): bench/results/<date>.{json,md}
 [group('bench')]
-bench *ARGS: bench-tools model
+bench *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run {{ARGS}}
 
 # the short benchmark guard CI runs (< 3 min): fails on a missed plan target or any errored request
 [group('bench')]
-bench-ci *ARGS: bench-tools model
+bench-ci *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
 
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
