@@ -26,7 +26,7 @@ from train.evaluate import (
     permutation_importances,
     regression_metrics,
 )
-from train.models import FittedModels, ModelSettings, fit_models, predict_outputs
+from train.models import Boosting, FittedModels, ModelSettings, fit_models, predict_outputs
 
 __all__ = [
     "MIN_ROWS",
@@ -43,7 +43,10 @@ __all__ = [
 MIN_ROWS = 60
 # Few, coarse rounds: a real model in a second, for tests and fixtures.
 QUICK_MODELS = ModelSettings(
-    max_iter=40, learning_rate=0.25, quantile_max_iter=40, quantile_learning_rate=0.3
+    count=Boosting(max_iter=40, learning_rate=0.25),
+    duration=Boosting(max_iter=40, learning_rate=0.25),
+    empty=Boosting(max_iter=40, learning_rate=0.25),
+    quantile=Boosting(max_iter=30, learning_rate=0.4),
 )
 
 
