@@ -7,7 +7,7 @@ export PYTHONPATH := justfile_directory()
 
 # list the recipes
 default:
-    @just --list --unsorted
+    @{{just_executable()}} --list --unsorted
 
 # create .venv and install scanopt with its dev tools
 [group('setup')]
@@ -38,10 +38,10 @@ validate *ARGS:
 # generate, train, export and validate when artifacts/ has no model yet
 [group('train')]
 model:
-    test -f artifacts/current || just generate
-    test -f artifacts/current || just train
-    test -f artifacts/current || just export
-    just validate
+    test -f artifacts/current || {{python}} -m train.generate
+    test -f artifacts/current || {{python}} -m train.fit
+    test -f artifacts/current || {{python}} -m export.onnx
+    {{python}} -m export.validate
 
 # serve artifacts/current with Granian on SCANOPT_HOST:SCANOPT_PORT (README, "Serving")
 [group('serve')]
@@ -107,5 +107,5 @@ aa *ARGS:
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]
 simulate *ARGS:
-    test -f artifacts/current || just model
+    test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.simulate {{ARGS}}
