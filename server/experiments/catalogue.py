@@ -13,8 +13,8 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from server.experiments.kinds import MetricKind
 from server.experiments.moments import BoolArray, FloatArray
-from server.experiments.stats import MetricKind
 from server.experiments.user_metrics import UserColumns
 
 __all__ = [

@@ -17,7 +17,7 @@ import msgspec
 
 from server.domain.scan import WireStruct
 from server.experiments.catalogue import MetricGroup, Unit
-from server.experiments.stats import MetricKind, StatTest
+from server.experiments.kinds import MetricKind, StatTest
 
 __all__ = [
     "ArmSummary",

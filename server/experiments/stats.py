@@ -17,12 +17,11 @@ an exception: the caller decides how to say "not enough data".
 
 from __future__ import annotations
 
-import enum
-
 import msgspec
 import numpy as np
 from scipy import stats as sps
 
+from server.experiments.kinds import MetricKind, StatTest
 from server.experiments.moments import ArmMoments, FloatArray
 
 __all__ = [
@@ -34,22 +33,6 @@ __all__ = [
     "estimate_arm",
     "welch_df",
 ]
-
-
-class MetricKind(enum.StrEnum):
-    """How a metric aggregates over an arm's users, which decides its test."""
-
-    MEAN = "mean"  # one value per user (their mean satisfaction): Welch's t-test
-    PROPORTION = "proportion"  # one 0/1 per user (came back): two-proportion z-test
-    RATIO = "ratio"  # sum over users / sum over users (empty scans per scan): delta method
-
-
-class StatTest(enum.StrEnum):
-    """The test that produced a p-value, named in the report."""
-
-    WELCH_T = "welch_t"
-    TWO_PROPORTION_Z = "two_proportion_z"
-    DELTA_Z = "delta_method_z"
 
 
 class ArmEstimate(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from litestar.testing import TestClient
 
 from server.app import Worker, create_app
 from tests.server.conftest import make_settings
+from tests.server.domain.test_scan import GOOD
 
 
 def test_openapi_documents_every_endpoint_and_body(client: TestClient[Any]) -> None:
@@ -63,3 +66,31 @@ def test_no_cors_headers_by_default(client: TestClient[Any]) -> None:
     """With the default empty list the app sends no CORS headers at all."""
     response = client.get("/health/live", headers={"Origin": "https://scanner.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_serving_a_prediction_loads_neither_scipy_nor_matplotlib(artifacts: Path) -> None:
+    """A worker that only predicts never imports the report's scipy and matplotlib."""
+    # A fresh interpreter: this one has scipy already (the fixtures train with scikit-learn).
+    code = f"""
+import sys
+from pathlib import Path
+from litestar.testing import TestClient
+from server.app import create_app
+from server.settings import Settings
+body = {GOOD!r}
+artifacts = Path({str(artifacts)!r})
+settings = Settings(
+    artifacts=artifacts,
+    reload_poll_s=0.0,
+    workers=1,
+    store_dsn="sqlite:///" + str(artifacts.parent / "var" / "scanopt.db"),
+)
+with TestClient(create_app(settings)) as client:
+    assert client.post("/v1/predict", json=body).status_code == 200
+    assert client.get("/schema/openapi.json").status_code == 200
+print(sorted(m for m in ("scipy", "matplotlib") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
