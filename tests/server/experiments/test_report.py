@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
-import numpy as np
 import pytest
 
-from bench.aa_population import PopulationSpec, simulate_population, users_at
-from server.experiments.analysis import AnalysisSpec, analyse_experiment
-from server.experiments.report import Report, decode_report, encode_report
-
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-SPEC = AnalysisSpec(
-    experiment="ml_scanning",
-    arms=("control", "treatment"),
-    weights=(0.5, 0.5),
-    started_at=datetime(2026, 11, 12, tzinfo=UTC),
-    look=13,
-)
-
-
-def report(n_users: int = 1500) -> Report:
-    pop = simulate_population(PopulationSpec(n_users=n_users, n_days=5, seed=3))
-    labels = np.where(np.random.default_rng(3).random(n_users) < 0.5, "control", "treatment")
-    return analyse_experiment(users_at(pop, 4, list(labels)), SPEC, now=NOW)
+from server.experiments.analysis import analyse_experiment
+from server.experiments.report import decode_report, encode_report
+from tests.server.experiments.sample_report import NOW, SPEC
+from tests.server.experiments.sample_report import sample_report as report
 
 
 def test_json_round_trips_and_has_no_nan() -> None:
