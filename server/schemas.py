@@ -58,9 +58,9 @@ class Interval(WireStruct, frozen=True):
 
 
 class Prediction(WireStruct, frozen=True):
-    """The answer to one scan."""
+    """What the model says about one scan, and which version said it (ids are the data
+    plane's: server.store.prediction_ids)."""
 
-    prediction_id: str  # uuid4 hex; feedback and outcome events refer to it
     model_version: str
     result_count: Interval
     duration_s: Interval
