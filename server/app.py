@@ -30,7 +30,7 @@ from server.experiments.metrics import GateMetrics
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
-from server.monitoring.http import HttpObserver
+from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.routes import (
     admin,
@@ -164,7 +164,8 @@ def create_app(
     )
     document_bodies(app)
     # Outermost, like Litestar's OpenTelemetry middleware: sees 404s, 405s and errors too.
-    app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger)
+    templates = RouteTemplates((route.path, route.path_format) for route in app.routes)
+    app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger, templates)
     return app
 
 
