@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from server.domain.scan import UNIVERSE_SIZES, Scan, WireStruct
+from server.domain.scan import Id, Name, ResultCount, Scan, WireStruct
 from server.experiments.config import DEFAULT_EXPERIMENT
 
 __all__ = [
@@ -36,15 +36,12 @@ __all__ = [
     "UserMetrics",
 ]
 
-# PostgreSQL text cannot hold NUL and nobody types one: refuse it at the edge instead of
-# failing (or truncating) in the database.
+# PostgreSQL text cannot hold NUL: refuse it in free text at the edge instead of failing
+# (or truncating) in the database. Ids refuse every control character (server.domain.scan).
 _NO_NUL = r"^[^\x00]*$"
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_NO_NUL)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
 SuggestionText = Annotated[str, msgspec.Meta(max_length=2000, pattern=_NO_NUL)]
-ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]
 Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
 ElapsedSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
 
