@@ -17,6 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from server.errors import SettingsError
+from server.store import dsn_target
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "Settings"]
 
@@ -82,7 +83,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             try:
                 values[name] = parse(raw.strip())
             except ValueError as exc:
-                raise SettingsError(f"{var}={raw!r}: expected {exc}", field=var) from None
+                # A token or a DSN's password must not reach a log: name the variable only.
+                shown = "(value not shown)" if name in _SECRET else repr(raw)
+                raise SettingsError(f"{var}={shown}: expected {exc}", field=var) from None
         multiproc = env.get(MULTIPROC_ENV)
         if multiproc:
             values["multiproc_dir"] = Path(multiproc)
@@ -165,12 +168,18 @@ def _token(raw: str) -> str | None:
     return raw or None
 
 
+def _dsn(raw: str) -> str:
+    dsn_target(_text(raw))  # the store's own rule, checked before any worker starts
+    return raw
+
+
 def _level(raw: str) -> str:
     if raw.upper() not in LOG_LEVELS:
         raise ValueError("one of " + ", ".join(LOG_LEVELS))
     return raw.upper()
 
 
+_SECRET: Final = frozenset({"admin_token", "store_dsn"})
 _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "host": _text,
     "port": _integer(1, 65535),
@@ -178,7 +187,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "artifacts": _path,
     "cors_origins": _origins,
     "admin_token": _token,
-    "store_dsn": _text,
+    "store_dsn": _dsn,
     "store_pool_size": _integer(1, 64),
     "experiment_cache_s": _number(0.1, 60.0),
     "prediction_log_share": _number(0.0, 1.0),

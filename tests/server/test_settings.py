@@ -73,7 +73,6 @@ def test_every_variable_is_read() -> None:
         ("SCANOPT_BATCHER", "maybe", "on/off"),
         ("SCANOPT_LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
         ("SCANOPT_CORS_ORIGINS", "example.com", "http(s)://host origins"),
-        ("SCANOPT_ADMIN_TOKEN", "short", "at least 16 characters"),
         ("SCANOPT_RELOAD_POLL_S", "nan", "a number from 0 to 3600"),
         ("SCANOPT_HOST", "", "a non-empty value"),
         ("SCANOPT_MAX_BODY_BYTES", "10", "an integer from 1024"),
@@ -89,6 +88,26 @@ def test_bad_value_names_variable_value_and_expectation(
     assert message.startswith(f"{variable}={value!r}")
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SCANOPT_ADMIN_TOKEN", "short-secret", "at least 16 characters"),
+        ("SCANOPT_STORE_DSN", "mysql://root:hunter2@db/scan", "got scheme 'mysql'"),
+        ("SCANOPT_STORE_DSN", "hunter2", "got no scheme"),
+        ("SCANOPT_STORE_DSN", "sqlite://", "naming a file"),
+    ],
+)
+def test_secrets_are_named_never_printed(variable: str, value: str, expected: str) -> None:
+    """A bad admin token or store DSN names the variable and the rule, never the value."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}=(value not shown): expected")
+    assert expected in message
+    assert "short-secret" not in message
+    assert "hunter2" not in message
 
 
 def test_batch_size_above_max_batch_is_refused() -> None:
