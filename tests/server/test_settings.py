@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from server.errors import SettingsError
@@ -125,3 +126,15 @@ def test_unknown_variables_are_reported() -> None:
     """Typos among SCANOPT_* names are found; test-only variables are not typos."""
     env = {"SCANOPT_WORKRS": "2", "SCANOPT_PORT": "1", "SCANOPT_TEST_PG_DSN": "x", "HOME": "/"}
     assert Settings.unknown_variables(env) == ["SCANOPT_WORKRS"]
+
+
+def test_every_setting_declares_its_meaning_and_its_rule() -> None:
+    """Each SCANOPT_* field carries a description, and a bad value's message comes from it."""
+    for field in msgspec.inspect.type_info(Settings).fields:  # type: ignore[attr-defined]
+        if field.name == "multiproc_dir":
+            continue
+        info = field.type
+        if isinstance(info, msgspec.inspect.UnionType):
+            info = info.types[0]
+        assert isinstance(info, msgspec.inspect.Metadata), field.name
+        assert (info.extra_json_schema or {}).get("description"), field.name
