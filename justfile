@@ -99,6 +99,17 @@ bench-ci *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
 
+# profile one worker under wrk with py-spy: top frames by own samples and by scanopt stack share
+[group('bench')]
+profile *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.profile {{ARGS}}
+
+# side by side: wrk req/s of the constant endpoint and of scanopt from this tree and from REF (a commit), interleaved rounds
+[group('bench')]
+compare REF *ARGS: bench-tools
+    {{python}} -m bench.compare {{REF}} {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:
