@@ -28,6 +28,20 @@ def predictor_for(artifacts: Path, **overrides: Any) -> Predictor:
     return predictor
 
 
+def counted_predictor(artifacts: Path, **overrides: Any) -> tuple[Predictor, Metrics]:
+    settings = make_settings(artifacts, **overrides)
+    metrics = Metrics(settings)
+    predictor = Predictor(settings, metrics)
+    predictor.install(predictor.load())
+    return predictor, metrics
+
+
+def cache_counts(metrics: Metrics) -> tuple[float, float]:
+    """(hits, misses) as /metrics reports them."""
+    get = metrics.registry.get_sample_value
+    return (get("scanopt_cache_hits_total") or 0.0, get("scanopt_cache_misses_total") or 0.0)
+
+
 def scans(n: int) -> list[Scan]:
     return [msgspec.structs.replace(BASE, lookback_bars=10 + i) for i in range(n)]
 
@@ -60,21 +74,21 @@ def test_predict_one_is_the_session_output(artifacts: Path) -> None:
 
 def test_repeated_row_is_served_from_the_cache(artifacts: Path) -> None:
     """The same encoded row hits the cache: the same outcome for another user."""
-    predictor = predictor_for(artifacts)
+    predictor, metrics = counted_predictor(artifacts)
     first = predictor.predict_one(BASE)
     other_user = msgspec.structs.replace(BASE, user_id="someone-else")
     second = predictor.predict_one(other_user)
-    cache = predictor.model.cache
-    assert (cache.hits, cache.misses) == (1, 1)
+    assert cache_counts(metrics) == (1, 1)
     assert second == first
 
 
 def test_cache_size_zero_never_looks_up(artifacts: Path) -> None:
     """With the cache off nothing is stored and nothing counted."""
-    predictor = predictor_for(artifacts, cache_size=0)
+    predictor, metrics = counted_predictor(artifacts, cache_size=0)
     predictor.predict_one(BASE)
     predictor.predict_one(BASE)
-    assert (predictor.model.cache.hits, predictor.model.cache.misses) == (0, 0)
+    assert cache_counts(metrics) == (0, 0)
+    assert len(predictor.model.cache) == 0
 
 
 @pytest.mark.parametrize("n", [3, INLINE_MAX_ROWS + 40])
