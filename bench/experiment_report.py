@@ -104,7 +104,7 @@ async def compute_report(
     dsn: str, name: str = DEFAULT_EXPERIMENT, *, looks: bool = True
 ) -> RenderedReport:
     """The report computed here from the store at `dsn`."""
-    store = await open_store(dsn)
+    store = await open_store(dsn, pool_size=1)
     try:
         report = await build_report(store, name, options=ReportOptions(looks=looks))
     finally:

@@ -86,8 +86,8 @@ class ExperimentGate:
         store: ConfigSource,
         metrics: GateMetrics,
         *,
+        max_age_s: float,
         experiment: str = DEFAULT_EXPERIMENT,
-        max_age_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store

@@ -42,8 +42,9 @@ def dsn_target(dsn: str) -> tuple[str, str]:
     )
 
 
-def store_from_dsn(dsn: str, *, pool_size: int = 4) -> Store:
-    """An unopened store for `dsn`; a DSN of another kind is an InvalidInputError."""
+def store_from_dsn(dsn: str, *, pool_size: int) -> Store:
+    """An unopened store for `dsn` with `pool_size` connections (SCANOPT_STORE_POOL_SIZE in
+    the server); a DSN of another kind is an InvalidInputError."""
     try:
         kind, target = dsn_target(dsn)
     except ValueError as exc:
@@ -57,7 +58,7 @@ def store_from_dsn(dsn: str, *, pool_size: int = 4) -> Store:
     return PostgresStore(target, pool_size=pool_size)
 
 
-async def open_store(dsn: str, *, pool_size: int = 4) -> Store:
+async def open_store(dsn: str, *, pool_size: int) -> Store:
     """A connected, migrated store for `dsn`."""
     store = store_from_dsn(dsn, pool_size=pool_size)
     await store.open()

@@ -44,7 +44,7 @@ class PostgresStore(SqlStore):
         self,
         dsn: str,
         *,
-        pool_size: int = 4,
+        pool_size: int,
         connect_timeout_s: float = 2.0,
         pool_timeout_s: float = 1.0,
     ) -> None:

@@ -44,15 +44,24 @@ class Plane(msgspec.Struct):
 
 @pytest.fixture
 async def parts(artifacts: Path, tmp_path: Path) -> AsyncIterator[Plane]:
-    settings = make_settings(artifacts, max_batch=4)
+    settings = make_settings(artifacts, max_batch=4, batch_max_size=4)
     metrics = Metrics(settings)
     predictor = Predictor(settings, metrics)
     predictor.install(predictor.load())
-    store = store_from_dsn(f"sqlite:///{tmp_path / 'plane.db'}")
+    store = store_from_dsn(f"sqlite:///{tmp_path / 'plane.db'}", pool_size=4)
     await store.open()
-    gate = ExperimentGate(store, GateMetrics(metrics.registry))
+    gate = ExperimentGate(
+        store, GateMetrics(metrics.registry), max_age_s=settings.experiment_cache_s
+    )
     await gate.refresh()
-    log = PredictionLog(store, StoreMetrics(metrics.registry))
+    log = PredictionLog(
+        store,
+        StoreMetrics(metrics.registry),
+        capacity=settings.prediction_log_capacity,
+        batch_size=settings.prediction_log_batch,
+        flush_interval_s=settings.prediction_log_flush_s,
+        share=settings.prediction_log_share,
+    )
     ids = PredictionIds(await store.secret(SECRET_NAME))
     plane = DataPlane(predictor, gate, log, ids, metrics, max_batch=4, clock=lambda: AT)
     yield Plane(plane, store, log, gate, metrics)

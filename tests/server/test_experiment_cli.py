@@ -15,7 +15,7 @@ from server.store import open_store
 
 def _stored(dsn: str) -> ExperimentConfig:
     async def read() -> ExperimentConfig:
-        store = await open_store(dsn)
+        store = await open_store(dsn, pool_size=4)
         try:
             return await store.get_experiment("ml_scanning")
         finally:

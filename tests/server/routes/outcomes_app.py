@@ -35,10 +35,19 @@ TOKEN = "outcomes-admin-token-0123"
 class Outcomes:
     """The store-backed objects behind the routes, started and stopped as server.app does."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics, settings: Settings) -> None:
         self.store = store
-        self.gate = ExperimentGate(store, GateMetrics(metrics.registry))
-        self.log = PredictionLog(store, StoreMetrics(metrics.registry))
+        self.gate = ExperimentGate(
+            store, GateMetrics(metrics.registry), max_age_s=settings.experiment_cache_s
+        )
+        self.log = PredictionLog(
+            store,
+            StoreMetrics(metrics.registry),
+            capacity=settings.prediction_log_capacity,
+            batch_size=settings.prediction_log_batch,
+            flush_interval_s=settings.prediction_log_flush_s,
+            share=settings.prediction_log_share,
+        )
         self.ids = PredictionIds()
 
     async def start(self) -> None:
@@ -66,8 +75,8 @@ def outcomes_client(
     metrics = Metrics(settings)
     if store is None:
         assert dsn is not None
-        store = store_from_dsn(dsn)
-    runtime = Outcomes(store, metrics)
+        store = store_from_dsn(dsn, pool_size=4)
+    runtime = Outcomes(store, metrics, settings)
     app = Litestar(
         route_handlers=[
             *experiments.routes(runtime.store, runtime.gate, admin_token),

@@ -154,7 +154,7 @@ def test_usage_window_is_validated(
 
 def test_store_unavailable_is_503_and_nothing_is_acknowledged(tmp_path: Path) -> None:
     """When the store cannot take the write, the answer is 503 with a clear message."""
-    store = SqliteStore(tmp_path / "s.db", busy_timeout_s=0.05)
+    store = SqliteStore(tmp_path / "s.db", threads=4, busy_timeout_s=0.05)
     with outcomes_client(store=store) as (client, _):
         holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")

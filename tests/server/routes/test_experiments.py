@@ -239,7 +239,7 @@ def test_shutdown_flushes_the_prediction_log(artifacts: Any) -> None:
         ids = [client.post("/v1/predict", json=_scan(u)).json()["prediction_id"] for u in USERS]
 
     async def logged() -> list[str]:
-        store = await open_store(settings.store_dsn)
+        store = await open_store(settings.store_dsn, pool_size=4)
         try:
             found = [await store.get_prediction(i) for i in ids]
             return [p.user_id for p in found if p is not None]
