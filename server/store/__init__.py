@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from server.errors import InvalidInputError
 
-if TYPE_CHECKING:  # the interface imports the experiment config, which imports our errors
+if TYPE_CHECKING:  # annotations only: the client imports records without the SQL modules
     from server.store.interface import Store
 
 __all__ = ["dsn_target", "open_store", "store_from_dsn"]
