@@ -4,8 +4,9 @@ The spec (names, order, kinds, ranges) is written into every model's manifest; t
 refuses a model whose spec differs from `FEATURE_SPEC`, so a model can never be fed
 columns in an order it was not trained on.
 
-Categories are one-hot columns, never native categorical splits: skl2onnx converts those
-silently wrong (DESIGN.md, "Known pitfalls").
+Categories are one-hot columns, never native categorical splits: skl2onnx (1.18-1.20)
+converts HistGradientBoosting's `categorical_features` silently wrong, which the export's
+parity check against scikit-learn catches.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Scan(WireStruct, frozen=True):
-    """One scan as the scanner is about to run it (DESIGN.md, "The scan")."""
+    """One scan as the scanner is about to run it: who scans, over which universe, with
+    which strategy, timeframe and filters, at what time and market volatility."""
 
     user_id: Id
     session_id: Id
