@@ -14,6 +14,9 @@ default:
 setup:
     test -x {{python}} || python3 -m venv .venv
     {{python}} -m pip install -q -e '.[dev]'
+    # GrowthBook's stats engine, the parity tests' reference: its numpy/pandas < 2 pins are for
+    # a DataFrame runner the tests never import, so it is installed without its dependencies.
+    {{python}} -m pip install -q --no-deps gbstats==0.8.0
 
 # write the simulated scan history (data/scan_history.{jsonl,parquet})
 [group('train')]
