@@ -14,7 +14,7 @@ Finally a 52/48 split of 10,000 users must trip the SRM flag and honest 50/50 dr
 almost never do so.
 
 Sums per arm for all runs are one matrix product (labels @ per-user moment columns); the
-statistics are the report's own (server.experiments.comparison.compare_arms).
+statistics are the report's own (server.analysis.comparison.compare_arms).
 """
 
 from __future__ import annotations
@@ -42,19 +42,19 @@ from bench.aa_checks import (
 )
 from bench.aa_plot import plot_aa
 from bench.aa_population import PopulationSpec, columns_at, exposed_at, simulate_population
-from server.experiments.catalogue import METRICS, MetricDef, metric_inputs
-from server.experiments.comparison import compare_arms
-from server.experiments.kinds import Correction, StatTest
-from server.experiments.moments import (
+from server.analysis.catalogue import METRICS, MetricDef, metric_inputs
+from server.analysis.comparison import compare_arms
+from server.analysis.kinds import Correction, StatTest
+from server.analysis.moments import (
     MOMENT_FIELDS,
     ArmMoments,
     BoolArray,
     FloatArray,
     moment_columns,
 )
-from server.experiments.multiplicity import adjust_p_values
-from server.experiments.srm import srm_test
-from server.experiments.user_metrics import UserColumns
+from server.analysis.multiplicity import adjust_p_values
+from server.analysis.srm import srm_test
+from server.analysis.user_metrics import UserColumns
 
 __all__ = ["main", "run_aa"]
 

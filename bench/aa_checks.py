@@ -29,7 +29,7 @@ from typing import Final
 
 import msgspec
 
-from server.experiments.kinds import Correction
+from server.analysis.kinds import Correction
 
 __all__ = [
     "MAIN_METRICS",

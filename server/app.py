@@ -23,6 +23,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server.experiments.metrics import GateMetrics
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -74,6 +75,7 @@ class Worker:
         self.runtime = StoreRuntime(
             store_from_dsn(settings.store_dsn, pool_size=settings.store_pool_size),
             StoreMetrics(self.metrics.registry),
+            GateMetrics(self.metrics.registry),
             experiment_cache_s=settings.experiment_cache_s,
             log_share=settings.prediction_log_share,
             log_capacity=settings.prediction_log_capacity,

@@ -19,8 +19,8 @@ from typing import Annotated, Final
 import msgspec
 
 from server.domain.scan import WireStruct
+from server.errors import InvalidInputError
 from server.experiments.assignment import assign_arm
-from server.store.errors import InvalidInputError
 
 __all__ = [
     "CONTROL",

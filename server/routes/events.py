@@ -18,12 +18,12 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery
 
-from server.schemas import decode_body
-from server.store.errors import (
+from server.errors import (
     ExperimentNotFoundError,
     InvalidInputError,
     UnknownPredictionError,
 )
+from server.schemas import decode_body
 from server.store.records import Ack, Event, UsageReport
 from server.store.runtime import StoreRuntime
 

@@ -15,8 +15,8 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
+from server.errors import UnknownPredictionError
 from server.schemas import decode_body
-from server.store.errors import UnknownPredictionError
 from server.store.records import Ack, Feedback
 from server.store.runtime import StoreRuntime
 

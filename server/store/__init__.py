@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.store.errors import InvalidInputError
+from server.errors import InvalidInputError
 
 if TYPE_CHECKING:  # the interface imports the experiment config, which imports our errors
     from server.store.interface import Store

@@ -17,6 +17,7 @@ from typing import Protocol
 from server.domain.scan import Scan
 from server.errors import NotReadyError
 from server.experiments.gate import Decision, ExperimentGate
+from server.experiments.metrics import GateMetrics
 from server.store.buffer import PredictionLog
 from server.store.interface import Store
 from server.store.metrics import StoreMetrics
@@ -53,6 +54,7 @@ class StoreRuntime:
         self,
         store: Store,
         metrics: StoreMetrics,
+        gate_metrics: GateMetrics,
         *,
         experiment_cache_s: float = 2.0,
         log_share: float = 1.0,
@@ -62,7 +64,7 @@ class StoreRuntime:
     ) -> None:
         self.store = store
         self.metrics = metrics
-        self.gate = ExperimentGate(store, metrics, max_age_s=experiment_cache_s)
+        self.gate = ExperimentGate(store, gate_metrics, max_age_s=experiment_cache_s)
         self.log = PredictionLog(
             store,
             metrics,

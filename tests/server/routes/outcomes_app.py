@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from server.experiments.metrics import GateMetrics
 from server.monitoring.metrics import Metrics
 from server.routes import events, experiments, feedback
 from server.routes.errors import exception_handlers
@@ -43,7 +44,7 @@ def outcomes_client(
     if store is None:
         assert dsn is not None
         store = store_from_dsn(dsn)
-    runtime = StoreRuntime(store, StoreMetrics(metrics.registry))
+    runtime = StoreRuntime(store, StoreMetrics(metrics.registry), GateMetrics(metrics.registry))
     app = Litestar(
         route_handlers=[
             *experiments.routes(runtime, admin_token),
