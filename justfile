@@ -107,6 +107,11 @@ bench-ci *ARGS: bench-tools
 aa *ARGS:
     {{python}} -m bench.aa {{ARGS}}
 
+# the report's statistics against GrowthBook's engine (gbstats) on generated data: exits 1 beyond 1e-6
+[group('bench')]
+parity *ARGS:
+    {{python}} -m bench.gbstats_parity {{ARGS}}
+
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]
 simulate *ARGS:
