@@ -16,7 +16,7 @@ units (seconds per session).
 
 Two places differ from the textbook. Proportions use Student's t with Welch degrees of
 freedom like every other kind, not the pooled two-proportion z: one test for all kinds, and
-at a few hundred users the normal quantile makes the interval up to 3% too narrow. The
+the normal quantile makes the interval too narrow (by 2.5% at 50 degrees of freedom). The
 p-value of a proportion uses the unpooled variance, so it tests the interval it is shown
 with (the pooled z tests a different statistic and can disagree with the interval).
 
