@@ -233,7 +233,7 @@ def metric_formula(metric: MetricDef) -> str:
         return f"mean of {metric.numerator} over exposed users"
     return (
         f"sum of {metric.numerator} / sum of {metric.denominator} over all exposed users "
-        "(ratio, delta method)"
+        f"(ratio, delta method: {metric.denominator} is an outcome, not a count of users)"
     )
 
 

@@ -246,7 +246,7 @@ def test_the_report_names_its_primary_metrics_and_defines_each_metric() -> None:
     assert defs["satisfaction"].primary
     assert defs["satisfaction"].formula == (
         "sum of satisfaction_sum / sum of n_satisfaction over all exposed users "
-        "(ratio, delta method)"
+        "(ratio, delta method: n_satisfaction is an outcome, not a count of users)"
     )
     assert defs["empty_scan_rate"].covariate == "pre_n_empty_scans / pre_n_scans"
     text = render_markdown(report)
