@@ -125,7 +125,8 @@ def _metric_result(
         return msgspec.structs.replace(base, note=note)
     if base.control_value is None or base.treatment_value is None:
         # A ratio whose denominator is still 0 in an arm (nobody has rated there yet).
-        empty = "control" if base.control_value is None else "treatment"
+        both = base.control_value is None and base.treatment_value is None
+        empty = "either arm" if both else "control" if base.control_value is None else "treatment"
         note = f"not enough data: no {metric.denominator} yet in {empty}"
         return msgspec.structs.replace(base, note=note)
     if se is None or se == 0.0:

@@ -252,3 +252,16 @@ def test_the_report_names_its_primary_metrics_and_defines_each_metric() -> None:
     text = render_markdown(report)
     assert "## Metric definitions" in text
     assert "| Satisfaction (1-5) | primary | ratio | sum of satisfaction_sum" in text
+
+
+def test_a_ratio_without_any_denominator_yet_says_so_for_both_arms() -> None:
+    """Exposed users who have not scanned: no numbers, a note naming the missing denominator."""
+    idle = [
+        UserMetrics(
+            user_id=f"u{i}", arm="treatment" if i % 2 else "control", n_sessions=0, n_scans=0
+        )
+        for i in range(10)
+    ]
+    empty = metric(analyse_experiment(idle, SPEC, now=NOW), "empty_scan_rate")
+    assert empty.note == "not enough data: no n_scans yet in either arm"
+    assert (empty.p_value, empty.p_value_adjusted, empty.significant) == (None, None, False)
