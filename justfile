@@ -14,6 +14,9 @@ default:
 setup:
     test -x {{python}} || python3 -m venv .venv
     {{python}} -m pip install -q -e '.[dev]'
+    # GrowthBook's stats engine, the parity tests' reference: its numpy/pandas < 2 pins are for
+    # a DataFrame runner the tests never import, so it is installed without its dependencies.
+    {{python}} -m pip install -q --no-deps gbstats==0.8.0
 
 # write the simulated scan history (data/scan_history.{jsonl,parquet})
 [group('train')]
@@ -114,6 +117,11 @@ compare REF *ARGS: bench-tools
 [group('bench')]
 aa *ARGS:
     {{python}} -m bench.aa {{ARGS}}
+
+# the report's statistics against GrowthBook's engine (gbstats) on generated data: exits 1 beyond 1e-6
+[group('bench')]
+parity *ARGS:
+    {{python}} -m bench.gbstats_parity {{ARGS}}
 
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]

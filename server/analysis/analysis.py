@@ -2,11 +2,16 @@
 
     users --columns_from_users--> UserColumns --metric_inputs--> M, D, X per user
           --moment_columns, summed per arm--> ArmMoments --compare_arms--> Comparison
-          --> MetricResult, CriterionResult --> Report (report.py)
+          --> MetricResult --adjust_p_values over the family--> significant
+          --> CriterionResult --> Report (report.py)
 
-The first arm is the control; every other arm is compared with it. Nothing here touches
-the store or HTTP: the caller aggregates users and passes an AnalysisSpec built from the
-experiment config.
+The first arm is the control; every other arm is compared with it. The family a
+correction covers is every metric against every treatment arm: that is what a reader scans
+for a significant result, so that is where the chance of a false one must stay <= alpha.
+The plan's primary metrics (the ones its criteria name) are marked and listed as such, and
+corrected with the rest: four promises read at raw p would give a false "met" far more
+often than alpha. Nothing here touches the store or HTTP: the caller aggregates users and
+passes an AnalysisSpec built from the experiment config.
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ from server.analysis.catalogue import (
     PLAN_CRITERIA,
     MetricDef,
     SuccessCriterion,
+    metric_formula,
     metric_inputs,
+    primary_metrics,
 )
 from server.analysis.comparison import Comparison, compare_arms
+from server.analysis.kinds import Correction
 from server.analysis.moments import ArmMoments, BoolArray, moment_columns
+from server.analysis.multiplicity import adjust_p_values
 from server.analysis.report import (
     ArmSummary,
     CriterionResult,
     CupedSummary,
     LookPoint,
+    MetricDefinition,
     MetricResult,
     Report,
     SrmCheck,
@@ -58,6 +68,7 @@ class AnalysisSpec(msgspec.Struct, frozen=True, kw_only=True):
     srm_threshold: float = DEFAULT_SRM_THRESHOLD
     sequential_n_star: float = DEFAULT_N_STAR
     cuped: bool = True
+    correction: Correction = Correction.HOLM
     metrics: tuple[MetricDef, ...] = METRICS
     criteria: tuple[SuccessCriterion, ...] = PLAN_CRITERIA
 
@@ -90,8 +101,9 @@ def _interval(low: object, high: object) -> tuple[float, float] | None:
 
 
 def _metric_result(
-    metric: MetricDef, cmp: Comparison, coverage: float, alpha: float
+    metric: MetricDef, cmp: Comparison, coverage: float, *, primary: bool
 ) -> MetricResult:
+    """The comparison as the report shows it, before the correction (not yet significant)."""
     d = cmp.difference
     n_c, n_t = int(cmp.control.n), int(cmp.treatment.n)
     base = MetricResult(
@@ -103,6 +115,7 @@ def _metric_result(
         direction=metric.direction,
         n_control=n_c,
         n_treatment=n_t,
+        primary=primary,
         control_value=_finite(cmp.control.mean),
         treatment_value=_finite(cmp.treatment.mean),
     )
@@ -110,9 +123,14 @@ def _metric_result(
     if min(n_c, n_t) < 2:
         note = f"not enough data: {n_c} control and {n_t} treatment users have it"
         return msgspec.structs.replace(base, note=note)
+    if base.control_value is None or base.treatment_value is None:
+        # A ratio whose denominator is still 0 in an arm (nobody has rated there yet).
+        both = base.control_value is None and base.treatment_value is None
+        empty = "either arm" if both else "control" if base.control_value is None else "treatment"
+        note = f"not enough data: no {metric.denominator} yet in {empty}"
+        return msgspec.structs.replace(base, note=note)
     if se is None or se == 0.0:
         return msgspec.structs.replace(base, note="no variance: every user has the same value")
-    p, seq_p = _finite(d.p_value), _finite(cmp.seq_p_value)
     cuped = None
     if cmp.cuped is not None and metric.covariate is not None:
         cuped = CupedSummary(
@@ -127,24 +145,65 @@ def _metric_result(
         test=d.test,
         abs_diff=_finite(d.abs_diff),
         abs_ci=_interval(d.abs_low, d.abs_high),
+        abs_p_value=_finite(d.abs_p_value),
         rel_diff=rel,
         rel_ci=_interval(d.rel_low, d.rel_high),
-        p_value=p,
-        significant=p is not None and p < alpha,
+        p_value=_finite(d.p_value),
         seq_abs_ci=_interval(cmp.seq_abs_low, cmp.seq_abs_high),
         seq_rel_ci=_interval(cmp.seq_rel_low, cmp.seq_rel_high),
-        seq_p_value=seq_p,
-        seq_significant=seq_p is not None and seq_p < alpha,
+        seq_abs_p_value=_finite(cmp.seq_abs_p_value),
+        seq_p_value=_finite(cmp.seq_p_value),
         cuped=cuped,
         note=None if rel is not None else "no relative lift: the control value is 0",
     )
 
 
+def _corrected(
+    results: dict[str, list[MetricResult]], correction: Correction, alpha: float
+) -> dict[str, list[MetricResult]]:
+    """Adjust the headline p-values (fixed and always-valid) over every metric and arm."""
+    flat = [m for metrics in results.values() for m in metrics]
+
+    def adjusted(values: list[float | None]) -> list[float | None]:
+        raw = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return [_finite(v) for v in adjust_p_values(raw, correction)] if flat else []
+
+    fixed = adjusted([m.p_value for m in flat])
+    seq = adjusted([m.seq_p_value for m in flat])
+    done = iter(
+        msgspec.structs.replace(
+            m,
+            p_value_adjusted=p,
+            significant=p is not None and p < alpha,
+            seq_p_value_adjusted=q,
+            seq_significant=q is not None and q < alpha,
+        )
+        for m, p, q in zip(flat, fixed, seq, strict=True)
+    )
+    return {arm: [next(done) for _ in metrics] for arm, metrics in results.items()}
+
+
+def _definitions(spec: AnalysisSpec) -> list[MetricDefinition]:
+    primary = set(primary_metrics(spec.criteria))
+    return [
+        MetricDefinition(
+            key=m.key,
+            label=m.label,
+            kind=m.kind,
+            formula=metric_formula(m),
+            primary=m.key in primary,
+            covariate=None if m.covariate is None else " / ".join(m.covariate),
+        )
+        for m in spec.metrics
+    ]
+
+
 def _criterion(c: SuccessCriterion, m: MetricResult) -> CriterionResult:
     measured = m.rel_diff if c.relative else m.abs_diff
     ci = m.rel_ci if c.relative else m.abs_ci
-    # A criterion is met when the effect is real (significant) and its estimate reaches
-    # the target on the target's side of zero.
+    # A criterion is met when the effect is real (significant after the correction) and its
+    # estimate reaches the target on the target's side of zero. An absolute target shows
+    # the absolute CI; its significance is still the metric's one headline test.
     reaches = measured is not None and (
         measured <= c.target if c.target < 0 else measured >= c.target
     )
@@ -222,6 +281,7 @@ def analyse_experiment(
         flagged=bool(srm.p_value < spec.srm_threshold),
     )
 
+    primary = set(primary_metrics(spec.criteria))
     results: dict[str, list[MetricResult]] = {arm: [] for arm in spec.arms[1:]}
     for metric in spec.metrics:
         sums, coverage, has_x = _arm_moments(metric, columns, in_arm)
@@ -234,7 +294,10 @@ def analyse_experiment(
                 n_star=spec.sequential_n_star,
                 cuped=spec.cuped and has_x,
             )
-            results[arm].append(_metric_result(metric, cmp, coverage, spec.alpha))
+            results[arm].append(
+                _metric_result(metric, cmp, coverage, primary=metric.key in primary)
+            )
+    results = _corrected(results, spec.correction, spec.alpha)
 
     treatments = []
     for arm, metrics in results.items():
@@ -250,6 +313,8 @@ def analyse_experiment(
         srm=srm_check,
         arms=arms,
         treatments=treatments,
+        correction=spec.correction,
+        definitions=_definitions(spec),
         started_at=spec.started_at,
         look=spec.look,
         warnings=warnings,

@@ -2,7 +2,15 @@
 
 Each metric says how to build, from the per-user columns, the numerator M, denominator D
 and pre-experiment covariate X that the statistics work on (moments.py), and which way is
-better. The plan's success criteria name a metric and a target change.
+better. The plan's success criteria name a metric and a target change; the metrics they
+name are the plan's primary metrics, the others secondary.
+
+Every metric is counted over all users exposed to the experiment. A metric whose
+denominator is itself an outcome (ratings, scans, sessions that reached a result) is a
+ratio of sums over those users, sum M / sum D with the delta method, never a mean of
+per-user means over the users who happen to have a denominator: who rates or who gets a
+result is itself affected by the treatment, and averaging only over them would compare
+groups the treatment selected. GrowthBook treats such metrics the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ __all__ = [
     "MetricInputs",
     "SuccessCriterion",
     "Unit",
+    "metric_formula",
     "metric_inputs",
+    "primary_metrics",
 ]
 
 
@@ -54,13 +64,25 @@ class MetricDef(msgspec.Struct, frozen=True, kw_only=True):
     group: MetricGroup
     kind: MetricKind
     numerator: str
-    # MEAN: per-user mean numerator / denominator over users with a denominator (None: the
-    # numerator itself). RATIO: sum numerator / sum denominator. PROPORTION: None.
+    # RATIO: sum numerator / sum denominator over all exposed users. MEAN and PROPORTION
+    # have none: the numerator is the per-user value (a count, a 0/1 flag).
     denominator: str | None = None
     direction: int = 1  # +1 higher is better, -1 lower is better, 0 neither
     unit: Unit = Unit.NUMBER
     # Pre-experiment (numerator, denominator) giving the same metric before exposure.
     covariate: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind is MetricKind.RATIO) != (self.denominator is not None):
+            raise ValueError(
+                f"metric {self.key!r}: a {self.kind.value} metric "
+                + (
+                    "needs a denominator column"
+                    if self.kind is MetricKind.RATIO
+                    else f"takes no denominator (got {self.denominator!r}); a per-user value "
+                    "over a per-user count is a ratio metric"
+                )
+            )
 
 
 class SuccessCriterion(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +100,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         key="time_to_first_result_s",
         label="Time to first result",
         group=MetricGroup.EFFICIENCY,
-        kind=MetricKind.MEAN,
+        kind=MetricKind.RATIO,
         numerator="time_to_first_result_s_sum",
         denominator="n_time_to_first_result",
         direction=-1,
@@ -129,7 +151,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         key="satisfaction",
         label="Satisfaction (1-5)",
         group=MetricGroup.QUALITY,
-        kind=MetricKind.MEAN,
+        kind=MetricKind.RATIO,
         numerator="satisfaction_sum",
         denominator="n_satisfaction",
         direction=1,
@@ -198,18 +220,37 @@ class MetricInputs(msgspec.Struct, frozen=True, kw_only=True):
     covariate_coverage: float  # share of valid users with a real (not imputed) covariate
 
 
+def primary_metrics(criteria: tuple[SuccessCriterion, ...]) -> tuple[str, ...]:
+    """The metrics the plan's criteria name, in the criteria's order, each once."""
+    return tuple(dict.fromkeys(c.metric for c in criteria))
+
+
+def metric_formula(metric: MetricDef) -> str:
+    """How the metric is computed, in words a reader can check against the data."""
+    if metric.kind is MetricKind.PROPORTION:
+        return f"share of exposed users with {metric.numerator}"
+    if metric.kind is MetricKind.MEAN:
+        return f"mean of {metric.numerator} over exposed users"
+    return (
+        f"sum of {metric.numerator} / sum of {metric.denominator} over all exposed users "
+        f"(ratio, delta method: {metric.denominator} is an outcome, not a count of users)"
+    )
+
+
 def metric_inputs(metric: MetricDef, columns: UserColumns) -> MetricInputs:
-    """Build M, D and X for every user; users a metric does not apply to get valid=False."""
+    """Build M, D and X for every user; every user with a value counts (valid=True).
+
+    A ratio's users with a zero denominator (no ratings yet) stay in with M = D = 0: they
+    add nothing to the sums but are part of the arm, as assignment made them.
+    """
     num = columns.column(metric.numerator)
-    ones = np.ones_like(num)
-    if metric.kind is MetricKind.PROPORTION or metric.denominator is None:
-        m, d, valid = num, ones, np.isfinite(num)
+    valid = np.isfinite(num)
+    if metric.denominator is None:
+        m, d = num, np.ones_like(num)
     else:
         den = columns.column(metric.denominator)
-        valid = den > 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            m = np.where(valid, num / den, 0.0) if metric.kind is MetricKind.MEAN else num
-        d = ones if metric.kind is MetricKind.MEAN else den
+        valid &= np.isfinite(den)
+        m, d = num, den
     x, coverage = _covariate(metric, columns, valid)
     return MetricInputs(m=m, d=d, valid=valid, x=x, covariate_coverage=coverage)
 

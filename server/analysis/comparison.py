@@ -4,6 +4,11 @@
          --compare_estimates--> fixed-horizon CI and p   (stats.py)
          --sequence_half_width / always_valid_p_value--> always-valid CI and p (sequential.py)
 
+Fixed and always-valid figures alike are built per scale from one (estimate, se) pair: the
+relative lift's sequence and always-valid p come from the lift and its delta-method se, the
+absolute difference's from the difference and its se. So on either scale and in either
+analysis, p < alpha exactly when that scale's interval excludes zero.
+
 The report calls it once per metric and treatment arm; the A/A validation calls it with
 arrays of a thousand re-randomizations, so what is validated is what is reported.
 """
@@ -24,12 +29,11 @@ from server.analysis.stats import (
     ArmEstimate,
     Difference,
     MetricKind,
-    StatTest,
     compare_estimates,
     estimate_arm,
 )
 
-__all__ = ["Comparison", "choose_test", "compare_arms"]
+__all__ = ["Comparison", "compare_arms"]
 
 
 class Comparison(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,17 +47,9 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     seq_abs_high: FloatArray
     seq_rel_low: FloatArray
     seq_rel_high: FloatArray
-    seq_p_value: FloatArray
+    seq_p_value: FloatArray  # the relative lift's, like difference.p_value
+    seq_abs_p_value: FloatArray
     cuped: CupedFit | None = None
-
-
-def choose_test(kind: MetricKind, *, adjusted: bool) -> StatTest:
-    """Welch for per-user means, the pooled z for plain proportions, else the delta-method z."""
-    if kind is MetricKind.MEAN:
-        return StatTest.WELCH_T
-    if kind is MetricKind.PROPORTION and not adjusted:
-        return StatTest.TWO_PROPORTION_Z
-    return StatTest.DELTA_Z
 
 
 def compare_arms(
@@ -69,7 +65,7 @@ def compare_arms(
     raw_c, raw_t = estimate_arm(control, kind), estimate_arm(treatment, kind)
     fit = cuped_adjust(control, treatment) if cuped else None
     est_c, est_t = (fit.control, fit.treatment) if fit is not None else (raw_c, raw_t)
-    diff = compare_estimates(est_c, est_t, choose_test(kind, adjusted=fit is not None), alpha=alpha)
+    diff = compare_estimates(est_c, est_t, alpha=alpha)
     n = np.asarray(control.n + treatment.n, dtype=np.float64)
     abs_width = sequence_half_width(diff.abs_se, n, alpha=alpha, n_star=n_star)
     rel_width = sequence_half_width(diff.rel_se, n, alpha=alpha, n_star=n_star)
@@ -82,6 +78,9 @@ def compare_arms(
         seq_abs_high=diff.abs_diff + abs_width,
         seq_rel_low=diff.rel_diff - rel_width,
         seq_rel_high=diff.rel_diff + rel_width,
-        seq_p_value=always_valid_p_value(diff.abs_diff, diff.abs_se, n, alpha=alpha, n_star=n_star),
+        seq_p_value=always_valid_p_value(diff.rel_diff, diff.rel_se, n, alpha=alpha, n_star=n_star),
+        seq_abs_p_value=always_valid_p_value(
+            diff.abs_diff, diff.abs_se, n, alpha=alpha, n_star=n_star
+        ),
         cuped=fit,
     )

@@ -19,6 +19,7 @@ from typing import Annotated, Final
 import msgspec
 
 from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
+from server.analysis.kinds import Correction
 from server.analysis.report import LookPoint, Report
 from server.experiments.config import ExperimentConfig
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW
@@ -38,6 +39,7 @@ class ReportOptions(msgspec.Struct, frozen=True, kw_only=True):
     pre_window: timedelta = DEFAULT_PRE_WINDOW
     alpha: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.05
     cuped: bool = True
+    correction: Correction = Correction.HOLM  # over every metric and treatment arm
 
 
 def analysis_spec(config: ExperimentConfig, options: ReportOptions) -> AnalysisSpec:
@@ -49,6 +51,7 @@ def analysis_spec(config: ExperimentConfig, options: ReportOptions) -> AnalysisS
         started_at=config.started_at,
         alpha=options.alpha,
         cuped=options.cuped,
+        correction=options.correction,
     )
 
 

@@ -7,6 +7,12 @@ comparisons below it are between groups that differ in more than the treatment.
 
 Intervals are [low, high]; a value the data cannot give (an arm without users, a relative
 lift over a zero baseline) is None, and the metric carries a note saying why.
+
+Each metric's headline is its relative lift: `rel_diff`, `rel_ci` and `p_value` are one
+Welch t-test, so p < alpha exactly when the CI excludes zero (likewise `abs_ci` with
+`abs_p_value`, and the always-valid `seq_*` figures among themselves). `p_value_adjusted`
+is the same p after the report's multiple-comparison correction over every metric and
+treatment arm; `significant` is judged on it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime
 import msgspec
 
 from server.analysis.catalogue import MetricGroup, Unit
-from server.analysis.kinds import MetricKind, StatTest
+from server.analysis.kinds import Correction, MetricKind, StatTest
 from server.domain.scan import WireStruct
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "CupedSummary",
     "Interval",
     "LookPoint",
+    "MetricDefinition",
     "MetricResult",
     "Report",
     "SrmCheck",
@@ -68,6 +75,17 @@ class CupedSummary(WireStruct, frozen=True):
     variance_reduction: float  # 0.25 = the difference's variance shrank by a quarter
 
 
+class MetricDefinition(WireStruct, frozen=True):
+    """What a metric is, for the report's definitions table."""
+
+    key: str
+    label: str
+    kind: MetricKind
+    formula: str  # "sum of satisfaction_sum / sum of n_satisfaction over all exposed users ..."
+    primary: bool  # named by the plan's success criteria
+    covariate: str | None = None  # the pre-experiment metric CUPED adjusts with
+
+
 class MetricResult(WireStruct, frozen=True):
     """Treatment vs control on one metric: fixed-horizon and always-valid."""
 
@@ -79,6 +97,7 @@ class MetricResult(WireStruct, frozen=True):
     direction: int
     n_control: int
     n_treatment: int
+    primary: bool = False
     test: StatTest | None = None
     control_value: float | None = None
     treatment_value: float | None = None
@@ -86,12 +105,16 @@ class MetricResult(WireStruct, frozen=True):
     abs_ci: Interval | None = None
     rel_diff: float | None = None
     rel_ci: Interval | None = None
-    p_value: float | None = None
-    significant: bool = False
+    abs_p_value: float | None = None  # tests abs_ci's difference
+    p_value: float | None = None  # tests rel_ci's lift (the headline)
+    p_value_adjusted: float | None = None  # p_value after the report's correction
+    significant: bool = False  # p_value_adjusted < alpha
     seq_abs_ci: Interval | None = None
     seq_rel_ci: Interval | None = None
+    seq_abs_p_value: float | None = None
     seq_p_value: float | None = None
-    seq_significant: bool = False
+    seq_p_value_adjusted: float | None = None
+    seq_significant: bool = False  # seq_p_value_adjusted < alpha
     cuped: CupedSummary | None = None
     note: str | None = None
 
@@ -106,8 +129,8 @@ class CriterionResult(WireStruct, frozen=True):
     target: float
     measured: float | None = None
     ci: Interval | None = None
-    significant: bool = False  # fixed-horizon p < alpha
-    seq_significant: bool = False  # always-valid p < alpha
+    significant: bool = False  # the metric's adjusted fixed-horizon p < alpha
+    seq_significant: bool = False  # the metric's adjusted always-valid p < alpha
     met: bool = False  # significant, in the target's direction, and the estimate reaches it
 
 
@@ -141,6 +164,8 @@ class Report(WireStruct, frozen=True):
     srm: SrmCheck
     arms: list[ArmSummary]
     treatments: list[TreatmentResult]
+    correction: Correction = Correction.HOLM
+    definitions: list[MetricDefinition] = msgspec.field(default_factory=list)
     started_at: datetime | None = None
     look: int | None = None
     looks: list[LookPoint] = msgspec.field(default_factory=list)

@@ -13,12 +13,20 @@ from server.analysis.catalogue import MetricGroup
 from server.analysis.report import Report
 from server.analysis.report_markdown import (
     CRITERIA_HEADER,
+    DEFINITION_HEADER,
     METRIC_HEADER,
+    conventions_note,
     criterion_row,
+    definition_row,
     metric_row,
     srm_sentence,
 )
-from server.analysis.report_plots import forest_plot_svg, lift_over_looks_svg, srm_plot_svg
+from server.analysis.report_plots import (
+    NO_EVENTS,
+    forest_plot_svg,
+    lift_over_looks_svg,
+    srm_plot_svg,
+)
 
 __all__ = ["render_html"]
 
@@ -85,6 +93,9 @@ def render_html(report: Report) -> str:
     )
     parts.append(f"</div>{srm_plot_svg(report)}</div>")
     parts += [f'<div class="banner warn">{escape(w)}</div>' for w in report.warnings]
+    # Users can be exposed before any scan event arrives; say which emptiness it is.
+    happened = any(a.sessions or a.scans for a in report.arms)
+    empty = "no metric has enough data for a lift yet" if happened else NO_EVENTS
     for t in report.treatments:
         parts.append(f"<h2>{escape(t.arm)} vs {escape(report.control)}</h2>")
         parts.append("<h3>Success criteria</h3>")
@@ -95,7 +106,7 @@ def render_html(report: Report) -> str:
                 ["met" if c.met else "missed" for c in t.criteria],
             )
         )
-        parts.append(f'<div class="plots">{forest_plot_svg(t, report.control)}')
+        parts.append(f'<div class="plots">{forest_plot_svg(t, report.control, empty=empty)}')
         trend = lift_over_looks_svg(report, t.arm)
         parts.append(f"{trend or ''}</div>")
         for group in MetricGroup:
@@ -103,13 +114,9 @@ def render_html(report: Report) -> str:
             if rows:
                 parts.append(f"<h3>{escape(group.value.capitalize())}</h3>")
                 parts.append(_table(METRIC_HEADER, rows))
-    parts.append(
-        '<p class="note">Differences are treatment minus control (CUPED-adjusted where the '
-        "CUPED column shows a reduction); * marks p &lt; alpha. Per-user means use Welch's "
-        "t-test, user rates the two-proportion z-test, per-scan and per-session ratios the "
-        "delta method. Always-valid intervals and p-values (asymptotic confidence sequences, "
-        f"N* = {report.sequential_n_star:g}) may be read at every look; the fixed-horizon "
-        "ones only once, at the planned end.</p>"
-    )
+    parts.append(f'<p class="note">{escape(conventions_note(report))}</p>')
+    if report.definitions:
+        parts.append("<h2>Metric definitions</h2>")
+        parts.append(_table(DEFINITION_HEADER, [definition_row(d) for d in report.definitions]))
     parts.append("</body></html>")
     return "\n".join(parts)

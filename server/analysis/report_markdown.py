@@ -1,7 +1,9 @@
 """The report as text people read: Markdown, and the cells the HTML page shares with it.
 
 Same order as the report struct: the sample-ratio check first, then per treatment arm the
-plan's checklist and the metrics grouped by the plan's three questions.
+plan's checklist and the metrics grouped by the plan's three questions, then the metric
+definitions and the conventions behind every figure (`conventions_note`, shared with the
+HTML page so the two never disagree).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import math
 
 from server.analysis.catalogue import MetricGroup, Unit
+from server.analysis.kinds import Correction
 from server.analysis.report import (
     CriterionResult,
     Interval,
+    MetricDefinition,
     MetricResult,
     Report,
     SrmCheck,
@@ -19,13 +23,22 @@ from server.analysis.report import (
 
 __all__ = [
     "CRITERIA_HEADER",
+    "DEFINITION_HEADER",
     "METRIC_HEADER",
+    "conventions_note",
     "criterion_row",
+    "definition_row",
     "format_value",
     "metric_row",
     "render_markdown",
     "srm_sentence",
 ]
+
+_CORRECTION_NAMES = {
+    Correction.HOLM: "Holm",
+    Correction.BENJAMINI_HOCHBERG: "Benjamini-Hochberg",
+    Correction.NONE: "no",
+}
 
 
 def format_value(value: float | None, unit: Unit, *, signed: bool = False) -> str:
@@ -105,10 +118,12 @@ METRIC_HEADER = [
     "difference [95% CI]",
     "lift [95% CI]",
     "p",
+    "p adjusted",
     "always-valid lift",
-    "always-valid p",
+    "always-valid p (adjusted)",
     "CUPED",
 ]
+DEFINITION_HEADER = ["metric", "role", "kind", "definition", "CUPED covariate"]
 
 
 def metric_row(m: MetricResult) -> list[str]:
@@ -118,18 +133,54 @@ def metric_row(m: MetricResult) -> list[str]:
     if m.abs_ci is not None:
         diff += f" {_ci(m.abs_ci, m.unit)}"
     lift = _pct(m.rel_diff) + ("" if m.rel_ci is None else f" {_ci(m.rel_ci)}")
-    star = " *" if m.significant else ""
+    seq_p = _p(m.seq_p_value)
+    if m.seq_p_value is not None:
+        seq_p += f" ({_p(m.seq_p_value_adjusted)})" + (" *" if m.seq_significant else "")
     return [
-        m.label + (f" ({m.note})" if m.note else ""),
+        ("primary: " if m.primary else "") + m.label + (f" ({m.note})" if m.note else ""),
         format_value(m.control_value, m.unit),
         format_value(m.treatment_value, m.unit),
         diff,
         lift,
-        _p(m.p_value) + star,
+        _p(m.p_value),
+        _p(m.p_value_adjusted) + (" *" if m.significant else ""),
         _ci(m.seq_rel_ci),
-        _p(m.seq_p_value) + (" *" if m.seq_significant else ""),
+        seq_p,
         cuped,
     ]
+
+
+def definition_row(d: MetricDefinition) -> list[str]:
+    """The definitions row: what the metric counts and over whom."""
+    return [
+        d.label,
+        "primary" if d.primary else "secondary",
+        d.kind.value,
+        d.formula,
+        d.covariate or "-",
+    ]
+
+
+def conventions_note(report: Report) -> str:
+    """How every figure above is computed, in one paragraph under the tables."""
+    correction = _CORRECTION_NAMES[report.correction]
+    return (
+        "Differences are treatment minus control (CUPED-adjusted where the CUPED column shows "
+        "a reduction). Each metric's lift, its 95% CI and its p are one test: Welch's t on "
+        "the relative lift, its variance from the delta method, with Welch-Satterthwaite "
+        "degrees of freedom, for every kind of metric; p < alpha exactly when that CI "
+        "excludes 0 (the difference's CI is its own t-test on the same degrees of freedom). "
+        f"'p adjusted' applies the {correction} correction over all "
+        f"{_family_size(report)} metric comparisons of this report, and * marks an adjusted "
+        "p < alpha: that is what 'significant' and the checklist use. Always-valid "
+        "intervals and p-values (asymptotic confidence sequences, N* = "
+        f"{report.sequential_n_star:g}) may be read at every look; the fixed-horizon ones "
+        "only once, at the planned end."
+    )
+
+
+def _family_size(report: Report) -> int:
+    return sum(m.p_value_adjusted is not None for t in report.treatments for m in t.metrics)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -175,13 +226,8 @@ def render_markdown(report: Report) -> str:
             if rows:
                 out += [f"### {group.value.capitalize()}", ""]
                 out += [*_table(METRIC_HEADER, rows), ""]
-    out += [
-        "Differences are treatment minus control (CUPED-adjusted where the CUPED column "
-        "shows a reduction); * marks p < alpha. Per-user means use "
-        "Welch's t-test, user rates the two-proportion z-test, per-scan and per-session "
-        "ratios the delta method. Always-valid intervals and p-values (asymptotic confidence "
-        f"sequences, N* = {report.sequential_n_star:g}) may be read at every look; the "
-        "fixed-horizon ones only once, at the planned end.",
-        "",
-    ]
+    out += [conventions_note(report), ""]
+    if report.definitions:
+        out += ["## Metric definitions", ""]
+        out += [*_table(DEFINITION_HEADER, [definition_row(d) for d in report.definitions]), ""]
     return "\n".join(out)

@@ -15,7 +15,9 @@ from matplotlib.figure import Figure
 
 from server.analysis.report import Report, TreatmentResult
 
-__all__ = ["forest_plot_svg", "lift_over_looks_svg", "srm_plot_svg"]
+__all__ = ["NO_EVENTS", "forest_plot_svg", "lift_over_looks_svg", "srm_plot_svg"]
+
+NO_EVENTS = "no events yet"
 
 _GOOD, _BAD, _NEUTRAL, _SEQ = "#1a7f37", "#cf222e", "#57606a", "#9ecae1"
 
@@ -29,14 +31,33 @@ def _to_svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def forest_plot_svg(treatment: TreatmentResult, control: str, *, criteria: bool = True) -> str:
-    """Relative lift per metric: fixed 95% CI (thick), always-valid CI (light), targets (◆)."""
+def _empty_svg(title: str, message: str) -> str:
+    """A titled panel that says why there is nothing to draw, instead of an empty box."""
+    fig = Figure(figsize=(7.5, 1.6))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color=_NEUTRAL)
+    return _to_svg(fig)
+
+
+def forest_plot_svg(
+    treatment: TreatmentResult, control: str, *, criteria: bool = True, empty: str = NO_EVENTS
+) -> str:
+    """Relative lift per metric: fixed 95% CI (thick), always-valid CI (light), targets (◆).
+
+    With no metric to draw, the panel says `empty` (the caller knows whether that is
+    because nothing happened yet or because no metric has enough data).
+    """
     rows = [
         (m, m.rel_diff, m.rel_ci)
         for m in treatment.metrics
         if m.rel_diff is not None and m.rel_ci is not None
     ]
-    fig = Figure(figsize=(7.5, 0.45 * max(len(rows), 1) + 1.2))
+    title = f"Lift of {treatment.arm} over {control}"
+    if not rows:
+        return _empty_svg(title, empty)
+    fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.2))
     ax = fig.add_subplot()
     targets = {c.metric: c.target for c in treatment.criteria if c.relative} if criteria else {}
     for y, (m, rel, ci) in enumerate(reversed(rows)):

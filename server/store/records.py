@@ -203,7 +203,9 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     - adoption: of users shown a suggestion, the share who applied at least one;
       `suggestion_apply_rate` is the same per scan.
     - scans_per_session: completed scans per session that completed one.
-    - return_rate: share of users seen in two or more sessions.
+    - return_rate: share of users with an event on a later UTC day than their first event
+      in the window (`returning_users` of `users`); a second session the same day is not a
+      return. The experiment report's "Return rate" is the same rule from first exposure.
     - drop_off: sessions that ended right after an empty scan, over sessions with one.
     """
 
@@ -261,7 +263,7 @@ class UserMetrics(WireStruct, frozen=True):
     # Ratings from 1 to 5.
     n_satisfaction: _Count = 0
     satisfaction_sum: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
-    returned: bool = False  # came back on a later day than the first exposure
+    returned: bool = False  # an event on a later UTC day than the first exposure ("return rate")
     adopted_suggestion: bool = False  # accepted at least one suggested parameter set
     pre_n_sessions: _Count | None = None
     pre_n_scans: _Count | None = None

@@ -4,6 +4,11 @@ Four aggregate queries per grouping (everyone, then per arm), each pushed down t
 database so the cost does not grow with rows shipped to Python. Windows are by the events'
 own timestamps, so late or out-of-order events land where they happened. Definitions are
 on `Usage`.
+
+"Return rate" means one thing here and in the experiment report: the share of users who
+came back on a later UTC day than the first day they were seen (here, the first day with
+an event in the window; in the report, the day of their first exposure). A second session
+on the same day is not a return.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ _TOTALS: Final = """SELECT {g} AS grp, COUNT(DISTINCT session_id), COUNT(DISTINC
     SUM(CASE WHEN suggestion_applied THEN 1 ELSE 0 END)
 FROM events WHERE {window} GROUP BY 1"""
 
-_RETURNING: Final = """SELECT grp, SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END) FROM (
-    SELECT {g} AS grp, user_id, COUNT(DISTINCT session_id) AS n
+# occurred_us is a BIGINT on both backends, so / is integer division: dividing by the
+# 86,400,000,000 microseconds of a day gives the UTC day number.
+_RETURNING: Final = """SELECT grp, SUM(CASE WHEN last_day > first_day THEN 1 ELSE 0 END) FROM (
+    SELECT {g} AS grp, user_id,
+        MIN(occurred_us / 86400000000) AS first_day, MAX(occurred_us / 86400000000) AS last_day
     FROM events WHERE {window} GROUP BY 1, 2) per_user
 GROUP BY grp"""
 

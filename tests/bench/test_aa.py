@@ -62,3 +62,13 @@ def test_cli_writes_json_and_exits_by_the_checks(
         assert data["result"]["settings"]["rerandomizations"] == 20
         assert len(data["result"]["metrics"]) == 9
         assert [c["name"] for c in data["checks"]] == [c.name for c in verdicts[verdict]]
+
+
+def test_the_correction_brings_the_family_wise_rate_down_to_alpha(reduced: AaResult) -> None:
+    """Any of nine raw p < alpha happens in far more than alpha of runs; after Holm, not."""
+    family = reduced.family
+    assert family.metrics == 9
+    assert family.raw_rate > 3 * REDUCED.alpha
+    assert family.adjusted_rate <= 0.088  # the reduced run's band top (3 standard errors)
+    assert family.sequential_adjusted_rate <= family.sequential_raw_rate
+    assert family.sequential_adjusted_rate <= REDUCED.alpha

@@ -10,6 +10,7 @@ from bench.aa_checks import (
     AaResult,
     AaSettings,
     Check,
+    FamilyOutcome,
     MetricOutcome,
     SrmOutcome,
     evaluate,
@@ -20,7 +21,7 @@ from bench.aa_checks import (
 def outcome(metric: str, **changes: float) -> MetricOutcome:
     good = MetricOutcome(
         metric=metric,
-        test="delta_method_z",
+        test="welch_t",
         cuped=False,
         main=metric in MAIN_METRICS,
         false_positive_rate=0.05,
@@ -33,11 +34,23 @@ def outcome(metric: str, **changes: float) -> MetricOutcome:
 
 
 def result(
-    *metrics: MetricOutcome, skewed_p: float = 6.3e-5, false_alarms: float = 0.001
+    *metrics: MetricOutcome,
+    skewed_p: float = 6.3e-5,
+    false_alarms: float = 0.001,
+    family_rate: float = 0.042,
 ) -> AaResult:
     return AaResult(
         settings=AaSettings(),
         metrics=list(metrics) or [outcome(m) for m in MAIN_METRICS],
+        family=FamilyOutcome(
+            metrics=9,
+            correction="holm",
+            raw_rate=0.33,
+            adjusted_rate=family_rate,
+            benjamini_hochberg_rate=0.045,
+            sequential_raw_rate=0.13,
+            sequential_adjusted_rate=0.012,
+        ),
         srm=SrmOutcome(
             skewed_counts=[5200, 4800],
             skewed_p_value=skewed_p,
@@ -78,9 +91,9 @@ def test_band_edges_are_inclusive(fpr: float, passes: bool) -> None:
 
 
 def test_sound_results_pass_every_check() -> None:
-    """Three checks per main metric plus two SRM checks, all passing."""
+    """Three checks per main metric, the family-wise rate and two SRM checks, all passing."""
     checks = evaluate(result())
-    assert len(checks) == 3 * len(MAIN_METRICS) + 2
+    assert len(checks) == 3 * len(MAIN_METRICS) + 3
     assert failed(checks) == []
 
 
@@ -109,6 +122,13 @@ def test_srm_checks_fail_when_the_skew_is_missed_or_fair_splits_alarm() -> None:
         "SRM: 5,200/4,800 flagged (p below the threshold)"
     ]
     assert failed(evaluate(result(false_alarms=0.02))) == ["SRM: false alarms on fair 50/50 draws"]
+
+
+@pytest.mark.parametrize(("rate", "passes"), [(0.064, True), (0.065, False)])
+def test_the_corrected_family_wise_rate_gates_at_the_bands_top(rate: float, passes: bool) -> None:
+    """Holm promises <= alpha: 64 runs in 1,000 with any adjusted p < alpha pass, 65 fail."""
+    names = failed(evaluate(result(family_rate=rate)))
+    assert names == ([] if passes else ["family of 9: any holm-adjusted p < alpha"])
 
 
 def test_information_metrics_do_not_gate() -> None:

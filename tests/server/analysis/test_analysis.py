@@ -12,7 +12,9 @@ from bench.aa_population import PopulationSpec, columns_at, simulate_population,
 from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
 from server.analysis.catalogue import METRICS, metric_inputs
 from server.analysis.comparison import compare_arms
+from server.analysis.kinds import Correction
 from server.analysis.moments import ArmMoments, moment_columns
+from server.analysis.multiplicity import adjust_p_values
 from server.analysis.report import MetricResult, Report, decode_report, encode_report
 from server.analysis.report_markdown import render_markdown
 from server.store.records import UserMetrics
@@ -144,7 +146,8 @@ def test_a_metric_one_arm_lacks_gets_a_note_instead_of_numbers() -> None:
     assert err.p_value is None
     assert err.test is None
     assert err.note is not None
-    assert "0 control and 20 treatment" in err.note
+    assert err.note == "not enough data: no n_predictions yet in control"
+    assert (err.n_control, err.n_treatment) == (20, 20)  # every exposed user counts
 
 
 def test_users_in_unknown_arms_are_left_out_with_a_warning() -> None:
@@ -187,3 +190,78 @@ def test_daily_looks_accumulate_points_for_the_trend() -> None:
     assert {p.look for p in second.looks} == {0, 1}
     assert look_points(second) == [p for p in second.looks if p.look == 1]
     assert look_points(analyse_experiment(users, SPEC, now=NOW)) == []
+
+
+def three_arm_spec(correction: Correction = Correction.HOLM) -> AnalysisSpec:
+    return msgspec.structs.replace(
+        SPEC, arms=("control", "a", "b"), weights=(1.0, 1.0, 1.0), correction=correction
+    )
+
+
+def three_arms(seed: int = 9) -> list[UserMetrics]:
+    users = simulated(3000, seed=seed)
+    rng = np.random.default_rng(seed)
+    arms = rng.choice(["control", "a", "b"], len(users))
+    return [msgspec.structs.replace(u, arm=str(arm)) for u, arm in zip(users, arms, strict=True)]
+
+
+@pytest.mark.parametrize("correction", list(Correction))
+def test_the_correction_covers_every_metric_of_every_treatment_arm(
+    correction: Correction,
+) -> None:
+    """Adjusted p = the correction applied to all 9 x 2 headline p-values, fixed and sequential."""
+    report = analyse_experiment(three_arms(), three_arm_spec(correction), now=NOW)
+    flat = [m for t in report.treatments for m in t.metrics]
+    assert len(flat) == 18
+    raw = np.array([m.p_value for m in flat], dtype=float)
+    expected = adjust_p_values(raw, correction)
+    assert [m.p_value_adjusted for m in flat] == pytest.approx(expected.tolist())
+    seq = adjust_p_values(np.array([m.seq_p_value for m in flat], dtype=float), correction)
+    assert [m.seq_p_value_adjusted for m in flat] == pytest.approx(seq.tolist())
+    assert report.correction is correction
+
+
+def test_significance_and_the_checklist_read_the_adjusted_p() -> None:
+    """A real -40% effect on empty scans stays significant; significant == adjusted p < alpha."""
+    report = analyse_experiment(fewer_empties(simulated(), 0.6), SPEC, now=NOW)
+    for m in report.treatments[0].metrics:
+        assert m.p_value_adjusted is not None
+        assert m.p_value is not None
+        assert m.p_value_adjusted >= m.p_value
+        assert m.significant is (m.p_value_adjusted < SPEC.alpha)
+    empty = metric(report, "empty_scan_rate")
+    criterion = next(c for c in report.treatments[0].criteria if c.metric == "empty_scan_rate")
+    assert empty.significant
+    assert criterion.significant
+    assert criterion.met
+
+
+def test_the_report_names_its_primary_metrics_and_defines_each_metric() -> None:
+    """The plan's four criteria metrics are primary; the definitions say ratios use all users."""
+    report = analyse_experiment(simulated(600), SPEC, now=NOW)
+    primary = {m.key for m in report.treatments[0].metrics if m.primary}
+    assert primary == {c.metric for c in SPEC.criteria}
+    defs = {d.key: d for d in report.definitions}
+    assert list(defs) == [m.key for m in METRICS]
+    assert defs["satisfaction"].primary
+    assert defs["satisfaction"].formula == (
+        "sum of satisfaction_sum / sum of n_satisfaction over all exposed users "
+        "(ratio, delta method: n_satisfaction is an outcome, not a count of users)"
+    )
+    assert defs["empty_scan_rate"].covariate == "pre_n_empty_scans / pre_n_scans"
+    text = render_markdown(report)
+    assert "## Metric definitions" in text
+    assert "| Satisfaction (1-5) | primary | ratio | sum of satisfaction_sum" in text
+
+
+def test_a_ratio_without_any_denominator_yet_says_so_for_both_arms() -> None:
+    """Exposed users who have not scanned: no numbers, a note naming the missing denominator."""
+    idle = [
+        UserMetrics(
+            user_id=f"u{i}", arm="treatment" if i % 2 else "control", n_sessions=0, n_scans=0
+        )
+        for i in range(10)
+    ]
+    empty = metric(analyse_experiment(idle, SPEC, now=NOW), "empty_scan_rate")
+    assert empty.note == "not enough data: no n_scans yet in either arm"
+    assert (empty.p_value, empty.p_value_adjusted, empty.significant) == (None, None, False)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.analysis.catalogue import METRICS, PLAN_CRITERIA, metric_inputs
+from server.analysis.catalogue import (
+    METRICS,
+    PLAN_CRITERIA,
+    MetricDef,
+    MetricGroup,
+    metric_formula,
+    metric_inputs,
+    primary_metrics,
+)
 from server.analysis.stats import MetricKind
 from server.analysis.user_metrics import columns_from_users
 from server.store.records import UserMetrics
@@ -41,20 +49,60 @@ def users() -> list[UserMetrics]:
     ]
 
 
-def test_ratio_metrics_keep_sums_and_skip_users_without_a_denominator() -> None:
-    """Empty-scan rate: M = empties, D = scans, and a user with no scans is left out."""
+def test_ratio_metrics_keep_sums_and_every_exposed_user() -> None:
+    """Empty-scan rate: M = empties, D = scans; a user with no scans stays in with 0 / 0."""
     inputs = metric_inputs(BY_KEY["empty_scan_rate"], columns_from_users(users()))
-    assert inputs.valid.tolist() == [True, False, True]
-    assert inputs.m[inputs.valid].tolist() == [4.0, 1.0]
-    assert inputs.d[inputs.valid].tolist() == [10.0, 4.0]
+    assert inputs.valid.all()
+    assert inputs.m.tolist() == [4.0, 0.0, 1.0]
+    assert inputs.d.tolist() == [10.0, 0.0, 4.0]
 
 
-def test_mean_metrics_are_per_user_means_over_users_who_have_one() -> None:
-    """Satisfaction: M = the user's mean rating, D = 1; unrated users are left out."""
-    inputs = metric_inputs(BY_KEY["satisfaction"], columns_from_users(users()))
-    assert inputs.valid.tolist() == [True, False, False]
-    assert float(inputs.m[0]) == 3.5
-    assert float(inputs.d[0]) == 1.0
+def test_satisfaction_is_a_ratio_over_all_exposed_users_not_a_mean_of_raters() -> None:
+    """Who rates is a post-treatment outcome: ratings / number of ratings, unrated users kept."""
+    metric = BY_KEY["satisfaction"]
+    assert metric.kind is MetricKind.RATIO
+    inputs = metric_inputs(metric, columns_from_users(users()))
+    assert inputs.valid.all()
+    assert (inputs.m.tolist(), inputs.d.tolist()) == ([7.0, 0.0, 0.0], [2.0, 0.0, 0.0])
+    assert "over all exposed users" in metric_formula(metric)
+
+
+def test_outcome_denominators_are_ratios_everywhere() -> None:
+    """Every metric with a per-user denominator is a ratio; means and shares have none."""
+    for m in METRICS:
+        assert (m.denominator is not None) == (m.kind is MetricKind.RATIO), m.key
+    assert BY_KEY["time_to_first_result_s"].kind is MetricKind.RATIO
+
+
+def test_a_mean_with_a_denominator_is_refused() -> None:
+    """A per-user value over a per-user count must be declared a ratio, and says so."""
+    with pytest.raises(ValueError, match=r"takes no denominator.*is a ratio metric"):
+        MetricDef(
+            key="x",
+            label="x",
+            group=MetricGroup.QUALITY,
+            kind=MetricKind.MEAN,
+            numerator="satisfaction_sum",
+            denominator="n_satisfaction",
+        )
+    with pytest.raises(ValueError, match="needs a denominator column"):
+        MetricDef(
+            key="y",
+            label="y",
+            group=MetricGroup.QUALITY,
+            kind=MetricKind.RATIO,
+            numerator="n_scans",
+        )
+
+
+def test_primary_metrics_are_the_ones_the_plan_names_in_its_order() -> None:
+    """The four criteria name four metrics; the other five are secondary."""
+    assert primary_metrics(PLAN_CRITERIA) == (
+        "empty_scan_rate",
+        "desired_range_share",
+        "satisfaction",
+        "scan_time_per_session_s",
+    )
 
 
 def test_proportions_count_every_user() -> None:
@@ -65,11 +113,11 @@ def test_proportions_count_every_user() -> None:
 
 
 def test_missing_covariates_are_filled_with_the_mean_and_coverage_is_reported() -> None:
-    """Only user a has pre-period scans (5/20 empty): c, with 0 pre scans, gets 0.25 too."""
+    """Only user a has pre-period scans (5/20 empty): b and c, without any, get 0.25 too."""
     inputs = metric_inputs(BY_KEY["empty_scan_rate"], columns_from_users(users()))
     assert inputs.x is not None
-    assert inputs.x[inputs.valid].tolist() == [0.25, 0.25]
-    assert inputs.covariate_coverage == pytest.approx(0.5)
+    assert inputs.x.tolist() == [0.25, 0.25, 0.25]
+    assert inputs.covariate_coverage == pytest.approx(1 / 3)
 
 
 def test_no_user_with_history_means_no_covariate() -> None:

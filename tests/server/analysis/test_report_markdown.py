@@ -35,14 +35,21 @@ def test_markdown_rows_carry_values_intervals_and_both_p_values() -> None:
     """The empty-scan row shows both arms, the difference with CI, lift, p and always-valid p."""
     r = report()
     empty = next(m for m in r.treatments[0].metrics if m.key == "empty_scan_rate")
-    row = next(line for line in render_markdown(r).splitlines() if line.startswith("| Empty-scan"))
+    row = next(
+        line for line in render_markdown(r).splitlines() if line.startswith("| primary: Empty-scan")
+    )
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == format_value(empty.control_value, Unit.SHARE)
     assert cells[3].startswith(format_value(empty.abs_diff, Unit.SHARE, signed=True) + " [")
     assert empty.rel_diff is not None
     assert cells[4].startswith(f"{empty.rel_diff * 100:+.1f}% [")
-    assert len(cells) == 9
-    assert cells[8].endswith("% var")
+    assert len(cells) == 10
+    assert empty.p_value is not None
+    assert empty.p_value_adjusted is not None
+    assert empty.p_value > 0.001  # an A/A sample: printed with three decimals
+    assert cells[5] == f"{empty.p_value:.3f}"
+    assert cells[6] == f"{empty.p_value_adjusted:.3f}" + (" *" if empty.significant else "")
+    assert cells[9].endswith("% var")
 
 
 def test_a_flagged_srm_is_an_alarm_in_the_markdown() -> None:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import msgspec
 
 from server.analysis.analysis import AnalysisSpec, analyse_experiment
-from server.analysis.report_plots import forest_plot_svg, lift_over_looks_svg, srm_plot_svg
+from server.analysis.report_html import render_html
+from server.analysis.report_plots import (
+    NO_EVENTS,
+    forest_plot_svg,
+    lift_over_looks_svg,
+    srm_plot_svg,
+)
 from server.store.records import UserMetrics
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -39,6 +45,22 @@ def test_forest_plot_labels_every_metric_with_a_lift() -> None:
     assert "Satisfaction (1-5)" in svg
     # No user has predictions: that metric has no lift, so no row.
     assert "Prediction error" not in svg
+
+
+def test_lift_plot_says_no_events_yet_instead_of_an_empty_box() -> None:
+    """Exposed users without a single scan: the lift panel says so, with no axes drawn."""
+    idle = [
+        UserMetrics(
+            user_id=f"u{i}", arm="treatment" if i % 2 else "control", n_sessions=0, n_scans=0
+        )
+        for i in range(10)
+    ]
+    report = analyse_experiment(idle, SPEC, now=NOW)
+    svg = forest_plot_svg(report.treatments[0], report.control)
+    assert NO_EVENTS == "no events yet"
+    assert "no events yet" in svg
+    assert "relative lift" not in svg  # no x axis: nothing pretends to be a scale
+    assert "no events yet" in render_html(report)
 
 
 def test_srm_plot_names_the_arms_and_the_verdict() -> None:

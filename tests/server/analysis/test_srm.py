@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from server.analysis.srm import DEFAULT_SRM_THRESHOLD, srm_test
+from tests.server.analysis.gbstats_reference import gbstats_module
 
 
 def test_5100_4900_is_fine_and_5200_4800_is_a_mismatch() -> None:
@@ -59,3 +60,16 @@ def test_bad_input_names_what_is_wrong(
     """Mismatched lengths, negative weights or counts are refused with the values."""
     with pytest.raises(ValueError, match=message):
         srm_test(counts, weights)
+
+
+def test_p_values_equal_gbstats_check_srm() -> None:
+    """On 200 random splits of 2-4 arms with random weights: gbstats' check_srm within 1e-6."""
+    utils = gbstats_module("utils")
+    rng = np.random.default_rng(31)
+    for _ in range(200):
+        arms = int(rng.integers(2, 5))
+        weights = list(rng.uniform(0.05, 1.0, arms))
+        counts = rng.multinomial(int(rng.integers(50, 20_000)), rng.dirichlet(np.ones(arms) * 20))
+        ours = float(srm_test(counts, weights).p_value)
+        ref = float(utils.check_srm([int(c) for c in counts], weights))
+        assert ours == pytest.approx(ref, rel=1e-6, abs=1e-300)

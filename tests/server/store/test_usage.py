@@ -25,7 +25,7 @@ def _scenario() -> list[Event]:
         completed(
             "b", "u1", "s1", t[2], 5, suggestion_shown=True, suggestion_applied=True, **treat
         ),
-        # u1 comes back in session s2, which ends on an empty scan.
+        # u1 comes back in session s2 the same day (not a return), which ends on an empty scan.
         completed("c", "u1", "s2", t[3], result_count=0, **treat),
         # u2 (control), session s3: started, then ends empty.
         started("d", "u2", "s3", t[0], **ctrl),
@@ -52,7 +52,7 @@ async def test_usage_by_arm_matches_hand_counts(store: Store) -> None:
     assert treatment.suggestion_apply_rate == 0.5
     assert (treatment.users_shown_suggestion, treatment.users_adopting) == (2, 1)
     assert treatment.adoption == 0.5
-    assert (treatment.returning_users, treatment.return_rate) == (1, 0.5)
+    assert (treatment.returning_users, treatment.return_rate) == (0, 0.0)
     assert treatment.drop_off == DropOff(
         sessions_with_empty_scan=2, sessions_ending_empty=1, rate=0.5
     )
@@ -68,10 +68,27 @@ async def test_usage_by_arm_matches_hand_counts(store: Store) -> None:
 
     overall = report.overall
     assert (overall.users, overall.sessions, overall.scans_completed) == (3, 4, 5)
-    assert (overall.returning_users, overall.users_adopting) == (1, 1)
+    assert (overall.returning_users, overall.users_adopting) == (0, 1)
     assert overall.drop_off == DropOff(
         sessions_with_empty_scan=3, sessions_ending_empty=2, rate=pytest.approx(2 / 3)
     )
+
+
+async def test_a_return_is_an_event_on_a_later_utc_day_as_in_the_report(store: Store) -> None:
+    """Two sessions on one day are no return; an event after midnight UTC is, in any session."""
+    evening = T0.replace(hour=23, minute=50)
+    events = [
+        completed("a", "same_day", "s1", T0),
+        completed("b", "same_day", "s2", evening),
+        completed("c", "next_day", "s3", evening),
+        completed("d", "next_day", "s3", evening + timedelta(minutes=20)),  # 00:10 UTC
+        completed("e", "once", "s4", T0),
+    ]
+    for event in events:
+        await store.record_event(event, T0 + timedelta(days=2))
+    usage = (await store.usage(T0, T0 + timedelta(days=2))).overall
+    assert (usage.users, usage.returning_users) == (3, 1)
+    assert usage.return_rate == pytest.approx(1 / 3)
 
 
 async def test_events_without_arm_are_grouped_as_none(store: Store) -> None:
