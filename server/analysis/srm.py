@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
 
-from server.experiments.moments import FloatArray
+from server.analysis.moments import FloatArray
 
 __all__ = ["DEFAULT_SRM_THRESHOLD", "SrmTest", "srm_test"]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from server.experiments.moments import ArmMoments, moment_columns
-from server.experiments.stats import (
+from server.analysis.moments import ArmMoments, moment_columns
+from server.analysis.stats import (
     ArmEstimate,
     MetricKind,
     StatTest,

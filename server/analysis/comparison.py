@@ -13,14 +13,14 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from server.experiments.cuped import CupedFit, cuped_adjust
-from server.experiments.moments import ArmMoments, FloatArray
-from server.experiments.sequential import (
+from server.analysis.cuped import CupedFit, cuped_adjust
+from server.analysis.moments import ArmMoments, FloatArray
+from server.analysis.sequential import (
     DEFAULT_N_STAR,
     always_valid_p_value,
     sequence_half_width,
 )
-from server.experiments.stats import (
+from server.analysis.stats import (
     ArmEstimate,
     Difference,
     MetricKind,

@@ -7,7 +7,7 @@ import math
 import msgspec
 import pytest
 
-from server.experiments.user_metrics import UserMetrics, columns_from_users
+from server.analysis.user_metrics import UserMetrics, columns_from_users
 
 
 def test_decodes_from_json_and_refuses_unknown_fields() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from server.experiments.analysis import analyse_experiment
-from server.experiments.report import decode_report, encode_report
-from tests.server.experiments.sample_report import NOW, SPEC
-from tests.server.experiments.sample_report import sample_report as report
+from server.analysis.analysis import analyse_experiment
+from server.analysis.report import decode_report, encode_report
+from tests.server.analysis.sample_report import NOW, SPEC
+from tests.server.analysis.sample_report import sample_report as report
 
 
 def test_json_round_trips_and_has_no_nan() -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from server.experiments.catalogue import MetricGroup, Unit
-from server.experiments.report import (
+from server.analysis.catalogue import MetricGroup, Unit
+from server.analysis.report import (
     CriterionResult,
     Interval,
     MetricResult,

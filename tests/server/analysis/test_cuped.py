@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.experiments.cuped import cuped_adjust
-from server.experiments.moments import ArmMoments, moment_columns
-from server.experiments.stats import MetricKind, estimate_arm
+from server.analysis.cuped import cuped_adjust
+from server.analysis.moments import ArmMoments, moment_columns
+from server.analysis.stats import MetricKind, estimate_arm
 
 
 def arm(y: list[float], x: list[float], d: list[float] | None = None) -> ArmMoments:

@@ -21,8 +21,8 @@ import msgspec
 import numpy as np
 from scipy import stats as sps
 
-from server.experiments.kinds import MetricKind, StatTest
-from server.experiments.moments import ArmMoments, FloatArray
+from server.analysis.kinds import MetricKind, StatTest
+from server.analysis.moments import ArmMoments, FloatArray
 
 __all__ = [
     "ArmEstimate",

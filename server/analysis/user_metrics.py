@@ -15,8 +15,8 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
+from server.analysis.moments import FloatArray
 from server.domain.scan import WireStruct
-from server.experiments.moments import FloatArray
 
 __all__ = ["UserColumns", "UserMetrics", "columns_from_users"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.experiments.moments import MOMENT_FIELDS, ArmMoments, moment_columns
+from server.analysis.moments import MOMENT_FIELDS, ArmMoments, moment_columns
 
 
 def test_columns_hold_the_ten_products_in_order() -> None:

@@ -19,16 +19,16 @@ from datetime import UTC, datetime
 import msgspec
 import numpy as np
 
-from server.experiments.catalogue import (
+from server.analysis.catalogue import (
     METRICS,
     PLAN_CRITERIA,
     MetricDef,
     SuccessCriterion,
     metric_inputs,
 )
-from server.experiments.comparison import Comparison, compare_arms
-from server.experiments.moments import ArmMoments, BoolArray, moment_columns
-from server.experiments.report import (
+from server.analysis.comparison import Comparison, compare_arms
+from server.analysis.moments import ArmMoments, BoolArray, moment_columns
+from server.analysis.report import (
     ArmSummary,
     CriterionResult,
     CupedSummary,
@@ -38,9 +38,9 @@ from server.experiments.report import (
     SrmCheck,
     TreatmentResult,
 )
-from server.experiments.sequential import DEFAULT_N_STAR
-from server.experiments.srm import DEFAULT_SRM_THRESHOLD, srm_test
-from server.experiments.user_metrics import UserColumns, UserMetrics, columns_from_users
+from server.analysis.sequential import DEFAULT_N_STAR
+from server.analysis.srm import DEFAULT_SRM_THRESHOLD, srm_test
+from server.analysis.user_metrics import UserColumns, UserMetrics, columns_from_users
 
 __all__ = ["AnalysisSpec", "analyse_experiment", "look_points"]
 

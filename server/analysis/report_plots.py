@@ -13,7 +13,7 @@ import io
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from server.experiments.report import Report, TreatmentResult
+from server.analysis.report import Report, TreatmentResult
 
 __all__ = ["forest_plot_svg", "lift_over_looks_svg", "srm_plot_svg"]
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bench.aa_population import PopulationSpec, simulate_population, users_at
-from server.experiments.analysis import AnalysisSpec, analyse_experiment
-from server.experiments.report import Report
+from server.analysis.analysis import AnalysisSpec, analyse_experiment
+from server.analysis.report import Report
 
 __all__ = ["NOW", "SPEC", "sample_report"]
 

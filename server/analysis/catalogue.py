@@ -13,9 +13,9 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from server.experiments.kinds import MetricKind
-from server.experiments.moments import BoolArray, FloatArray
-from server.experiments.user_metrics import UserColumns
+from server.analysis.kinds import MetricKind
+from server.analysis.moments import BoolArray, FloatArray
+from server.analysis.user_metrics import UserColumns
 
 __all__ = [
     "METRICS",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.experiments.catalogue import METRICS, PLAN_CRITERIA, metric_inputs
-from server.experiments.stats import MetricKind
-from server.experiments.user_metrics import UserMetrics, columns_from_users
+from server.analysis.catalogue import METRICS, PLAN_CRITERIA, metric_inputs
+from server.analysis.stats import MetricKind
+from server.analysis.user_metrics import UserMetrics, columns_from_users
 
 BY_KEY = {m.key: m for m in METRICS}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from server.experiments.analysis import analyse_experiment
-from server.experiments.catalogue import Unit
-from server.experiments.report_markdown import format_value, render_markdown
-from server.experiments.user_metrics import UserMetrics
-from tests.server.experiments.sample_report import NOW, SPEC
-from tests.server.experiments.sample_report import sample_report as report
+from server.analysis.analysis import analyse_experiment
+from server.analysis.catalogue import Unit
+from server.analysis.report_markdown import format_value, render_markdown
+from server.analysis.user_metrics import UserMetrics
+from tests.server.analysis.sample_report import NOW, SPEC
+from tests.server.analysis.sample_report import sample_report as report
 
 
 def test_markdown_shows_srm_then_checklist_then_metric_groups() -> None:

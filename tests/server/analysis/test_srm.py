@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.experiments.srm import DEFAULT_SRM_THRESHOLD, srm_test
+from server.analysis.srm import DEFAULT_SRM_THRESHOLD, srm_test
 
 
 def test_5100_4900_is_fine_and_5200_4800_is_a_mismatch() -> None:

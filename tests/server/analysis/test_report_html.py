@@ -9,9 +9,9 @@ import msgspec
 import numpy as np
 
 from bench.aa_population import PopulationSpec, simulate_population, users_at
-from server.experiments.analysis import AnalysisSpec, analyse_experiment
-from server.experiments.report import LookPoint, Report
-from server.experiments.report_html import render_html
+from server.analysis.analysis import AnalysisSpec, analyse_experiment
+from server.analysis.report import LookPoint, Report
+from server.analysis.report_html import render_html
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

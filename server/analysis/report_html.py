@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from html import escape
 
-from server.experiments.catalogue import MetricGroup
-from server.experiments.report import Report
-from server.experiments.report_markdown import (
+from server.analysis.catalogue import MetricGroup
+from server.analysis.report import Report
+from server.analysis.report_markdown import (
     CRITERIA_HEADER,
     METRIC_HEADER,
     criterion_row,
     metric_row,
     srm_sentence,
 )
-from server.experiments.report_plots import forest_plot_svg, lift_over_looks_svg, srm_plot_svg
+from server.analysis.report_plots import forest_plot_svg, lift_over_looks_svg, srm_plot_svg
 
 __all__ = ["render_html"]
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from bench.aa_population import PopulationSpec, columns_at, simulate_population, users_at
-from server.experiments.analysis import AnalysisSpec, analyse_experiment, look_points
-from server.experiments.catalogue import METRICS, metric_inputs
-from server.experiments.comparison import compare_arms
-from server.experiments.moments import ArmMoments, moment_columns
-from server.experiments.report import MetricResult, Report, decode_report, encode_report
-from server.experiments.report_markdown import render_markdown
-from server.experiments.user_metrics import UserMetrics
+from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
+from server.analysis.catalogue import METRICS, metric_inputs
+from server.analysis.comparison import compare_arms
+from server.analysis.moments import ArmMoments, moment_columns
+from server.analysis.report import MetricResult, Report, decode_report, encode_report
+from server.analysis.report_markdown import render_markdown
+from server.analysis.user_metrics import UserMetrics
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = AnalysisSpec(experiment="ml_scanning", arms=("control", "treatment"), weights=(0.5, 0.5))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.experiments.comparison import choose_test, compare_arms
-from server.experiments.moments import ArmMoments, moment_columns
-from server.experiments.stats import MetricKind, StatTest
+from server.analysis.comparison import choose_test, compare_arms
+from server.analysis.moments import ArmMoments, moment_columns
+from server.analysis.stats import MetricKind, StatTest
 
 
 def sums(m: np.ndarray, d: np.ndarray, x: np.ndarray | None = None) -> ArmMoments:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from server.experiments.sequential import (
+from server.analysis.sequential import (
     always_valid_p_value,
     mixture_rho,
     sequence_half_width,

@@ -15,9 +15,9 @@ from datetime import datetime
 
 import msgspec
 
+from server.analysis.catalogue import MetricGroup, Unit
+from server.analysis.kinds import MetricKind, StatTest
 from server.domain.scan import WireStruct
-from server.experiments.catalogue import MetricGroup, Unit
-from server.experiments.kinds import MetricKind, StatTest
 
 __all__ = [
     "ArmSummary",

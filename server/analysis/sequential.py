@@ -28,7 +28,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from server.experiments.moments import FloatArray
+from server.analysis.moments import FloatArray
 
 __all__ = ["DEFAULT_N_STAR", "always_valid_p_value", "mixture_rho", "sequence_half_width"]
 

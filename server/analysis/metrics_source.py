@@ -18,9 +18,9 @@ from typing import Annotated, Final
 
 import msgspec
 
-from server.experiments.analysis import AnalysisSpec, analyse_experiment, look_points
+from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
+from server.analysis.report import LookPoint, Report
 from server.experiments.config import ExperimentConfig
-from server.experiments.report import LookPoint, Report
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW
 from server.store.interface import Store
 

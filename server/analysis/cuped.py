@@ -19,8 +19,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from server.experiments.moments import ArmMoments, FloatArray
-from server.experiments.stats import ArmEstimate
+from server.analysis.moments import ArmMoments, FloatArray
+from server.analysis.stats import ArmEstimate
 
 __all__ = ["CupedFit", "cuped_adjust"]
 
