@@ -108,9 +108,9 @@ def group_figures(
     enough = n >= min_labelled and n > 0
     note = None if enough else not_enough(n)
 
-    def regression(target: str, abs_err: float, sq: float, s: float, s2: float, cov: int) -> (
-        RegressionAccuracy
-    ):
+    def regression(
+        target: str, abs_err: float, sq: float, s: float, s2: float, cov: int
+    ) -> RegressionAccuracy:
         train = training.get(target, {})
         return RegressionAccuracy(
             target=target,

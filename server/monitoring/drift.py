@@ -54,7 +54,7 @@ __all__ = [
 
 FALSE_ALARM_RATE: Final = 0.01
 # Below this many rows a window says "not enough data" instead of scores.
-MIN_ROWS: Final = 100
+MIN_ROWS: Final = 256
 CONVENTIONAL: Final[Mapping[str, float]] = {"psi": 0.2, "wasserstein": 0.1, "jensen_shannon": 0.1}
 _FLOOR: Final = 1e-4
 _DRAWS: Final = 40_000
@@ -122,7 +122,8 @@ def bin_values(column: Column, values: npt.NDArray[np.floating]) -> npt.NDArray[
 
 def _shares(counts: Counts) -> Counts:
     total = counts.sum(axis=-1, keepdims=True)
-    return counts / np.maximum(total, 1.0)
+    shares: Counts = counts / np.maximum(total, 1.0)
+    return shares
 
 
 def psi(reference: Sequence[float], counts: Counts) -> Counts:
@@ -199,7 +200,10 @@ def calibrate(
         p = np.asarray(column.shares, dtype=np.float64)
         null = rng.multinomial(rows, p / p.sum(), size=draws).astype(np.float64)
         values[column.name] = {
-            name: max(CONVENTIONAL[name], float(np.quantile(score(column, name, null), level, method="higher")))
+            name: max(
+                CONVENTIONAL[name],
+                float(np.quantile(score(column, name, null), level, method="higher")),
+            )
             for name in column.scores
         }
     return Thresholds(rows=rows, alpha=alpha, values=values)
