@@ -27,12 +27,10 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from server.errors import ScanoptError
-from server.experiments.config import DEFAULT_EXPERIMENT
-from server.experiments.metrics_source import ReportOptions, build_report
-from server.experiments.report import Report, decode_report, encode_report
-from server.experiments.report_html import render_html
-from server.experiments.report_markdown import (
+from server.analysis.metrics_source import ReportOptions, build_report
+from server.analysis.report import Report, decode_report, encode_report
+from server.analysis.report_html import render_html
+from server.analysis.report_markdown import (
     CRITERIA_HEADER,
     METRIC_HEADER,
     criterion_row,
@@ -40,6 +38,8 @@ from server.experiments.report_markdown import (
     render_markdown,
     srm_sentence,
 )
+from server.errors import ScanoptError
+from server.experiments.config import DEFAULT_EXPERIMENT
 from server.store import open_store
 
 __all__ = [

@@ -26,8 +26,10 @@ from litestar.types import ControllerRouterHandler
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
+from server.monitoring.gauges import MonitoringGauges
 from server.monitoring.http import HttpObserver
 from server.monitoring.metrics import Metrics
+from server.monitoring.monitor import Monitor, MonitorSettings
 from server.routes import (
     admin,
     events,
@@ -36,6 +38,7 @@ from server.routes import (
     health,
     metrics,
     models,
+    monitoring,
     predict,
     report,
     v2,
@@ -81,6 +84,22 @@ class Worker:
             log_flush_interval_s=settings.prediction_log_flush_s,
         )
 
+        self.monitor = Monitor(
+            self.runtime.store,
+            MonitoringGauges(self.metrics.registry),
+            settings.artifacts,
+            MonitorSettings(
+                interval_s=settings.monitor_interval_s,
+                flush_s=settings.drift_flush_s,
+                drift_window_minutes=settings.drift_window_minutes,
+                retention_days=settings.rollup_retention_days,
+                min_labelled=settings.accuracy_min_labelled,
+            ),
+            current=lambda: self.predictor.model.manifest if self.predictor.ready else None,
+            config_loaded=lambda: {self.runtime.gate.experiment: self.runtime.gate.refreshed_at},
+        )
+        self.predictor.drift = self.monitor.counter
+
     async def start(self) -> None:
         """Open the store (migrations, experiment configs), then load and warm
         artifacts/current and poll it; a refused model leaves us not ready, an unreachable
@@ -88,6 +107,7 @@ class Worker:
         await self.runtime.start()
         await self.watcher.reload()
         self.watcher.start()
+        self.monitor.start()
         if not self.predictor.ready:
             self.logger.error(
                 "worker started without a model: not ready until artifacts/current loads"
@@ -97,6 +117,7 @@ class Worker:
         """Stop polling, finish queued work, flush the prediction log, drop live gauges."""
         await self.watcher.stop()
         await self.predictor.close()
+        await self.monitor.stop()
         await self.runtime.stop()
         self.metrics.worker_exit()
         self.logger.info("worker stopped")
@@ -122,6 +143,7 @@ def create_app(
         *models.routes(worker.predictor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
+        *monitoring.routes(worker.monitor),
         *v2.routes(settings, worker.predictor, version),
         *extra_routes,
     ]

@@ -65,6 +65,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each worker checks artifacts/current this often and loads a new version by itself,
     # so every worker converges after a reload or promotion; 0 switches polling off.
     reload_poll_s: float = 2.0
+    # Monitoring (README, "Monitoring"): how often the lease holder recomputes accuracy
+    # rollups and gauges, how often each worker flushes its drift counts, the drift window,
+    # how long rollups and drift counts are kept, and the fewest labelled outcomes a
+    # figure is shown for.
+    monitor_interval_s: float = 30.0
+    drift_flush_s: float = 5.0
+    drift_window_minutes: int = 60
+    rollup_retention_days: int = 30
+    accuracy_min_labelled: int = 30
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
@@ -195,4 +204,9 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "intra_op_threads": _integer(1, 256),
     "metrics_dir": _path,
     "reload_poll_s": _number(0.0, 3600.0),
+    "monitor_interval_s": _number(1.0, 3600.0),
+    "drift_flush_s": _number(0.5, 600.0),
+    "drift_window_minutes": _integer(1, 10_080),
+    "rollup_retention_days": _integer(1, 3650),
+    "accuracy_min_labelled": _integer(1, 1_000_000),
 }

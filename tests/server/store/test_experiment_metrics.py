@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from server.experiments.user_metrics import UserMetrics
+from server.analysis.user_metrics import UserMetrics
 from server.store.interface import Store
 from server.store.records import Exposure
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
