@@ -9,34 +9,9 @@ import pytest
 import yaml
 from litestar.testing import TestClient
 
-from tests.deploy.grafana.queries import dashboard, metric_names, panel_queries
+from tests.deploy.grafana.queries import MONITORING_GAUGES, dashboard, metric_names, panel_queries
 from tests.deploy.tools import RULES, promtool
 from tests.server.conftest import SCAN
-
-# Gauges of the in-app monitoring (online accuracy, drift, importance, store, config age,
-# business figures) that the monitoring half of issue 12 adds; until it lands they are
-# checked by name here and for data in the real-Prometheus test once they are exported.
-MONITORING_GAUGES = frozenset(
-    {
-        "scanopt_online_mae",
-        "scanopt_online_r2",
-        "scanopt_online_coverage",
-        "scanopt_online_brier",
-        "scanopt_online_ece",
-        "scanopt_online_labelled",
-        "scanopt_training_mae",
-        "scanopt_training_coverage",
-        "scanopt_training_brier",
-        "scanopt_drift_score",
-        "scanopt_drift_threshold",
-        "scanopt_drift_alarm",
-        "scanopt_importance_ndcg",
-        "scanopt_store_up",
-        "scanopt_experiment_config_age_seconds",
-        "scanopt_business_empty_rate",
-    }
-)
-
 
 _SAMPLE_SUFFIXES = {"histogram": ("_bucket", "_count", "_sum")}
 
