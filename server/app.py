@@ -23,6 +23,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server.dashboard.service import Dashboard
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -32,6 +33,7 @@ from server.monitoring.metrics import Metrics
 from server.monitoring.monitor import Monitor, MonitorSettings
 from server.routes import (
     admin,
+    dashboard,
     events,
     experiments,
     feedback,
@@ -99,6 +101,13 @@ class Worker:
             config_loaded=lambda: {self.runtime.gate.experiment: self.runtime.gate.refreshed_at},
         )
         self.predictor.drift = self.monitor.counter
+        self.dashboard = Dashboard(
+            self.metrics,
+            self.runtime.store,
+            workers=settings.workers,
+            port=settings.port,
+            logger=self.logger,
+        )
 
     async def start(self) -> None:
         """Open the store (migrations, experiment configs), then load and warm
@@ -108,6 +117,7 @@ class Worker:
         await self.watcher.reload()
         self.watcher.start()
         self.monitor.start()
+        self.dashboard.start()
         if not self.predictor.ready:
             self.logger.error(
                 "worker started without a model: not ready until artifacts/current loads"
@@ -118,6 +128,7 @@ class Worker:
         await self.watcher.stop()
         await self.predictor.close()
         await self.monitor.stop()
+        await self.dashboard.stop()
         await self.runtime.stop()
         self.metrics.worker_exit()
         self.logger.info("worker stopped")
@@ -143,6 +154,7 @@ def create_app(
         *models.routes(worker.predictor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
+        *dashboard.routes(worker.dashboard),
         *monitoring.routes(worker.monitor),
         *v2.routes(settings, worker.predictor, version),
         *extra_routes,
