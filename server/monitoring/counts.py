@@ -36,7 +36,8 @@ class DriftCounter:
 
     def __init__(self, capacity: int = _DEFAULT_CAPACITY) -> None:
         self._capacity = capacity
-        self._rows: list[tuple[str, npt.NDArray[np.float32], Sequence[float]]] = []
+        # version -> (feature rows, output values), kept apart so drain needs no regrouping
+        self._rows: dict[str, tuple[list[npt.NDArray[np.float32]], list[Sequence[float]]]] = {}
         self._batches: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
         self._kept = 0
         self.skipped = 0
@@ -48,7 +49,7 @@ class DriftCounter:
 
     def versions(self) -> set[str]:
         """Model versions with rows kept since the last drain."""
-        return {v for v, _, _ in self._rows} | {v for v, _, _ in self._batches}
+        return set(self._rows) | {v for v, _, _ in self._batches}
 
     def observe_row(
         self, version: str, row: npt.NDArray[np.float32], values: Sequence[float]
@@ -58,7 +59,11 @@ class DriftCounter:
             self.skipped += 1
             return
         self._kept += 1
-        self._rows.append((version, row, values))
+        kept = self._rows.get(version)
+        if kept is None:
+            kept = self._rows[version] = ([], [])
+        kept[0].append(row)
+        kept[1].append(values)
 
     def observe_batch(
         self,
@@ -77,16 +82,18 @@ class DriftCounter:
     def drain(self, references: dict[str, Reference], at: datetime) -> list[DriftCount]:
         """Bin everything kept into its version's reference bins; versions without a
         reference are dropped. The counts are stamped with `at`'s minute."""
-        rows, self._rows = self._rows, []
+        rows, self._rows = self._rows, {}
         batches, self._batches = self._batches, []
         self._kept = 0
         grouped: dict[str, list[npt.NDArray[np.float32]]] = {}
-        for version, row, values in rows:
+        for version, (features, outputs) in rows.items():
+            # Two numpy calls for all single rows: per-row concatenation would cost more
+            # than the binning itself.
             grouped.setdefault(version, []).append(
-                np.concatenate([row.reshape(-1), np.asarray(values, dtype=np.float32)])
+                np.hstack([np.array(features), np.asarray(outputs, dtype=np.float32)])
             )
-        for version, features, outputs in batches:
-            grouped.setdefault(version, []).extend(np.hstack([features, outputs]))
+        for version, matrix, outputs_matrix in batches:
+            grouped.setdefault(version, []).append(np.hstack([matrix, outputs_matrix]))
         counts: list[DriftCount] = []
         for version, parts in grouped.items():
             reference = references.get(version)

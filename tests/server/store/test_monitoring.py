@@ -48,7 +48,8 @@ async def test_refresh_accuracy_sums_the_join_per_version_and_arm(store: Store) 
     assert treatment.count_covered == 1  # 10 in [3, 40]; 0 is not
     assert treatment.duration_covered == 2  # 2 s and 1 s are in [0.5, 3]
     assert treatment.brier_sum == pytest.approx(0.1**2 + 0.9**2)
-    assert control.count_covered == 0 and control.duration_covered == 0
+    assert control.count_covered == 0
+    assert control.duration_covered == 0
     assert [(b.bin, b.n, b.sum_empty) for b in treatment.calibration] == [(1, 2, 1)]
 
 
