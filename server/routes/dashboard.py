@@ -8,11 +8,11 @@ unreachable, which the page shows as a store outage). A bad window is a 400 nami
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Annotated, Final
+from typing import Final
 
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery
 
 from server.dashboard.schemas import DashboardHistory, DashboardLive, DashboardStored
 from server.dashboard.service import HISTORY_WINDOWS, Dashboard
@@ -38,7 +38,6 @@ _CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-Window = Annotated[str, Parameter(description="1h, 24h or 7d")]
 
 
 def _window(window: str) -> str:
@@ -61,7 +60,7 @@ def routes(dashboard: Dashboard) -> list[HTTPRouteHandler]:
         )
 
     @get("/dashboard/assets/{name:str}", tags=["monitoring"], include_in_schema=False)
-    async def asset(name: str) -> Response[bytes]:
+    async def asset(name: FromPath[str]) -> Response[bytes]:
         """One vendored file (uPlot and its licence, the page's script and style)."""
         found = _VENDORED.get(name)
         if found is None:
@@ -75,12 +74,12 @@ def routes(dashboard: Dashboard) -> list[HTTPRouteHandler]:
         return dashboard.live()
 
     @get("/v1/dashboard/history", tags=["monitoring"])
-    async def history(window: Window = "1h") -> DashboardHistory:
+    async def history(window: FromQuery[str] = "1h") -> DashboardHistory:
         """Requests/s, 5xx share and slow-prediction share over the window."""
         return dashboard.history_points(_window(window))
 
     @get("/v1/dashboard/stored", tags=["monitoring"])
-    async def stored(window: Window = "24h") -> DashboardStored:
+    async def stored(window: FromQuery[str] = "24h") -> DashboardStored:
         """Recent feedback, the A/B arms and online accuracy history (503: store down)."""
         return await dashboard.stored(_window(window))
 

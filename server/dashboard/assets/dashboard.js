@@ -12,6 +12,11 @@ const live = { t: [], rate: [], p50: [], p95: [], p99: [] };
 let previous = null;
 const charts = {};
 
+const SPAN_S = { "1h": 3600, "24h": 86400, "7d": 604800 };
+// Live charts show the last 5 minutes, history charts the chosen window, ending now.
+const spans = { "c-rate": () => 300, "c-latency": () => 300 };
+const span = (id) => (spans[id] ? spans[id]() : SPAN_S[$("window").value]);
+
 function chart(id, labels, fmt) {
   const el = $(id);
   const series = [{}].concat(labels.map((label, i) => ({
@@ -20,7 +25,7 @@ function chart(id, labels, fmt) {
   })));
   const opts = {
     width: Math.max(300, el.clientWidth), height: 200, series,
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - span(id), now]; } } },
     axes: [{}, { values: (u, vals) => vals.map((v) => fmt(v)) }],
     hooks: { draw: [(u) => { el.dataset.drawn = "1"; }] },
   };
