@@ -1,4 +1,4 @@
-"""GET /v1/monitoring/accuracy and /v1/monitoring/drift: the monitoring read API.
+"""GET /v1/monitoring/accuracy, /drift and /importance: the monitoring read API.
 
 Thin handlers: parse and check the query (a bad value is a 400 naming the parameter and
 what is allowed), then ask the worker's `Monitor`. The wire types and what each figure
@@ -16,7 +16,7 @@ from litestar.params import FromQuery
 from server.errors import InputError
 from server.monitoring.accuracy import WINDOWS
 from server.monitoring.monitor import Monitor
-from server.monitoring.schemas import AccuracyReport, DriftReport
+from server.monitoring.schemas import AccuracyReport, DriftReport, ImportanceReport
 
 __all__ = ["MAX_WINDOW_MINUTES", "parse_window_minutes", "routes"]
 
@@ -67,4 +67,10 @@ def routes(monitor: Monitor) -> list[HTTPRouteHandler]:
         predictions against the manifest's reference, each with its threshold."""
         return await monitor.drift(parse_window_minutes(window_minutes), version)
 
-    return [accuracy, drift]
+    @get("/v1/monitoring/importance", tags=["monitoring"])
+    async def importance(version: FromQuery[str | None] = None) -> ImportanceReport:
+        """The latest nDCG of recent permutation importances against the manifest's ranking
+        (below 0.9 is a violation)."""
+        return await monitor.importance(version)
+
+    return [accuracy, drift, importance]

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+from server.domain.scan import Scan
 from server.experiments.config import (
     ExperimentConfig,
     ExperimentUpdate,
@@ -225,6 +226,14 @@ class SqlStore(abc.ABC):
     ) -> list[AccuracySums]:
         window = (to_us(since), to_us(until))
         return await self._tx(lambda db: mon.select_accuracy(db, *window, version), write=False)
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(
+            lambda db: mon.select_labelled(db, version, *window, limit), write=False
+        )
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
         await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))

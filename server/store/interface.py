@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from server.domain.scan import Scan
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
 from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
@@ -118,6 +119,12 @@ class Store(Protocol):
         self, since: datetime, until: datetime, version: str | None = None
     ) -> list[AccuracySums]:
         """Accuracy sums per (version, arm) over the minutes in [since, until)."""
+        ...
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        """The newest labelled outcomes of `version`: (scan, result_count, duration_s)."""
         ...
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
