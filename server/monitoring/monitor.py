@@ -47,18 +47,28 @@ from server.monitoring.drift import (
 )
 from server.monitoring.gauges import MonitoringGauges
 from server.monitoring.importance import NDCG_THRESHOLD, Run, ndcg, permutation_importances
-from server.monitoring.schemas import AccuracyReport, DriftReport, ImportanceReport
+from server.monitoring.schemas import (
+    AccuracyReport,
+    BusinessReport,
+    DriftReport,
+    ImportanceReport,
+)
 from server.store.errors import StoreUnavailableError
 from server.store.interface import Store
 from server.store.monitoring import ImportanceResult
 
-__all__ = ["LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
+__all__ = ["BUSINESS_WINDOWS", "LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
 
 _LOG = logging.getLogger(__name__)
 LEASE: Final = "monitoring"
 # Outcomes whose prediction row lands more than this late are not counted.
 RECOMPUTE: Final = timedelta(minutes=10)
 _MANIFEST = msgspec.json.Decoder(Manifest)
+BUSINESS_WINDOWS: Final = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
 
 
 class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,6 +175,13 @@ class Monitor:
             groups=groups,
         )
 
+    async def business(self, window: str, now: datetime | None = None) -> BusinessReport:
+        """Business figures per arm over `window` (a key of BUSINESS_WINDOWS), by arrival."""
+        until = now or datetime.now(UTC)
+        since = until - BUSINESS_WINDOWS[window]
+        arms = await self.store.business(since, until)
+        return BusinessReport(window=window, since=since, until=until, arms=arms)
+
     async def drift(
         self,
         window_minutes: int | None = None,
@@ -254,6 +271,11 @@ class Monitor:
         drift = await self.drift(now=at)
         if drift.version is not None and drift.columns:
             self.gauges.drift(drift.version, drift.columns)
+        for window in BUSINESS_WINDOWS:
+            business = await self.business(window, now=at)
+            for arm in business.arms:
+                if arm.empty_rate is not None:
+                    self.gauges.business_empty_rate.labels(arm.arm, window).set(arm.empty_rate)
         if time.monotonic() >= self._importance_due:
             self._importance_due = time.monotonic() + self.settings.importance_interval_s
             result = await self.measure_importance(at)

@@ -1,4 +1,4 @@
-"""GET /v1/monitoring/accuracy, /drift and /importance: the monitoring read API.
+"""GET /v1/monitoring/accuracy, /drift, /importance and /business: the monitoring read API.
 
 Thin handlers: parse and check the query (a bad value is a 400 naming the parameter and
 what is allowed), then ask the worker's `Monitor`. The wire types and what each figure
@@ -15,8 +15,13 @@ from litestar.params import FromQuery
 
 from server.errors import InputError
 from server.monitoring.accuracy import WINDOWS
-from server.monitoring.monitor import Monitor
-from server.monitoring.schemas import AccuracyReport, DriftReport, ImportanceReport
+from server.monitoring.monitor import BUSINESS_WINDOWS, Monitor
+from server.monitoring.schemas import (
+    AccuracyReport,
+    BusinessReport,
+    DriftReport,
+    ImportanceReport,
+)
 
 __all__ = ["MAX_WINDOW_MINUTES", "parse_window_minutes", "routes"]
 
@@ -73,4 +78,10 @@ def routes(monitor: Monitor) -> list[HTTPRouteHandler]:
         (below 0.9 is a violation)."""
         return await monitor.importance(version)
 
-    return [accuracy, drift, importance]
+    @get("/v1/monitoring/business", tags=["monitoring"])
+    async def business(window: FromQuery[str] = "24h") -> BusinessReport:
+        """Per arm over a window (1h, 24h or 7d, by arrival): empty-scan rate, time to first
+        result, satisfaction, positive feedback share, adoption and regular usage."""
+        return await monitor.business(parse_window(window, tuple(BUSINESS_WINDOWS)))
+
+    return [accuracy, drift, importance, business]

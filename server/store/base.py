@@ -23,10 +23,12 @@ from server.experiments.config import (
     apply_update,
     default_experiment,
 )
+from server.monitoring.schemas import ArmBusiness
 from server.store import monitoring as mon
 from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
+from server.store.business import TimeColumn, business_by_arm
 from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.store.experiment_metrics import (
     DEFAULT_PRE_WINDOW,
@@ -234,6 +236,12 @@ class SqlStore(abc.ABC):
         return await self._tx(
             lambda db: mon.select_labelled(db, version, *window, limit), write=False
         )
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: business_by_arm(db, *window, time_column), write=False)
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
         await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))

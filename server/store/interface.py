@@ -13,6 +13,8 @@ from typing import Protocol
 
 from server.domain.scan import Scan
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.monitoring.schemas import ArmBusiness
+from server.store.business import TimeColumn
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
 from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (
@@ -125,6 +127,12 @@ class Store(Protocol):
         self, version: str, since: datetime, until: datetime, limit: int
     ) -> list[tuple[Scan, int, float]]:
         """The newest labelled outcomes of `version`: (scan, result_count, duration_s)."""
+        ...
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        """Business figures per arm (server.store.business)."""
         ...
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:

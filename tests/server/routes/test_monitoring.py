@@ -184,3 +184,20 @@ def _committed() -> dict[str, dict[str, float]]:
     root = Path(__file__).resolve().parents[3] / "artifacts"
     path = root / "models" / (root / "current").read_text().strip() / "manifest.json"
     return msgspec.json.decode(path.read_bytes(), type=Manifest).importances
+
+
+def test_business_reports_each_arm_and_exports_the_empty_rate(
+    served: tuple[TestClient[Any], list[dict[str, Any]]],
+) -> None:
+    """Every posted outcome counts in its arm; the empty rate is on /metrics per window."""
+    client, _answers = served
+    report = client.get("/v1/monitoring/business", params={"window": "1h"}).json()
+    arms = {a["arm"]: a for a in report["arms"]}
+    assert sum(a["scans_completed"] for a in arms.values()) == N
+    empty = sum(1 for i in range(N) if i % 20 == 0)
+    rate = sum(a["empty_rate"] * a["scans_completed"] for a in arms.values()) / N
+    assert abs(rate - empty / N) < 1e-9
+    assert (
+        'scanopt_business_empty_rate{arm="treatment",window="24h"}' in client.get("/metrics").text
+    )
+    assert client.get("/v1/monitoring/business", params={"window": "30d"}).status_code == 400
