@@ -104,6 +104,11 @@ bench-ci *ARGS: bench-tools
 aa *ARGS:
     {{python}} -m bench.aa {{ARGS}}
 
+# drift thresholds: false-alarm rate on windows drawn from the reference, and detection of the stated shifts; exits 1 beyond 1%
+[group('bench')]
+drift-check *ARGS:
+    {{python}} -m bench.drift_check {{ARGS}}
+
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]
 simulate *ARGS:

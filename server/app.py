@@ -96,8 +96,10 @@ class Worker:
                 drift_window_minutes=settings.drift_window_minutes,
                 retention_days=settings.rollup_retention_days,
                 min_labelled=settings.accuracy_min_labelled,
+                importance_interval_s=settings.importance_interval_s,
             ),
             current=lambda: self.predictor.model.manifest if self.predictor.ready else None,
+            run=lambda: self.predictor.model.run if self.predictor.ready else None,
             config_loaded=lambda: {self.runtime.gate.experiment: self.runtime.gate.refreshed_at},
         )
         self.predictor.drift = self.monitor.counter

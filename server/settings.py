@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drift_window_minutes: int = 60
     rollup_retention_days: int = 30
     accuracy_min_labelled: int = 30
+    # How often the lease holder measures importance drift (permutation importances).
+    importance_interval_s: float = 3600.0
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
@@ -209,4 +211,5 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "drift_window_minutes": _integer(1, 10_080),
     "rollup_retention_days": _integer(1, 3650),
     "accuracy_min_labelled": _integer(1, 1_000_000),
+    "importance_interval_s": _number(10.0, 86_400.0),
 }

@@ -7,7 +7,9 @@ Two background tasks, both off the request path:
 - every `interval_s`, the worker that holds the store lease "monitoring" (one worker of
   one replica at a time; the lease moves on if it stops renewing) recomputes the accuracy
   rollups of the last `RECOMPUTE` (prediction rows that land late are picked up), prunes
-  monitoring rows older than the retention, and refreshes the accuracy and drift gauges.
+  monitoring rows older than the retention, and refreshes the accuracy and drift gauges;
+  every `importance_interval_s` it also measures importance drift (nDCG, in a thread) on
+  the newest labelled outcomes of the version in service.
 
 The read API (accuracy, drift) answers from the store on any worker, so every worker and
 replica agrees. Drift thresholds are calibrated per (version, window size) in a thread and
@@ -28,8 +30,10 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
+import numpy as np
 
 from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest
+from server.domain.features import encode_scans
 from server.monitoring.accuracy import WINDOWS, report_groups
 from server.monitoring.counts import DriftCounter
 from server.monitoring.drift import (
@@ -42,17 +46,29 @@ from server.monitoring.drift import (
     evaluate,
 )
 from server.monitoring.gauges import MonitoringGauges
-from server.monitoring.schemas import AccuracyReport, DriftReport
+from server.monitoring.importance import NDCG_THRESHOLD, Run, ndcg, permutation_importances
+from server.monitoring.schemas import (
+    AccuracyReport,
+    BusinessReport,
+    DriftReport,
+    ImportanceReport,
+)
 from server.store.errors import StoreUnavailableError
 from server.store.interface import Store
+from server.store.monitoring import ImportanceResult
 
-__all__ = ["LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
+__all__ = ["BUSINESS_WINDOWS", "LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
 
 _LOG = logging.getLogger(__name__)
 LEASE: Final = "monitoring"
 # Outcomes whose prediction row lands more than this late are not counted.
 RECOMPUTE: Final = timedelta(minutes=10)
 _MANIFEST = msgspec.json.Decoder(Manifest)
+BUSINESS_WINDOWS: Final = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
 
 
 class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +79,10 @@ class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
     drift_window_minutes: int = 60
     retention_days: int = 30
     min_labelled: int = 30
+    importance_interval_s: float = 3600.0
+    # Newest labelled outcomes (of the last day) the importances are measured on.
+    importance_rows: int = 1000
+    importance_min_rows: int = 200
 
 
 class Monitor:
@@ -76,6 +96,7 @@ class Monitor:
         settings: MonitorSettings,
         *,
         current: Callable[[], Manifest | None],
+        run: Callable[[], Run | None] = lambda: None,
         config_loaded: Callable[[], Mapping[str, float]] = dict,
     ) -> None:
         self.store = store
@@ -84,6 +105,13 @@ class Monitor:
         self.counter = DriftCounter()
         self._artifacts = artifacts
         self._current = current
+        self._run = run
+        self._importance_due = 0.0
+        # Why there is no result yet, as this worker last found (other workers: the rule).
+        self._importance_note = (
+            f"not computed yet: it needs at least {settings.importance_min_rows} labelled "
+            f"outcomes of the last day, and runs every {settings.importance_interval_s:g} s"
+        )
         self._config_loaded = config_loaded
         self._manifests: dict[str, Manifest | None] = {}
         self._references: dict[str, Reference] = {}
@@ -146,6 +174,13 @@ class Monitor:
             min_labelled=self.settings.min_labelled,
             groups=groups,
         )
+
+    async def business(self, window: str, now: datetime | None = None) -> BusinessReport:
+        """Business figures per arm over `window` (a key of BUSINESS_WINDOWS), by arrival."""
+        until = now or datetime.now(UTC)
+        since = until - BUSINESS_WINDOWS[window]
+        arms = await self.store.business(since, until)
+        return BusinessReport(window=window, since=since, until=until, arms=arms)
 
     async def drift(
         self,
@@ -236,7 +271,85 @@ class Monitor:
         drift = await self.drift(now=at)
         if drift.version is not None and drift.columns:
             self.gauges.drift(drift.version, drift.columns)
+        for window in BUSINESS_WINDOWS:
+            business = await self.business(window, now=at)
+            for arm in business.arms:
+                if arm.empty_rate is not None:
+                    self.gauges.business_empty_rate.labels(arm.arm, window).set(arm.empty_rate)
+        if time.monotonic() >= self._importance_due:
+            self._importance_due = time.monotonic() + self.settings.importance_interval_s
+            result = await self.measure_importance(at)
+            if result is not None:
+                self.gauges.importance_ndcg.labels(result.version).set(result.ndcg)
         return True
+
+    async def measure_importance(self, now: datetime | None = None) -> ImportanceResult | None:
+        """Importance drift of the version in service, stored; None without enough rows."""
+        at = now or datetime.now(UTC)
+        manifest, run = self._current(), self._run()
+        if manifest is None or run is None:
+            return None
+        rows = await self.store.labelled(
+            manifest.version,
+            at - timedelta(days=1),
+            at + timedelta(minutes=1),
+            self.settings.importance_rows,
+        )
+        if len(rows) < self.settings.importance_min_rows:
+            self._importance_note = (
+                f"not enough data (n = {len(rows)}): importance drift needs at least "
+                f"{self.settings.importance_min_rows} labelled outcomes of the last day"
+            )
+            return None
+        features = encode_scans([scan for scan, _, _ in rows], at)
+        counts = np.asarray([c for _, c, _ in rows], dtype=np.float64)
+        durations = np.asarray([d for _, _, d in rows], dtype=np.float64)
+        recent = await asyncio.to_thread(permutation_importances, run, features, counts, durations)
+        by_target = {}
+        for target, values in recent.items():
+            score = ndcg(manifest.importances.get(target, {}), values)
+            if score is not None:
+                by_target[target] = score
+        if not by_target:
+            self._importance_note = (
+                f"the manifest of {manifest.version} has no permutation importances to compare"
+            )
+            return None
+        result = ImportanceResult(
+            version=manifest.version,
+            computed_at=at,
+            n=len(rows),
+            ndcg=sum(by_target.values()) / len(by_target),
+            by_target=by_target,
+        )
+        await self.store.record_importance(result)
+        return result
+
+    async def importance(self, version: str | None = None) -> ImportanceReport:
+        """The latest importance-drift result of `version` (default: the one in service)."""
+        current = self._current()
+        name = version or (current.version if current is not None else None)
+        result = None if name is None else await self.store.latest_importance(name)
+        if result is None:
+            return ImportanceReport(
+                version=name,
+                computed_at=None,
+                n=0,
+                ndcg=None,
+                threshold=NDCG_THRESHOLD,
+                violation=False,
+                by_target={},
+                note=self._importance_note,
+            )
+        return ImportanceReport(
+            version=result.version,
+            computed_at=result.computed_at,
+            n=result.n,
+            ndcg=result.ndcg,
+            threshold=NDCG_THRESHOLD,
+            violation=result.ndcg < NDCG_THRESHOLD,
+            by_target=result.by_target,
+        )
 
     async def _every(self, seconds: float, job: Callable[[], object]) -> None:
         while True:

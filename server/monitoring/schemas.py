@@ -158,6 +158,8 @@ class ArmBusiness(WireStruct, frozen=True):
     arm: str
     users: int
     scans_completed: int
+    # Users with a completed scan: the denominator of adoption and regular_usage.
+    active_users: int = 0
     empty_rate: float | None = None
     first_result_s: float | None = None
     feedback: int = 0

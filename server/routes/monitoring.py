@@ -1,4 +1,4 @@
-"""GET /v1/monitoring/accuracy and /v1/monitoring/drift: the monitoring read API.
+"""GET /v1/monitoring/accuracy, /drift, /importance and /business: the monitoring read API.
 
 Thin handlers: parse and check the query (a bad value is a 400 naming the parameter and
 what is allowed), then ask the worker's `Monitor`. The wire types and what each figure
@@ -15,8 +15,13 @@ from litestar.params import FromQuery
 
 from server.errors import InputError
 from server.monitoring.accuracy import WINDOWS
-from server.monitoring.monitor import Monitor
-from server.monitoring.schemas import AccuracyReport, DriftReport
+from server.monitoring.monitor import BUSINESS_WINDOWS, Monitor
+from server.monitoring.schemas import (
+    AccuracyReport,
+    BusinessReport,
+    DriftReport,
+    ImportanceReport,
+)
 
 __all__ = ["MAX_WINDOW_MINUTES", "parse_window_minutes", "routes"]
 
@@ -67,4 +72,16 @@ def routes(monitor: Monitor) -> list[HTTPRouteHandler]:
         predictions against the manifest's reference, each with its threshold."""
         return await monitor.drift(parse_window_minutes(window_minutes), version)
 
-    return [accuracy, drift]
+    @get("/v1/monitoring/importance", tags=["monitoring"])
+    async def importance(version: FromQuery[str | None] = None) -> ImportanceReport:
+        """The latest nDCG of recent permutation importances against the manifest's ranking
+        (below 0.9 is a violation)."""
+        return await monitor.importance(version)
+
+    @get("/v1/monitoring/business", tags=["monitoring"])
+    async def business(window: FromQuery[str] = "24h") -> BusinessReport:
+        """Per arm over a window (1h, 24h or 7d, by arrival): empty-scan rate, time to first
+        result, satisfaction, positive feedback share, adoption and regular usage."""
+        return await monitor.business(parse_window(window, tuple(BUSINESS_WINDOWS)))
+
+    return [accuracy, drift, importance, business]

@@ -16,16 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+from server.domain.scan import Scan
 from server.experiments.config import (
     ExperimentConfig,
     ExperimentUpdate,
     apply_update,
     default_experiment,
 )
+from server.monitoring.schemas import ArmBusiness
 from server.store import monitoring as mon
 from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
+from server.store.business import TimeColumn, business_by_arm
 from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.store.experiment_metrics import (
     DEFAULT_PRE_WINDOW,
@@ -225,6 +228,20 @@ class SqlStore(abc.ABC):
     ) -> list[AccuracySums]:
         window = (to_us(since), to_us(until))
         return await self._tx(lambda db: mon.select_accuracy(db, *window, version), write=False)
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(
+            lambda db: mon.select_labelled(db, version, *window, limit), write=False
+        )
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: business_by_arm(db, *window, time_column), write=False)
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
         await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from server.domain.scan import Scan
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.monitoring.schemas import ArmBusiness
+from server.store.business import TimeColumn
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
 from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (
@@ -118,6 +121,18 @@ class Store(Protocol):
         self, since: datetime, until: datetime, version: str | None = None
     ) -> list[AccuracySums]:
         """Accuracy sums per (version, arm) over the minutes in [since, until)."""
+        ...
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        """The newest labelled outcomes of `version`: (scan, result_count, duration_s)."""
+        ...
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        """Business figures per arm (server.store.business)."""
         ...
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:

@@ -170,6 +170,8 @@ _V2: Final = (
         expires_us BIGINT NOT NULL
     )""",
     "CREATE INDEX metric_rollups_bucket ON metric_rollups (bucket_us)",
+    # Monitoring windows are by arrival (server clock): accuracy rollups, business figures.
+    "CREATE INDEX events_received ON events (received_us)",
 )
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (

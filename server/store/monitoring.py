@@ -23,6 +23,7 @@ from typing import Final
 
 import msgspec
 
+from server.domain.scan import Scan
 from server.store.sql import Db, from_us, to_us
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "select_accuracy",
     "select_drift_counts",
     "select_importance",
+    "select_labelled",
 ]
 
 MINUTE_US: Final = 60_000_000
@@ -47,6 +49,7 @@ MINUTE_US: Final = 60_000_000
 CALIBRATION_BINS: Final = 10
 _ENCODER = msgspec.json.Encoder()
 _BY_TARGET = msgspec.json.Decoder(dict[str, float])
+_SCAN = msgspec.json.Decoder(Scan)
 
 
 class CalibrationSums(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,6 +207,20 @@ def select_accuracy(
             )
         )
     return out
+
+
+def select_labelled(
+    db: Db, version: str, since_us: int, until_us: int, limit: int
+) -> list[tuple[Scan, int, float]]:
+    """The newest `limit` labelled outcomes of `version`: (scan, result_count, duration_s)."""
+    rows = db.rows(
+        "SELECT p.scan, e.result_count, e.duration_s FROM events e "
+        "JOIN predictions p ON p.prediction_id = e.prediction_id "
+        "WHERE e.type = 'scan_completed' AND e.received_us >= ? AND e.received_us < ? "
+        "AND p.model_version = ? ORDER BY e.received_us DESC, e.event_id LIMIT ?",
+        (since_us, until_us, version, limit),
+    )
+    return [(_SCAN.decode(str(scan)), int(count), float(dur)) for scan, count, dur in rows]
 
 
 # --- drift counts ----------------------------------------------------------------------------

@@ -3,20 +3,39 @@ figures with their n, gauges on /metrics, and a 400 naming each bad parameter.""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from tests.server.conftest import SCAN
+from server.app import create_app
+from server.domain.artifact import Manifest
+from server.monitoring.monitor import Monitor, MonitorSettings
+from tests.server.conftest import SCAN, Versions, make_settings
 
 N = 300
 
 
-@pytest.fixture
-def served(client: TestClient[Any]) -> tuple[TestClient[Any], list[dict[str, Any]]]:
-    """N scans of N users predicted in one batch, each with its scan_completed outcome."""
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, built_versions: Versions
+) -> Iterator[tuple[TestClient[Any], list[dict[str, Any]]]]:
+    """N scans of N users predicted in one batch, each with its scan_completed outcome,
+    on one app for the module (the background jobs are slowed so the test drives them)."""
+    artifacts = tmp_path_factory.mktemp("monitoring") / "artifacts"
+    shutil.copytree(built_versions.root, artifacts)
+    (artifacts / "current").write_text(built_versions.first + "\n")
+    settings = make_settings(artifacts, drift_flush_s=600.0, monitor_interval_s=3600.0)
+    with TestClient(create_app(settings)) as client:
+        yield _serve(client)
+
+
+def _serve(client: TestClient[Any]) -> tuple[TestClient[Any], list[dict[str, Any]]]:
     scans = [
         {**SCAN, "user_id": f"u{i}", "session_id": f"s{i}", "lookback_bars": 20 + i % 50}
         for i in range(N)
@@ -121,3 +140,64 @@ def test_bad_parameters_are_400_naming_them(
     assert response.status_code == 400
     assert field in response.text
     assert "expected" in response.text
+
+
+def test_importance_drift_is_measured_on_labelled_outcomes(
+    served: tuple[TestClient[Any], list[dict[str, Any]]],
+) -> None:
+    """With enough labelled outcomes the nDCG is stored and served with its 0.9 bar."""
+    client, _ = served
+    worker = client.app.state.worker
+    # The test model is a quick build without importances: borrow the committed model's
+    # (same features) as the baseline ranking.
+    manifest = msgspec.structs.replace(worker.predictor.model.manifest, importances=_committed())
+    monitor = Monitor(
+        worker.runtime.store,
+        worker.monitor.gauges,
+        worker.settings.artifacts,
+        MonitorSettings(),
+        current=lambda: manifest,
+        run=lambda: worker.predictor.model.run,
+    )
+    assert client.blocking_portal is not None
+    result = client.blocking_portal.call(monitor.measure_importance)
+    assert result is not None
+    assert result.n == N
+    report = client.get("/v1/monitoring/importance").json()
+    assert report["threshold"] == 0.9
+    assert 0.0 <= report["ndcg"] <= 1.0
+    assert report["violation"] == (report["ndcg"] < 0.9)
+    assert set(report["by_target"]) <= {"result_count", "duration_s", "empty"}
+
+
+def test_importance_without_outcomes_says_why(client: TestClient[Any]) -> None:
+    """No labelled outcome yet: no figure, and a note saying what it needs."""
+    assert client.blocking_portal is not None
+    monitor = client.app.state.worker.monitor
+    assert client.blocking_portal.call(monitor.measure_importance) is None
+    report = client.get("/v1/monitoring/importance").json()
+    assert report.get("ndcg") is None
+    assert report["note"].startswith("not enough data (n = 0)")
+
+
+def _committed() -> dict[str, dict[str, float]]:
+    root = Path(__file__).resolve().parents[3] / "artifacts"
+    path = root / "models" / (root / "current").read_text().strip() / "manifest.json"
+    return msgspec.json.decode(path.read_bytes(), type=Manifest).importances
+
+
+def test_business_reports_each_arm_and_exports_the_empty_rate(
+    served: tuple[TestClient[Any], list[dict[str, Any]]],
+) -> None:
+    """Every posted outcome counts in its arm; the empty rate is on /metrics per window."""
+    client, _answers = served
+    report = client.get("/v1/monitoring/business", params={"window": "1h"}).json()
+    arms = {a["arm"]: a for a in report["arms"]}
+    assert sum(a["scans_completed"] for a in arms.values()) == N
+    empty = sum(1 for i in range(N) if i % 20 == 0)
+    rate = sum(a["empty_rate"] * a["scans_completed"] for a in arms.values()) / N
+    assert abs(rate - empty / N) < 1e-9
+    assert (
+        'scanopt_business_empty_rate{arm="treatment",window="24h"}' in client.get("/metrics").text
+    )
+    assert client.get("/v1/monitoring/business", params={"window": "30d"}).status_code == 400
