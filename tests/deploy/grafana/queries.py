@@ -13,31 +13,6 @@ from typing import Any
 
 from tests.deploy.tools import GRAFANA_DASHBOARD
 
-# Gauges of the in-app monitoring (online accuracy, drift, importance, store, config age,
-# business figures) that the monitoring half of issue 12 adds; until it lands they are
-# checked by name here and for data in the real-Prometheus test once they are exported.
-MONITORING_GAUGES = frozenset(
-    {
-        "scanopt_online_mae",
-        "scanopt_online_r2",
-        "scanopt_online_coverage",
-        "scanopt_online_brier",
-        "scanopt_online_ece",
-        "scanopt_online_labelled",
-        "scanopt_training_mae",
-        "scanopt_training_coverage",
-        "scanopt_training_brier",
-        "scanopt_drift_score",
-        "scanopt_drift_threshold",
-        "scanopt_drift_alarm",
-        "scanopt_importance_ndcg",
-        "scanopt_store_up",
-        "scanopt_experiment_config_age_seconds",
-        "scanopt_business_empty_rate",
-    }
-)
-
-
 RATE_INTERVAL = "5m"
 METRIC_NAME = re.compile(r"\b(scanopt[a-z0-9_:]*|ALERTS|up)\b")
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from litestar.testing import TestClient
 
-from tests.deploy.grafana.queries import MONITORING_GAUGES, dashboard, metric_names, panel_queries
+from tests.deploy.grafana.queries import dashboard, metric_names, panel_queries
 from tests.deploy.tools import RULES, promtool
 from tests.server.conftest import SCAN
 
@@ -31,14 +31,14 @@ def test_every_query_parses(tmp_path: Path) -> None:
 
 
 def test_queries_read_only_known_metrics(client: TestClient[Any]) -> None:
-    """Each name a panel reads is on /metrics, a recording rule or a monitoring gauge."""
+    """Each name a panel reads is declared on /metrics or is a recording rule."""
     client.post("/v1/predict", json=SCAN)
     exposed = set()
     for line in client.get("/metrics").text.splitlines():
         if line.startswith("# TYPE "):  # families with no sample yet are declared too
             name, kind = line.split()[2:4]
             exposed |= {name + s for s in _SAMPLE_SUFFIXES.get(kind, ("",))}
-    known = exposed | _recorded() | MONITORING_GAUGES | {"ALERTS", "up"}
+    known = exposed | _recorded() | {"ALERTS", "up"}
     for title, expr in panel_queries():
         assert metric_names(expr) <= known, f"{title}: {metric_names(expr) - known}"
 
