@@ -75,6 +75,16 @@ lint:
     {{python}} -m ruff check .
     {{python}} -m mypy
 
+# check deploy/prometheus/alerts.yml and run its promtool rule tests (Debian package prometheus)
+[group('test')]
+rules:
+    cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
+
+# redraw docs/dashboard.png: the browser test over a real server, its screenshot kept
+[group('test')]
+dashboard-screenshot:
+    SCANOPT_DASHBOARD_SCREENSHOT=docs/dashboard.png {{python}} -m pytest tests/server/dashboard/test_page.py -q
+
 # reformat and autofix
 [group('test')]
 fmt:
