@@ -2,7 +2,7 @@
 
 `Snapshot.read` sums the SLI counters out of the exposition (every worker merged), with
 the same route sets and 50 ms bound as deploy/prometheus/alerts.yml. `SliHistory` keeps a
-worker's snapshots for three days (one per `step_s`) and answers the SLI error ratio over
+worker's snapshots (one per `step_s`, `keep_s` long: 3 days by default) and answers the SLI error ratio over
 each alert window, the way `rate(a[w]) / rate(b[w])` does: the counters' growth between
 the oldest snapshot inside the window and the newest. `read_figures` adds the monitoring
 gauges and readiness, giving `server.monitoring.alerts.Figures`.
@@ -11,8 +11,9 @@ gauges and readiness, giving `server.monitoring.alerts.Figures`.
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Final
 
@@ -78,33 +79,40 @@ def _is_prediction(route: str, status: str) -> bool:
 
 
 class SliHistory:
-    """A worker's recent snapshots: windowed SLI error ratios and dropped rows."""
+    """A worker's recent snapshots: windowed SLI error ratios and dropped rows.
+
+    Thread-safe: the sampler and the live endpoint both run in worker threads.
+    """
 
     def __init__(self, step_s: float = 15.0, keep_s: float = WINDOW_S["3d"] + 60.0) -> None:
         self.step_s = step_s
         self.keep_s = keep_s
-        self._snapshots: deque[Snapshot] = deque()
+        self._snapshots: list[Snapshot] = []
+        self._times: list[float] = []  # the snapshots' `at`, ascending, for bisection
+        self._lock = threading.Lock()
 
     def add(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` if a step has passed since the last kept one; forget old ones."""
-        if self._snapshots and snapshot.at - self._snapshots[-1].at < self.step_s:
-            return
-        self._snapshots.append(snapshot)
-        while self._snapshots and snapshot.at - self._snapshots[0].at > self.keep_s:
-            self._snapshots.popleft()
+        with self._lock:
+            if self._times and snapshot.at - self._times[-1] < self.step_s:
+                return
+            self._snapshots.append(snapshot)
+            self._times.append(snapshot.at)
+            old = bisect_left(self._times, snapshot.at - self.keep_s)
+            if old:
+                del self._snapshots[:old], self._times[:old]
 
     def snapshots(self, seconds: float) -> list[Snapshot]:
         """The kept snapshots of the last `seconds`, oldest first."""
-        if not self._snapshots:
-            return []
-        newest = self._snapshots[-1].at
-        return [s for s in self._snapshots if newest - s.at <= seconds]
+        with self._lock:
+            if not self._times:
+                return []
+            return self._snapshots[bisect_left(self._times, self._times[-1] - seconds) :]
 
     def _oldest_within(self, seconds: float, now: Snapshot) -> Snapshot:
-        for snapshot in self._snapshots:  # oldest first; windows are few and short lists
-            if now.at - snapshot.at <= seconds:
-                return snapshot
-        return now
+        with self._lock:
+            first = bisect_left(self._times, now.at - seconds)
+            return self._snapshots[first] if first < len(self._snapshots) else now
 
     def error_ratios(self, now: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
         """(latency, availability) error ratio per alert window; a window with no request
