@@ -2,10 +2,11 @@
 
 `Snapshot.read` sums the SLI counters out of the exposition (every worker merged), with
 the same route sets and 50 ms bound as deploy/prometheus/alerts.yml. `SliHistory` keeps a
-worker's snapshots (one per `step_s`, `keep_s` long: 3 days by default) and answers the SLI error ratio over
-each alert window, the way `rate(a[w]) / rate(b[w])` does: the counters' growth between
-the oldest snapshot inside the window and the newest. `read_figures` adds the monitoring
-gauges and readiness, giving `server.monitoring.alerts.Figures`.
+worker's snapshots (one per `step_s`, for `keep_s`: 3 days by default) and answers the
+SLI error ratio over each alert window the way `rate(a[w]) / rate(b[w])` does: the
+counters' growth between the oldest snapshot inside the window and the newest.
+`read_figures` adds the monitoring gauges and readiness, giving
+`server.monitoring.alerts.Figures`.
 """
 
 from __future__ import annotations
