@@ -26,7 +26,7 @@ function chart(id, labels, fmt) {
   const opts = {
     width: Math.max(300, el.clientWidth), height: 200, series,
     scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - span(id), now]; } } },
-    axes: [{}, { values: (u, vals) => vals.map((v) => fmt(v)) }],
+    axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v)) }],
     hooks: { draw: [(u) => { el.dataset.drawn = "1"; }] },
   };
   const data = [[]].concat(labels.map(() => []));
@@ -127,13 +127,20 @@ function showLive(d) {
     const li = document.createElement("li"); li.className = "muted"; li.textContent = "none";
     alerts.appendChild(li);
   }
+  // One line per alert name: drift alone can hold for dozens of columns at once.
+  const byName = new Map();
   for (const a of d.alerts) {
+    if (!byName.has(a.name)) byName.set(a.name, []);
+    byName.get(a.name).push(a);
+  }
+  for (const [name, group] of byName) {
     const li = document.createElement("li");
     const sev = document.createElement("span");
-    sev.className = "sev-" + a.severity; sev.textContent = a.severity + " ";
+    sev.className = "sev-" + group[0].severity; sev.textContent = group[0].severity + " ";
     li.appendChild(sev);
-    const labels = Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(", ");
-    li.appendChild(document.createTextNode(`${a.name} (${labels}) value ${Number(a.value).toPrecision(3)}`));
+    const labels = group.map((a) => Object.values(a.labels).join(" ") || "-");
+    const shown = labels.slice(0, 8).join(", ") + (labels.length > 8 ? `, and ${labels.length - 8} more` : "");
+    li.appendChild(document.createTextNode(`${name} (${group.length}): ${shown}`));
     alerts.appendChild(li);
   }
 
@@ -141,13 +148,23 @@ function showLive(d) {
     a.version, a.target, String(a.labelled), num(2)(a.mae), num(2)(a.training_mae), pct(a.coverage),
   ])), "no labelled outcomes yet", 6);
 
-  fill($("drift"), d.drift.map((f) => {
+  // Per feature its worst score against that score's threshold, worst first.
+  const worst = new Map();
+  for (const f of d.drift) {
     const ratio = f.value != null && f.threshold ? f.value / f.threshold : null;
+    const seen = worst.get(f.feature);
+    if (!seen || (ratio ?? -1) > (seen.ratio ?? -1)) worst.set(f.feature, { ...f, ratio });
+  }
+  const ranked = [...worst.values()].sort((a, b) => (b.ratio ?? -1) - (a.ratio ?? -1));
+  fill($("drift"), ranked.slice(0, 12).map((f) => {
     const bar = document.createElement("span");
     bar.className = "bar" + (f.alarm ? " alarm" : "");
-    bar.style.width = Math.min(120, 60 * (ratio || 0)) + "px";
-    return row([f.feature, f.score, ratio == null ? "-" : ratio.toFixed(2), bar]);
+    bar.style.width = Math.min(120, 60 * (f.ratio || 0)) + "px";
+    return row([f.feature, f.score, f.ratio == null ? "-" : f.ratio.toFixed(2), bar]);
   }), "no drift scores yet", 4);
+  text($("drift-more"), ranked.length > 12
+    ? `${ranked.length - 12} more features; ${ranked.filter((f) => f.alarm).length} of ${ranked.length} alarming`
+    : "");
 
   text($("empty-rate"), d.empty_rate.length
     ? "Empty-scan rate per arm: " + d.empty_rate.map((r) => `${r.arm} ${pct(r.rate)} (${r.window})`).join(", ")

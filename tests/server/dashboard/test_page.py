@@ -8,14 +8,18 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from server.domain.scan import Scan
 from tests.server.conftest import SCAN
 from tests.server.granian_process import REPO, ServerProcess, server_env
+from train.generate import generate_records
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +60,11 @@ def _playwright() -> Any:
 
 @pytest.fixture
 def server(tmp_path: Path, artifacts: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(server_env(tmp_path, artifacts), tmp_path / "server.log")
+    # Monitoring refreshed every second, so accuracy and drift reach the page in the test.
+    env = server_env(
+        tmp_path, artifacts, monitor_interval_s=1.0, drift_flush_s=0.5, accuracy_min_labelled=5
+    )
+    process = ServerProcess(env, tmp_path / "server.log")
     try:
         process.wait_ready()
         yield process
@@ -65,11 +73,28 @@ def server(tmp_path: Path, artifacts: Path) -> Iterator[ServerProcess]:
 
 
 def _seed(server: ServerProcess) -> None:
-    """Predictions, outcomes and feedback, one suggestion hostile markup."""
+    """Simulated users' scans in a market whose volatility jumped (VIX + 22), their real
+    outcomes, and feedback, one suggestion hostile markup."""
+    now = datetime.now(UTC).isoformat()
+    fields = Scan.__struct_fields__
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        for i in range(40):
-            scan = {**SCAN, "user_id": f"u-{i}", "session_id": f"s-{i}"}
+        for i, record in enumerate(generate_records(300, seed=3)):
+            scan = msgspec.to_builtins({f: getattr(record, f) for f in fields})
+            scan["volatility_index"] = min(90.0, record.volatility_index + 22.0)
             answer = http.post("/v1/predict", json=scan).json()
+            if i < 120:
+                event = {
+                    "type": "scan_completed",
+                    "event_id": f"e-{i}",
+                    "user_id": record.user_id,
+                    "session_id": record.session_id,
+                    "timestamp": now,
+                    "prediction_id": answer["prediction_id"],
+                    "arm": answer["arm"],
+                    "result_count": record.result_count,
+                    "duration_s": record.duration_s,
+                }
+                assert http.post("/v1/events", json=event).status_code == 201
             if i < 3:
                 feedback = {
                     "prediction_id": answer["prediction_id"],
@@ -116,6 +141,10 @@ def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
                 timeout=30_000,
             )
             page.wait_for_selector("#feedback li.feedback", timeout=30_000)
+            # The lease holder's monitoring reaches the page: accuracy and drift rows.
+            page.wait_for_selector("#accuracy tr:not(:has(td.muted))", timeout=60_000)
+            page.wait_for_selector("#drift tr:not(:has(td.muted))", timeout=60_000)
+            page.wait_for_selector("#arms tr:not(:has(td.muted))", timeout=60_000)
             charts = page.eval_on_selector_all(".chart", DRAWN_CHARTS)
             assert len(charts) == 6
             assert all(drawn == "1" and width > 0 for _, drawn, width in charts), charts
