@@ -145,7 +145,7 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], int, str | None, str]] = [
 @pytest.fixture
 def small(client_for: Any) -> Client:
     """An app with small limits so the limit cases stay cheap."""
-    client: Client = client_for(max_batch=10, max_body_bytes=64 * 1024)
+    client: Client = client_for(max_batch=10, batch_max_size=10, max_body_bytes=64 * 1024)
     return client
 
 
