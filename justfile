@@ -56,7 +56,7 @@ up: model
 # show or change A/B experiments in the store: show | set NAME --coverage .. --weights a=..,b=.. | kill | resume | usage
 [group('serve')]
 experiment *ARGS:
-    {{python}} -m server.experiments.cli {{ARGS}}
+    {{python}} -m server.experiment_cli {{ARGS}}
 
 # an experiment's report (default ml_scanning) from SCANOPT_URL or the store: var/reports/<name>.{json,html,md}
 [group('serve')]

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from server.analysis.moments import BoolArray, FloatArray
-from server.analysis.user_metrics import UserColumns, UserMetrics
+from server.analysis.user_metrics import UserColumns
+from server.store.records import UserMetrics
 
 __all__ = [
     "Population",

@@ -77,7 +77,10 @@ def watch(url: str, shift: Shift, *, wait_s: float = 30.0) -> Signal:
                     caught, measured = False, body["note"]
                 else:
                     caught, measured = _drift(body["columns"], names)
-                    if not shift.drifting:  # the default world: report what alarms, if any
+                    if not shift.drifting:  # the default world: what alarms, and accuracy
+                        body = http.get("/v1/monitoring/accuracy", params={"window": "1h"})
+                        _, figures = _degraded(body.json()["groups"], "duration_s")
+                        measured = f"{measured}; {figures}"
                         break
             if caught or time.monotonic() > deadline:
                 break

@@ -22,7 +22,7 @@ from typing import Final
 import msgspec
 
 from server.domain.scan import WireStruct
-from server.monitoring.schemas import ArmBusiness
+from server.store.business import ArmBusiness
 
 __all__ = ["ADOPTION_CRITERIA", "AdoptionCriterion", "AdoptionTarget", "adoption_checklist"]
 

@@ -40,7 +40,8 @@ from server.analysis.report import (
 )
 from server.analysis.sequential import DEFAULT_N_STAR
 from server.analysis.srm import DEFAULT_SRM_THRESHOLD, srm_test
-from server.analysis.user_metrics import UserColumns, UserMetrics, columns_from_users
+from server.analysis.user_metrics import UserColumns, columns_from_users
+from server.store.records import UserMetrics
 
 __all__ = ["AnalysisSpec", "analyse_experiment", "look_points"]
 

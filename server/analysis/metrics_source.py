@@ -22,7 +22,7 @@ from server.analysis.adoption import adoption_checklist
 from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
 from server.analysis.report import LookPoint, Report
 from server.experiments.config import ExperimentConfig
-from server.monitoring.schemas import ArmBusiness
+from server.store.business import ArmBusiness
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW
 from server.store.interface import Store
 

@@ -1,9 +1,12 @@
 """Per-worker drift counting: served rows in, mergeable per-minute bin counts out.
 
+The predictor (and the recommendation, for the user's own scan but not the neighbours it
+scores) feeds it, because that is where the encoded feature row already exists: the data
+plane's observers see the scan, and re-encoding it would cost more than the counting.
 The request path only appends: `observe_row` keeps a reference to the feature row the
 predictor already built and the output values it already has (a list append, well under
 a microsecond), so monitoring adds no numpy call per request. `drain` (called off the
-request path, every few seconds, by server.monitoring.runtime) stacks what was kept and
+request path, every few seconds, by server.monitoring.monitor) stacks what was kept and
 bins every column at once into the manifest's reference bins, giving one `DriftCount` per
 (version, column, bin) for the current minute. Counts from every worker and replica add
 up in the store. Above `capacity` rows between drains, rows are not kept (counted in

@@ -34,6 +34,7 @@ import numpy as np
 
 from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.features import encode_scans
+from server.errors import StoreUnavailableError
 from server.monitoring.accuracy import WINDOWS, report_groups
 from server.monitoring.counts import DriftCounter
 from server.monitoring.drift import (
@@ -53,7 +54,6 @@ from server.monitoring.schemas import (
     DriftReport,
     ImportanceReport,
 )
-from server.store.errors import StoreUnavailableError
 from server.store.interface import Store
 from server.store.monitoring import ImportanceResult
 

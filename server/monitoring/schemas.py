@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Literal
 
 from server.domain.scan import WireStruct
+from server.store.business import ArmBusiness
 
 __all__ = [
     "AccuracyGroup",
@@ -143,30 +144,6 @@ class ImportanceReport(WireStruct, frozen=True):
     violation: bool
     by_target: dict[str, float]
     note: str | None = None
-
-
-class ArmBusiness(WireStruct, frozen=True):
-    """Business figures of one arm over the window (null when nothing to divide by).
-
-    - empty_rate: empty completed scans over completed scans.
-    - first_result_s: mean seconds from scan start to the first result.
-    - satisfaction: mean satisfaction rating (1-5); positive_share: ratings >= 4.
-    - adoption: users who applied at least one suggestion over users of the arm.
-    - regular_usage: users active on >= 2 distinct days over users of the arm.
-    """
-
-    arm: str
-    users: int
-    scans_completed: int
-    # Users with a completed scan: the denominator of adoption and regular_usage.
-    active_users: int = 0
-    empty_rate: float | None = None
-    first_result_s: float | None = None
-    feedback: int = 0
-    satisfaction: float | None = None
-    positive_share: float | None = None
-    adoption: float | None = None
-    regular_usage: float | None = None
 
 
 class BusinessReport(WireStruct, frozen=True):

@@ -21,14 +21,14 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 
 from server.analysis.report import Report
-from server.store.runtime import StoreRuntime
+from server.store.interface import Store
 
 __all__ = ["MARKDOWN", "routes"]
 
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
-def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
+def routes(store: Store) -> list[HTTPRouteHandler]:
     """The report handlers, reading this worker's store."""
     plot_lock = threading.Lock()
 
@@ -38,7 +38,7 @@ def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
         from server.analysis.metrics_source import ReportOptions, build_report
 
         options = ReportOptions(looks=looks)
-        return await build_report(runtime.store, name, options=options, now=datetime.now(UTC))
+        return await build_report(store, name, options=options, now=datetime.now(UTC))
 
     def html_of(report: Report) -> str:
         from server.analysis.report_html import render_html

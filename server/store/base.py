@@ -17,19 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 from server.domain.scan import Scan
+from server.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.experiments.config import (
     ExperimentConfig,
     ExperimentUpdate,
     apply_update,
     default_experiment,
 )
-from server.monitoring.schemas import ArmBusiness
 from server.store import monitoring as mon
 from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
-from server.store.business import TimeColumn, business_by_arm
-from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
+from server.store.business import ArmBusiness, TimeColumn, business_by_arm
 from server.store.experiment_metrics import (
     DEFAULT_PRE_WINDOW,
     ExperimentMetrics,

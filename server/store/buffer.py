@@ -26,7 +26,7 @@ from typing import Final
 
 import msgspec
 
-from server.store.errors import StoreUnavailableError
+from server.errors import StoreUnavailableError
 from server.store.interface import Store
 from server.store.metrics import StoreMetrics
 from server.store.records import Exposure, PredictionRecord

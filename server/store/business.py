@@ -4,7 +4,7 @@ Per arm (the arm the scanner echoed on its events; feedback takes the arm of the
 prediction it rates), over events whose `time_column` falls in [since, until):
 `received_us` for rolling monitoring windows (server clock: what arrived in the last
 hour), `occurred_us` for an experiment's adoption checklist (when it happened). Feedback
-is always windowed by its arrival. Definitions are on server.monitoring.schemas.ArmBusiness:
+is always windowed by its arrival. Definitions (also on `ArmBusiness`):
 
 - empty_rate: empty completed scans / completed scans;
 - first_result_s: mean elapsed_s of first_result events;
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from server.monitoring.schemas import ArmBusiness
+from server.domain.scan import WireStruct
 from server.store.sql import Db
 
-__all__ = ["TimeColumn", "business_by_arm"]
+__all__ = ["ArmBusiness", "TimeColumn", "business_by_arm"]
 
 TimeColumn = Literal["received_us", "occurred_us"]
 _DAY_US: Final = 86_400_000_000
@@ -45,6 +45,30 @@ _FEEDBACK: Final = """SELECT COALESCE(p.arm, 'none'), COUNT(*), AVG(f.satisfacti
     SUM(CASE WHEN f.satisfaction >= 4 THEN 1 ELSE 0 END)
 FROM feedback f LEFT JOIN predictions p ON p.prediction_id = f.prediction_id
 WHERE f.received_us >= ? AND f.received_us < ? GROUP BY 1"""
+
+
+class ArmBusiness(WireStruct, frozen=True):
+    """Business figures of one arm over the window (null when nothing to divide by).
+
+    - empty_rate: empty completed scans over completed scans.
+    - first_result_s: mean seconds from scan start to the first result.
+    - satisfaction: mean satisfaction rating (1-5); positive_share: ratings >= 4.
+    - adoption: users who applied at least one suggestion over users of the arm.
+    - regular_usage: users active on >= 2 distinct days over users of the arm.
+    """
+
+    arm: str
+    users: int
+    scans_completed: int
+    # Users with a completed scan: the denominator of adoption and regular_usage.
+    active_users: int = 0
+    empty_rate: float | None = None
+    first_result_s: float | None = None
+    feedback: int = 0
+    satisfaction: float | None = None
+    positive_share: float | None = None
+    adoption: float | None = None
+    regular_usage: float | None = None
 
 
 def _share(part: int, whole: int) -> float | None:

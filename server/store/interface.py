@@ -13,8 +13,7 @@ from typing import Protocol
 
 from server.domain.scan import Scan
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
-from server.monitoring.schemas import ArmBusiness
-from server.store.business import TimeColumn
+from server.store.business import ArmBusiness, TimeColumn
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
 from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import psycopg_pool
 
+from server.errors import StoreUnavailableError
 from server.store.base import SqlStore
-from server.store.errors import StoreUnavailableError
 from server.store.sql import Db
 
 __all__ = ["PostgresStore"]

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from server.errors import StoreUnavailableError
 from server.store.base import SqlStore
-from server.store.errors import StoreUnavailableError
 from server.store.sql import Db
 
 __all__ = ["SqliteStore"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.analysis.adoption import ADOPTION_CRITERIA, adoption_checklist
-from server.monitoring.schemas import ArmBusiness
+from server.store.business import ArmBusiness
 
 
 def test_each_criterion_is_met_exactly_at_its_target() -> None:

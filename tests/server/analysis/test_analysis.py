@@ -15,7 +15,7 @@ from server.analysis.comparison import compare_arms
 from server.analysis.moments import ArmMoments, moment_columns
 from server.analysis.report import MetricResult, Report, decode_report, encode_report
 from server.analysis.report_markdown import render_markdown
-from server.analysis.user_metrics import UserMetrics
+from server.store.records import UserMetrics
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = AnalysisSpec(experiment="ml_scanning", arms=("control", "treatment"), weights=(0.5, 0.5))

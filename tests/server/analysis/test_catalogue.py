@@ -7,7 +7,8 @@ import pytest
 
 from server.analysis.catalogue import METRICS, PLAN_CRITERIA, metric_inputs
 from server.analysis.stats import MetricKind
-from server.analysis.user_metrics import UserMetrics, columns_from_users
+from server.analysis.user_metrics import columns_from_users
+from server.store.records import UserMetrics
 
 BY_KEY = {m.key: m for m in METRICS}
 

@@ -8,7 +8,7 @@ import pytest
 from server.analysis.analysis import analyse_experiment
 from server.analysis.catalogue import Unit
 from server.analysis.report_markdown import format_value, render_markdown
-from server.analysis.user_metrics import UserMetrics
+from server.store.records import UserMetrics
 from tests.server.analysis.sample_report import NOW, SPEC
 from tests.server.analysis.sample_report import sample_report as report
 

@@ -8,7 +8,7 @@ import msgspec
 
 from server.analysis.analysis import AnalysisSpec, analyse_experiment
 from server.analysis.report_plots import forest_plot_svg, lift_over_looks_svg, srm_plot_svg
-from server.analysis.user_metrics import UserMetrics
+from server.store.records import UserMetrics
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = AnalysisSpec(experiment="e", arms=("control", "treatment"), weights=(0.5, 0.5))

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from server.errors import ExperimentNotFoundError
 from server.experiments.config import ExperimentUpdate
 from server.experiments.gate import ExperimentGate
+from server.experiments.metrics import GateMetrics
 from server.store import store_from_dsn
-from server.store.errors import ExperimentNotFoundError
 from server.store.interface import Store
-from server.store.metrics import StoreMetrics
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import ServerProcess, server_env
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
@@ -30,7 +30,7 @@ USERS = [f"user-{i}" for i in range(400)]
 
 def _gate(store: Store, **kw: float) -> tuple[ExperimentGate, CollectorRegistry]:
     registry = CollectorRegistry()
-    return ExperimentGate(store, StoreMetrics(registry), **kw), registry
+    return ExperimentGate(store, GateMetrics(registry), **kw), registry
 
 
 async def _change(store: Store, **fields: Any) -> None:

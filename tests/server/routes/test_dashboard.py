@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from server.store.errors import StoreUnavailableError
+from server.errors import StoreUnavailableError
 from tests.server.conftest import SCAN
 
 
@@ -83,7 +83,7 @@ def test_store_outage_is_503_while_live_keeps_answering(
     async def unreachable(since: datetime, until: datetime) -> list[Any]:
         raise StoreUnavailableError("database is locked")
 
-    store = client.app.state.worker.runtime.store
+    store = client.app.state.worker.store
     monkeypatch.setattr(store, "list_feedback", unreachable)
     assert client.get("/v1/dashboard/stored").status_code == 503
     assert client.get("/v1/dashboard/live").status_code == 200

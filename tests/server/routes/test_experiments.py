@@ -133,7 +133,7 @@ def _scan(user: str) -> dict[str, Any]:
 
 
 def _exposures(client: TestClient[Any]) -> dict[str, str]:
-    runtime = client.app.state.worker.runtime
+    runtime = client.app.state.worker
     assert client.blocking_portal is not None
     client.blocking_portal.call(runtime.log.flush)
     rows = client.blocking_portal.call(runtime.store.list_exposures, "ml_scanning")

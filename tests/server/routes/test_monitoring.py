@@ -58,7 +58,7 @@ def _serve(client: TestClient[Any]) -> tuple[TestClient[Any], list[dict[str, Any
     worker = client.app.state.worker
     portal = client.blocking_portal
     assert portal is not None
-    assert portal.call(worker.runtime.log.flush) is True
+    assert portal.call(worker.log.flush) is True
     assert portal.call(worker.monitor.flush) > 0
     assert portal.call(worker.monitor.run_jobs) is True
     return client, answers
@@ -152,7 +152,7 @@ def test_importance_drift_is_measured_on_labelled_outcomes(
     # (same features) as the baseline ranking.
     manifest = msgspec.structs.replace(worker.predictor.model.manifest, importances=_committed())
     monitor = Monitor(
-        worker.runtime.store,
+        worker.store,
         worker.monitor.gauges,
         worker.settings.artifacts,
         MonitorSettings(),

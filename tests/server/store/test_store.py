@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from server.experiments.config import ExperimentUpdate
-from server.store import store_from_dsn
-from server.store.errors import (
+from server.errors import (
     ConflictError,
     ExperimentNotFoundError,
     InvalidInputError,
     StoreUnavailableError,
 )
+from server.experiments.config import ExperimentUpdate
+from server.store import store_from_dsn
 from server.store.interface import Store
 from server.store.migrations import latest_version
 from server.store.records import Exposure, MetricRollup

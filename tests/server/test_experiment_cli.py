@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.experiments.cli import main, parse_weights
+from server.experiment_cli import main, parse_weights
 from server.experiments.config import ExperimentConfig
 from server.store import open_store
 

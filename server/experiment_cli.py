@@ -1,4 +1,4 @@
-"""`python -m server.experiments.cli` (`just experiment ...`): show and change experiments.
+"""`python -m server.experiment_cli` (`just experiment ...`): show and change experiments.
 
     just experiment show                          every experiment, with its bucket ranges
     just experiment show ml_scanning --json       one, as the API serves it
@@ -25,12 +25,11 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from server.errors import ScanoptError
+from server.errors import InvalidInputError, ScanoptError, StoreUnavailableError
 from server.experiments.assignment import BUCKETS, bucket_ranges
 from server.experiments.config import DEFAULT_EXPERIMENT, ExperimentConfig, ExperimentUpdate
 from server.settings import Settings
 from server.store import open_store
-from server.store.errors import InvalidInputError, StoreUnavailableError
 
 __all__ = ["main", "parse_weights"]
 
