@@ -78,6 +78,16 @@ lint:
     {{python}} -m ruff check .
     {{python}} -m mypy
 
+# check deploy/prometheus/alerts.yml and run its promtool rule tests (Debian package prometheus)
+[group('test')]
+rules:
+    cd deploy/prometheus && promtool check rules alerts.yml && promtool test rules alerts_test.yml
+
+# redraw docs/dashboard.png: the browser test over a real server, its screenshot kept
+[group('test')]
+dashboard-screenshot:
+    SCANOPT_DASHBOARD_SCREENSHOT=docs/dashboard.png {{python}} -m pytest tests/server/dashboard/test_page.py -q
+
 # reformat and autofix
 [group('test')]
 fmt:
@@ -122,6 +132,11 @@ aa *ARGS:
 [group('bench')]
 parity *ARGS:
     {{python}} -m bench.gbstats_parity {{ARGS}}
+
+# drift thresholds: false-alarm rate on windows drawn from the reference, and detection of the stated shifts; exits 1 beyond 1%
+[group('bench')]
+drift-check *ARGS:
+    {{python}} -m bench.drift_check {{ARGS}}
 
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]

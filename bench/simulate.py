@@ -2,6 +2,7 @@
 
     just simulate                         2,000 users, 5 trading days (+5 of history), seed 7
     just simulate --users 500 --seed 3
+    just simulate --shift volatility      a changed world (bench.simulation.shifts)
     SCANOPT_URL=http://127.0.0.1:8002 just simulate     against a running server
 
 Starts a private server (bench.simulation.server: Granian, a free port, a fresh SQLite
@@ -15,6 +16,11 @@ is printed, written to var/reports/ml_scanning.{json,html,md}, and checked:
 - that reduction is detected at p < 0.01,
 - no sample-ratio mismatch is flagged,
 - and every simulated user and scan is in the report (nothing lost on the way).
+
+With `--shift NAME` the world changes (a volatility regime, a slower data provider, the
+universe mix moving to us_all) and one more check is required: the service's own
+monitoring (GET /v1/monitoring/drift or /accuracy) catches it. The A/B effect checks are
+then reported but not required: a changed world may well change the effect.
 
 Exit status 0 when all hold, 1 otherwise (2: the run itself failed).
 """
@@ -46,6 +52,8 @@ from bench.experiment_report import (
 )
 from bench.simulation.runner import ArmTally, SimConfig, SimResult, run_simulation, tally
 from bench.simulation.server import OwnServer, own_server
+from bench.simulation.shifts import SHIFTS
+from bench.simulation.watch import watch
 from server.analysis.report import Report
 from server.experiments.config import DEFAULT_EXPERIMENT
 
@@ -63,6 +71,8 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     measured: str
     passed: bool
+    # An informational check is printed but does not decide the exit status.
+    required: bool = True
 
 
 class SimulationOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +87,7 @@ class SimulationOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks if c.required)
 
 
 def checks(report: Report, arms: dict[str, ArmTally]) -> list[Check]:
@@ -171,8 +181,24 @@ def simulate(
         _wait_for_users(base, sum(t.users for n, t in arms.items() if n != "none"), console)
         rendered = fetch_report(base, DEFAULT_EXPERIMENT)
         phases["report"] = time.perf_counter() - t_report
+        shift = SHIFTS[config.shift]
+        signal = watch(base, shift)
     paths = write_report(rendered, out_dir)
     found = checks(rendered.report, arms)
+    if shift.name != "none":
+        # A changed world may change the effect: report it, require only the accounting.
+        found = [
+            msgspec.structs.replace(c, required=c.label.startswith("every simulated"))
+            for c in found
+        ]
+    found.append(
+        Check(
+            label=signal.label,
+            measured=signal.measured,
+            passed=signal.caught,
+            required=shift.name != "none",
+        )
+    )
     if result.failures:
         found.append(
             Check(
@@ -221,6 +247,8 @@ def _print_outcome(outcome: SimulationOutcome, console: Console) -> None:
     print_report(outcome.rendered.report, console)
     for check in outcome.checks:
         mark = "[green]PASS[/]" if check.passed else "[bold red]FAIL[/]"
+        if not check.required:
+            mark = "[cyan]INFO[/]" if check.passed else "[yellow]INFO[/]"
         console.print(f"{mark} {check.label}: {check.measured}")
     users_s = outcome.phases_s.get("users", outcome.elapsed_s)
     phases = ", ".join(f"{name} {s:.1f} s" for name, s in outcome.phases_s.items())
@@ -241,6 +269,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pre-days", type=int, default=defaults.pre_days)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument(
+        "--shift",
+        choices=sorted(SHIFTS),
+        default=defaults.shift,
+        help="run in a changed world: "
+        + "; ".join(f"{s.name}: {s.description}" for s in SHIFTS.values()),
+    )
     parser.add_argument("--url", default=os.environ.get("SCANOPT_URL"), help="a running server")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -256,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pre_days=args.pre_days,
         seed=args.seed,
         threads=args.threads,
+        shift=args.shift,
     )
     console = Console()
     if not console.is_terminal:

@@ -24,22 +24,27 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server.dashboard.service import Dashboard
 from server.dataplane import DataPlane
 from server.experiments.gate import ExperimentGate
 from server.experiments.metrics import GateMetrics
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
+from server.monitoring.gauges import MonitoringGauges
 from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
+from server.monitoring.monitor import Monitor, MonitorSettings
 from server.routes import (
     admin,
+    dashboard,
     events,
     experiments,
     feedback,
     health,
     metrics,
     models,
+    monitoring,
     predict,
     report,
     v2,
@@ -98,6 +103,31 @@ class Worker:
             max_batch=settings.max_batch,
         )
 
+        self.monitor = Monitor(
+            self.store,
+            MonitoringGauges(self.metrics.registry),
+            settings.artifacts,
+            MonitorSettings(
+                interval_s=settings.monitor_interval_s,
+                flush_s=settings.drift_flush_s,
+                drift_window_minutes=settings.drift_window_minutes,
+                retention_days=settings.rollup_retention_days,
+                min_labelled=settings.accuracy_min_labelled,
+                importance_interval_s=settings.importance_interval_s,
+            ),
+            current=lambda: self.predictor.model.manifest if self.predictor.ready else None,
+            run=lambda: self.predictor.model.run if self.predictor.ready else None,
+            config_loaded=lambda: {self.gate.experiment: self.gate.refreshed_at},
+        )
+        self.predictor.drift = self.monitor.counter
+        self.dashboard = Dashboard(
+            self.metrics,
+            self.store,
+            workers=settings.workers,
+            port=settings.port,
+            logger=self.logger,
+        )
+
     async def start(self) -> None:
         """Open the store (migrations, experiment configs), then load and warm
         artifacts/current and poll it; a refused model leaves us not ready, an unreachable
@@ -108,6 +138,8 @@ class Worker:
         self.log.start()
         await self.watcher.reload()
         self.watcher.start()
+        self.monitor.start()
+        self.dashboard.start()
         if not self.predictor.ready:
             self.logger.error(
                 "worker started without a model: not ready until artifacts/current loads"
@@ -117,6 +149,8 @@ class Worker:
         """Stop polling, finish queued work, flush the prediction log, drop live gauges."""
         await self.watcher.stop()
         await self.predictor.close()
+        await self.monitor.stop()
+        await self.dashboard.stop()
         await self.log.stop()
         await self.gate.stop()
         await self.store.close()
@@ -144,6 +178,8 @@ def create_app(
         *models.routes(worker.predictor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
+        *dashboard.routes(worker.dashboard),
+        *monitoring.routes(worker.monitor),
         *v2.routes(settings, worker.predictor, version),
         *extra_routes,
     ]

@@ -132,6 +132,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reload_poll_s: Annotated[
         float, _num(0.0, 3600.0, "how often each worker checks artifacts/current")
     ] = 2.0
+    # Monitoring (README, "Monitoring").
+    monitor_interval_s: Annotated[
+        float, _num(1.0, 3600.0, "how often the lease holder recomputes rollups and gauges")
+    ] = 30.0
+    drift_flush_s: Annotated[
+        float, _num(0.5, 600.0, "how often each worker adds its drift counts to the store")
+    ] = 5.0
+    drift_window_minutes: Annotated[int, _int(1, 10_080, "the drift window, in minutes")] = 60
+    rollup_retention_days: Annotated[
+        int, _int(1, 3650, "days monitoring rollups and drift counts are kept")
+    ] = 30
+    accuracy_min_labelled: Annotated[
+        int, _int(1, 1_000_000, "fewest labelled outcomes an accuracy figure is shown for")
+    ] = 30
+    importance_interval_s: Annotated[
+        float, _num(10.0, 86_400.0, "how often importance drift is measured")
+    ] = 3600.0
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None

@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.simulation.people import draw_people
 from bench.simulation.scanner import UserLog, simulate_user
+from bench.simulation.shifts import SHIFTS
 from bench.simulation.timeline import Calendar
 from server.client import ScanoptClient
 from server.domain.scan import Scan
@@ -39,6 +40,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 7
     threads: int = 24
     timeout_s: float = 30.0  # per request; the server is busy, not slow
+    shift: str = "none"  # a name of bench.simulation.shifts.SHIFTS
 
 
 class ArmTally(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,7 +102,7 @@ def run_simulation(
 ) -> SimResult:
     """Simulate `config.users` users against the server at `url`; failures are collected."""
     rng = np.random.default_rng([config.seed, 1])
-    calendar = Calendar.build(today, config.days, config.pre_days, rng)
+    calendar = Calendar.build(today, config.days, config.pre_days, rng, SHIFTS[config.shift])
     people = draw_people(
         config.users,
         rng,

@@ -36,6 +36,7 @@ from bench.simulation.people import (
     overtighten,
     tighten,
 )
+from bench.simulation.shifts import NO_SHIFT, Shift
 from bench.simulation.timeline import Calendar
 from server.client import RecommendAnswer, ScanoptClient, new_event_id
 from server.domain.scan import Scan
@@ -97,6 +98,7 @@ def _session_scan(person: Person, calendar: Calendar, day: int, rng: np.random.G
         session_id=f"{person.user_id}-d{day:+d}",
         volatility_index=calendar.volatility(day),
     )
+    scan = calendar.shift.scan(scan)
     return overtighten(scan, rng) if rng.random() < person.strictness else scan
 
 
@@ -104,8 +106,14 @@ class _Scanner:
     """A person's scanner: runs scans, asks the service, sends events and feedback."""
 
     def __init__(
-        self, client: ScanoptClient, person: Person, rng: np.random.Generator, log: UserLog
+        self,
+        client: ScanoptClient,
+        person: Person,
+        rng: np.random.Generator,
+        log: UserLog,
+        shift: Shift = NO_SHIFT,
     ) -> None:
+        self.shift = shift
         self.client = client
         self.person = person
         self.rng = rng
@@ -138,7 +146,7 @@ class _Scanner:
         prediction_id, arm = ids
         shown, applied = suggestion
         outcome = draw_outcome(scan, self.rng)
-        count, duration = outcome.result_count, round(outcome.duration_s, 3)
+        count, duration = outcome.result_count, self.shift.duration(outcome.duration_s)
         base: dict[str, Any] = {
             "user_id": scan.user_id,
             "session_id": scan.session_id,
@@ -256,7 +264,7 @@ def simulate_user(client: ScanoptClient, person: Person, calendar: Calendar, see
     """The person's pre-experiment sessions (no service), then their experiment sessions."""
     rng = np.random.default_rng([seed, person.index])
     log = UserLog(user_id=person.user_id)
-    scanner = _Scanner(client, person, rng, log)
+    scanner = _Scanner(client, person, rng, log, calendar.shift)
     for day in person.pre_days:
         scanner.session(calendar, day, service=False)
     good = scanner.session(calendar, person.first_day, service=True)

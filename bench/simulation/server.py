@@ -64,6 +64,9 @@ def own_server(artifacts: Path, log_dir: Path, *, workers: int = 2) -> Iterator[
                 "SCANOPT_LOG_LEVEL": "WARNING",
                 "SCANOPT_RELOAD_POLL_S": "0",
                 "SCANOPT_PREDICTION_LOG_FLUSH_S": "0.2",
+                # Monitoring answers within seconds, so a run can read what it caught.
+                "SCANOPT_MONITOR_INTERVAL_S": "2",
+                "SCANOPT_DRIFT_FLUSH_S": "1",
             },
         )
         with running_server(spec, log_dir, base_env=base) as server:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 import numpy as np
 
+from bench.simulation.shifts import NO_SHIFT, Shift
 from server.domain.features import MARKET_TZ
 from train.habits import vix_path
 
@@ -44,13 +45,25 @@ class Calendar(msgspec.Struct, frozen=True, kw_only=True):
     dates: tuple[date, ...]  # pre-experiment days first, then experiment days
     vix: tuple[float, ...]  # one per date
     pre_days: int
+    # The world the scans run in (bench.simulation.shifts); the default market otherwise.
+    shift: Shift = NO_SHIFT
 
     @classmethod
-    def build(cls, today: date, days: int, pre_days: int, rng: np.random.Generator) -> Calendar:
+    def build(
+        cls,
+        today: date,
+        days: int,
+        pre_days: int,
+        rng: np.random.Generator,
+        shift: Shift = NO_SHIFT,
+    ) -> Calendar:
         dates = trading_days_before(today, days + pre_days)
         path = vix_path(rng, len(dates))
         return cls(
-            dates=tuple(dates), vix=tuple(round(float(v), 2) for v in path), pre_days=pre_days
+            dates=tuple(dates),
+            vix=tuple(shift.volatility(round(float(v), 2)) for v in path),
+            pre_days=pre_days,
+            shift=shift,
         )
 
     @property

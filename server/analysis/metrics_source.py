@@ -18,10 +18,12 @@ from typing import Annotated, Final
 
 import msgspec
 
+from server.analysis.adoption import adoption_checklist
 from server.analysis.analysis import AnalysisSpec, analyse_experiment, look_points
 from server.analysis.kinds import Correction
 from server.analysis.report import LookPoint, Report
 from server.experiments.config import ExperimentConfig
+from server.store.business import ArmBusiness
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW
 from server.store.interface import Store
 
@@ -110,4 +112,21 @@ async def build_report(
     if boundaries and first_day is not None and final.last_activity is not None:
         # The final look is the day of the latest activity (today, in a live experiment).
         spec = msgspec.structs.replace(spec, look=(final.last_activity - first_day) // _DAY + 1)
-    return await asyncio.to_thread(analyse_experiment, final.users, spec, now=now, looks=points)
+    report = await asyncio.to_thread(analyse_experiment, final.users, spec, now=now, looks=points)
+    since = spec.started_at or config.started_at
+    return await with_adoption(store, report, since, now or datetime.now(UTC))
+
+
+async def with_adoption(store: Store, report: Report, since: datetime, until: datetime) -> Report:
+    """`report` with each treatment's adoption criteria, measured since the start."""
+    by_arm = {a.arm: a for a in await store.business(since, until, "occurred_us")}
+    treatments = [
+        msgspec.structs.replace(
+            t,
+            adoption=adoption_checklist(
+                by_arm.get(t.arm, ArmBusiness(arm=t.arm, users=0, scans_completed=0))
+            ),
+        )
+        for t in report.treatments
+    ]
+    return msgspec.structs.replace(report, treatments=treatments)

@@ -21,6 +21,7 @@ from datetime import datetime
 
 import msgspec
 
+from server.analysis.adoption import AdoptionCriterion
 from server.analysis.catalogue import MetricGroup, Unit
 from server.analysis.kinds import Correction, MetricKind, StatTest
 from server.domain.scan import WireStruct
@@ -140,6 +141,8 @@ class TreatmentResult(WireStruct, frozen=True):
     arm: str
     metrics: list[MetricResult]
     criteria: list[CriterionResult]
+    # The plan's adoption levels (server.analysis.adoption), filled from the store.
+    adoption: list[AdoptionCriterion] = msgspec.field(default_factory=list)
 
 
 class LookPoint(WireStruct, frozen=True):

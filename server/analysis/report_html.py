@@ -12,10 +12,12 @@ from html import escape
 from server.analysis.catalogue import MetricGroup
 from server.analysis.report import Report
 from server.analysis.report_markdown import (
+    ADOPTION_HEADER,
     CRITERIA_HEADER,
     DEFINITION_HEADER,
     METRIC_HEADER,
     conventions_note,
+    adoption_row,
     criterion_row,
     definition_row,
     metric_row,
@@ -106,6 +108,15 @@ def render_html(report: Report) -> str:
                 ["met" if c.met else "missed" for c in t.criteria],
             )
         )
+        if t.adoption:
+            parts.append("<h3>Adoption criteria</h3>")
+            parts.append(
+                _table(
+                    ADOPTION_HEADER,
+                    [adoption_row(c) for c in t.adoption],
+                    ["met" if c.met else "missed" for c in t.adoption],
+                )
+            )
         parts.append(f'<div class="plots">{forest_plot_svg(t, report.control, empty=empty)}')
         trend = lift_over_looks_svg(report, t.arm)
         parts.append(f"{trend or ''}</div>")

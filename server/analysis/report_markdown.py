@@ -9,7 +9,9 @@ HTML page so the two never disagree).
 from __future__ import annotations
 
 import math
+from typing import Final
 
+from server.analysis.adoption import AdoptionCriterion
 from server.analysis.catalogue import MetricGroup, Unit
 from server.analysis.kinds import Correction
 from server.analysis.report import (
@@ -22,10 +24,12 @@ from server.analysis.report import (
 )
 
 __all__ = [
+    "ADOPTION_HEADER",
     "CRITERIA_HEADER",
     "DEFINITION_HEADER",
     "METRIC_HEADER",
     "conventions_note",
+    "adoption_row",
     "criterion_row",
     "definition_row",
     "format_value",
@@ -88,6 +92,15 @@ def srm_sentence(srm: SrmCheck) -> str:
         f"Sample ratio OK: users per arm {srm.counts} match the weights "
         f"(chi-square p = {_p(srm.p_value)}, flagged below {srm.threshold:g})."
     )
+
+
+ADOPTION_HEADER: Final = ["criterion", "definition", "target", "measured", "n", "met"]
+
+
+def adoption_row(c: AdoptionCriterion) -> list[str]:
+    """The adoption row: what is counted, the target share, the measured share, met."""
+    measured = "-" if c.measured is None else f"{c.measured * 100:.1f}%"
+    return [c.label, c.definition, f"{c.target * 100:.0f}%", measured, f"{c.n:,}", _yes(c.met)]
 
 
 def criterion_row(c: CriterionResult) -> list[str]:
@@ -221,6 +234,9 @@ def render_markdown(report: Report) -> str:
         out += [f"## {t.arm} vs {report.control}", "", "### Success criteria", ""]
         out += _table(CRITERIA_HEADER, [criterion_row(c) for c in t.criteria])
         out.append("")
+        if t.adoption:
+            out += ["### Adoption criteria", ""]
+            out += [*_table(ADOPTION_HEADER, [adoption_row(c) for c in t.adoption]), ""]
         for group in MetricGroup:
             rows = [metric_row(m) for m in t.metrics if m.group is group]
             if rows:

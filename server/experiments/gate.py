@@ -99,6 +99,8 @@ class ExperimentGate:
         self._buckets: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        # Unix time of the last successful refresh (0 before the first).
+        self.refreshed_at = 0.0
 
     @property
     def experiment(self) -> str:
@@ -147,7 +149,8 @@ class ExperimentGate:
             unchanged = current is not None and current.config == config
             plans[config.name] = current if current is not None and unchanged else _plan(config)
         self._plans = plans
-        self._metrics.config_loaded.set(self._clock())
+        self.refreshed_at = self._clock()
+        self._metrics.config_loaded.set(self.refreshed_at)
 
     async def _run(self) -> None:
         while True:

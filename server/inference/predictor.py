@@ -31,6 +31,7 @@ from server.errors import NotReadyError
 from server.inference.batcher import MicroBatcher
 from server.inference.cache import RowValues
 from server.inference.model import Features, LoadedModel, Outputs, load_model
+from server.monitoring.counts import DriftCounter
 from server.monitoring.metrics import Metrics
 from server.schemas import Interval, Outcome, Prediction
 from server.settings import Settings
@@ -59,6 +60,8 @@ class Predictor:
                 executor=self._executor,
             )
         self._reload_lock = asyncio.Lock()
+        # Set by the worker: every served scan's features and outputs, for drift.
+        self.drift: DriftCounter | None = None
 
     # -- the model in service -------------------------------------------------------------
 
@@ -121,6 +124,8 @@ class Predictor:
             values = tuple(float(out[0]) for out in outputs)
             model.cache.put(key, values)
         self._metrics.predicted(model.version)
+        if self.drift is not None:
+            self.drift.observe_row(model.version, row, values)
         return self._prediction(model, values)
 
     async def predict(self, scan: Scan) -> Prediction:
@@ -135,6 +140,8 @@ class Predictor:
             model, values = await self._batcher.submit(row)
             model.cache.put(key, values)
         self._metrics.predicted(model.version)
+        if self.drift is not None:
+            self.drift.observe_row(model.version, row, values)
         return self._prediction(model, values)
 
     async def predict_many(self, scans: Sequence[Scan]) -> tuple[str, list[Prediction]]:
@@ -143,6 +150,8 @@ class Predictor:
         model, outputs = await self.run(features)
         columns = [out.tolist() for out in outputs]
         self._metrics.predicted(model.version, len(features))
+        if self.drift is not None:
+            self.drift.observe_batch(model.version, features, outputs)
         return model.version, [self._prediction(model, v) for v in zip(*columns, strict=True)]
 
     async def infer(self, features: Features) -> tuple[LoadedModel, Outputs]:

@@ -125,6 +125,8 @@ async def recommend(predictor: Predictor, request: RecommendRequest) -> Recommen
         for i in order[: request.limit]
     ]
     count = rows[0][0]
+    if predictor.drift is not None:  # the user's own scan is traffic; its neighbours are not
+        predictor.drift.observe_row(model.version, features[0], rows[0])
     return RecommendResponse(
         model_version=model.version,
         current=outcome_of(rows[0]),

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+from server.domain.scan import Scan
 from server.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.experiments.config import (
     ExperimentConfig,
@@ -23,14 +24,17 @@ from server.experiments.config import (
     apply_update,
     default_experiment,
 )
+from server.store import monitoring as mon
 from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
+from server.store.business import ArmBusiness, TimeColumn, business_by_arm
 from server.store.experiment_metrics import (
     DEFAULT_PRE_WINDOW,
     ExperimentMetrics,
     select_experiment_metrics,
 )
+from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (
     Event,
     EventRecord,
@@ -211,6 +215,58 @@ class SqlStore(abc.ABC):
             return select_experiment_metrics(db, experiment, until=until, pre_window=pre_window)
 
         return await self._tx(select, write=False)
+
+    # --- monitoring ------------------------------------------------------------------------------
+
+    async def refresh_accuracy(self, since: datetime, until: datetime) -> int:
+        window = (_minute(since), _minute(until))
+        return await self._tx(lambda db: mon.refresh_accuracy(db, *window))
+
+    async def accuracy(
+        self, since: datetime, until: datetime, version: str | None = None
+    ) -> list[AccuracySums]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: mon.select_accuracy(db, *window, version), write=False)
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(
+            lambda db: mon.select_labelled(db, version, *window, limit), write=False
+        )
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: business_by_arm(db, *window, time_column), write=False)
+
+    async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
+        await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))
+
+    async def drift_counts(
+        self, version: str, since: datetime, until: datetime
+    ) -> dict[str, dict[int, int]]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(lambda db: mon.select_drift_counts(db, version, *window), write=False)
+
+    async def record_importance(self, result: ImportanceResult) -> None:
+        await self._tx(lambda db: mon.insert_importance(db, result))
+
+    async def latest_importance(self, version: str) -> ImportanceResult | None:
+        return await self._tx(lambda db: mon.select_importance(db, version), write=False)
+
+    async def acquire_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
+        ttl_us = round(ttl_s * 1e6)
+        return await self._tx(lambda db: mon.acquire_lease(db, name, holder, to_us(now), ttl_us))
+
+    async def prune(self, before: datetime) -> int:
+        return await self._tx(lambda db: mon.prune_before(db, to_us(before)))
+
+
+def _minute(moment: datetime) -> int:
+    return to_us(moment) // mon.MINUTE_US * mon.MINUTE_US
 
 
 def _require(db: Db, name: str, *, for_update: bool = False) -> ExperimentConfig:

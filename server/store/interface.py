@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from server.domain.scan import Scan
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.store.business import ArmBusiness, TimeColumn
 from server.store.experiment_metrics import DEFAULT_PRE_WINDOW, ExperimentMetrics
+from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (
     Event,
     EventRecord,
@@ -105,4 +108,50 @@ class Store(Protocol):
         pre_window: timedelta = DEFAULT_PRE_WINDOW,
     ) -> ExperimentMetrics:
         """Each exposed user's sums for the analysis (server.store.experiment_metrics)."""
+        ...
+
+    # --- monitoring (server.store.monitoring) --------------------------------------------
+
+    async def refresh_accuracy(self, since: datetime, until: datetime) -> int:
+        """Recompute the accuracy rollups of the whole minutes in [since, until)."""
+        ...
+
+    async def accuracy(
+        self, since: datetime, until: datetime, version: str | None = None
+    ) -> list[AccuracySums]:
+        """Accuracy sums per (version, arm) over the minutes in [since, until)."""
+        ...
+
+    async def labelled(
+        self, version: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[Scan, int, float]]:
+        """The newest labelled outcomes of `version`: (scan, result_count, duration_s)."""
+        ...
+
+    async def business(
+        self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
+    ) -> list[ArmBusiness]:
+        """Business figures per arm (server.store.business)."""
+        ...
+
+    async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
+        """Add one worker's drift bin counts (mergeable: counts add)."""
+        ...
+
+    async def drift_counts(
+        self, version: str, since: datetime, until: datetime
+    ) -> dict[str, dict[int, int]]:
+        """feature -> reference bin -> predictions of `version` in [since, until)."""
+        ...
+
+    async def record_importance(self, result: ImportanceResult) -> None: ...
+
+    async def latest_importance(self, version: str) -> ImportanceResult | None: ...
+
+    async def acquire_lease(self, name: str, holder: str, now: datetime, ttl_s: float) -> bool:
+        """True when `holder` holds the lease `name` (taken or renewed) for `ttl_s` from now."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete rollups, drift counts and importance results older than `before`."""
         ...

@@ -113,11 +113,77 @@ _V1: Final = (
     )""",
 )
 
+# Monitoring: per-minute sufficient statistics of online accuracy (recomputed, so they
+# replace), calibration bins of p_empty, drift counts in the manifest's bins (added up over
+# workers), the latest importance-drift results, and leases for one-worker-at-a-time jobs.
+_V2: Final = (
+    """CREATE TABLE accuracy_rollups (
+        bucket_us BIGINT NOT NULL,
+        model_version TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        count_abs_err DOUBLE PRECISION NOT NULL,
+        count_sq_err DOUBLE PRECISION NOT NULL,
+        count_sum DOUBLE PRECISION NOT NULL,
+        count_sum_sq DOUBLE PRECISION NOT NULL,
+        count_covered BIGINT NOT NULL,
+        duration_abs_err DOUBLE PRECISION NOT NULL,
+        duration_sq_err DOUBLE PRECISION NOT NULL,
+        duration_sum DOUBLE PRECISION NOT NULL,
+        duration_sum_sq DOUBLE PRECISION NOT NULL,
+        duration_covered BIGINT NOT NULL,
+        brier_sum DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (model_version, arm, bucket_us)
+    )""",
+    "CREATE INDEX accuracy_rollups_bucket ON accuracy_rollups (bucket_us)",
+    """CREATE TABLE calibration_rollups (
+        bucket_us BIGINT NOT NULL,
+        model_version TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        bin INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        sum_p DOUBLE PRECISION NOT NULL,
+        sum_empty BIGINT NOT NULL,
+        PRIMARY KEY (model_version, arm, bucket_us, bin)
+    )""",
+    "CREATE INDEX calibration_rollups_bucket ON calibration_rollups (bucket_us)",
+    """CREATE TABLE drift_counts (
+        bucket_us BIGINT NOT NULL,
+        model_version TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        bin INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (model_version, bucket_us, feature, bin)
+    )""",
+    "CREATE INDEX drift_counts_bucket ON drift_counts (bucket_us)",
+    """CREATE TABLE importance_results (
+        model_version TEXT NOT NULL,
+        computed_us BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        ndcg DOUBLE PRECISION NOT NULL,
+        by_target TEXT NOT NULL,
+        PRIMARY KEY (model_version, computed_us)
+    )""",
+    """CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_us BIGINT NOT NULL
+    )""",
+    "CREATE INDEX metric_rollups_bucket ON metric_rollups (bucket_us)",
+    # Monitoring windows are by arrival (server clock): accuracy rollups, business figures.
+    "CREATE INDEX events_received ON events (received_us)",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
         description="experiments, exposures, predictions, events, feedback, rollups, secrets",
         statements=_V1,
+    ),
+    Migration(
+        version=2,
+        description="monitoring: accuracy and calibration rollups, drift, importance, leases",
+        statements=_V2,
     ),
 )
 

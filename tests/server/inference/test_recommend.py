@@ -11,6 +11,7 @@ import pytest
 from server.domain.scan import Scan
 from server.inference.predictor import Predictor
 from server.inference.recommend import MAX_CANDIDATES, neighbours, recommend
+from server.monitoring.counts import DriftCounter
 from server.monitoring.metrics import Metrics
 from server.schemas import RecommendRequest
 from tests.server.conftest import SCAN, make_settings
@@ -89,3 +90,11 @@ def test_recommend_scores_all_candidates_in_one_run(predictor: Predictor, metric
     answer = asyncio.run(recommend(predictor, RecommendRequest(scan=BASE)))
     assert batch_size("count") - runs == 1
     assert batch_size("sum") - rows == answer.candidates_scored + 1
+
+
+def test_recommend_counts_only_the_users_scan_for_drift(predictor: Predictor) -> None:
+    """The user's own scan is kept for drift once; the neighbours it scored are not."""
+    predictor.drift = DriftCounter()
+    answer = asyncio.run(recommend(predictor, RecommendRequest(scan=BASE)))
+    assert answer.candidates_scored > 1
+    assert predictor.drift.pending == 1

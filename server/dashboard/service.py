@@ -1,0 +1,263 @@
+"""What GET /dashboard shows, as JSON: live figures from /metrics, the rest from the store.
+
+`live()` never touches the store: status, model version, request, error and cache counters
+and the prediction-latency histogram (cumulative, summed over workers: the page turns two
+polls into rates and quantiles), the alert conditions that hold now
+(server.monitoring.alerts) and the monitoring gauges. So a store outage leaves the live
+figures flowing while `stored()` (feedback, the A/B summary, accuracy history) answers
+503 and the page says the store is unreachable.
+
+Each worker samples the merged counters every `step_s` into its `SliHistory`, which gives
+the alert windows and the 1h / 24h / 7d history of volume, errors and slow requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Final
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.dashboard.schemas import (
+    AccuracyPoint,
+    AccuracyRow,
+    ArmRate,
+    ArmSummary,
+    DashboardHistory,
+    DashboardLive,
+    DashboardStored,
+    DriftRow,
+    RecentFeedback,
+)
+from server.monitoring.alerts import Figures, evaluate
+from server.monitoring.figures import LATENCY_BOUND, PREDICTION_ROUTES, SliHistory, read_figures
+from server.monitoring.metrics import Metrics
+from server.store.interface import Store
+
+__all__ = ["HISTORY_WINDOWS", "Dashboard"]
+
+HISTORY_WINDOWS: Final = {"1h": 3600, "24h": 86400, "7d": 604800}
+_POINTS: Final = 120
+_FEEDBACK_SHOWN: Final = 10
+
+
+class Dashboard:
+    """One worker's dashboard figures."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        store: Store,
+        *,
+        workers: int,
+        port: int,
+        logger: logging.Logger,
+        step_s: float = 15.0,
+    ) -> None:
+        self._metrics = metrics
+        self._store = store
+        self._workers = workers
+        self._instance = f"{socket.gethostname()}:{port}"
+        self._logger = logger
+        self.history = SliHistory(step_s=step_s, keep_s=HISTORY_WINDOWS["7d"] + 60.0)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._sample_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sample_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._sample)
+            except Exception:  # a bad scrape must not end the sampling
+                self._logger.exception("dashboard sampling failed")
+            await asyncio.sleep(self.history.step_s)
+
+    def _sample(self) -> tuple[list[Metric], Figures]:
+        """The merged exposition, and the figures read from it (kept in the history)."""
+        families = list(text_string_to_metric_families(self._metrics.render().decode()))
+        figures = read_figures(
+            families, self.history, instance=self._instance, workers=self._workers
+        )
+        return families, figures
+
+    def live(self) -> DashboardLive:
+        """Everything that comes from /metrics (file reads: call it off the event loop)."""
+        families, figures = self._sample()
+        counters = {"requests": 0.0, "errors_5xx": 0.0, "errors_4xx": 0.0}
+        cache = {"scanopt_cache_hits_total": 0.0, "scanopt_cache_misses_total": 0.0}
+        buckets: dict[float, float] = {}
+        versions = []
+        accuracy: dict[tuple[str, str], dict[str, float]] = {}
+        drift: dict[tuple[str, str], dict[str, float]] = {}
+        empty: list[ArmRate] = []
+        for family in families:
+            for s in family.samples:
+                labels = s.labels
+                if s.name == "scanopt_http_requests_total":
+                    status = labels.get("status", "")
+                    counters["requests"] += s.value
+                    if status.startswith("5"):
+                        counters["errors_5xx"] += s.value
+                    elif status.startswith("4"):
+                        counters["errors_4xx"] += s.value
+                elif s.name in cache:
+                    cache[s.name] += s.value
+                elif s.name == "scanopt_http_request_duration_seconds_bucket":
+                    if PREDICTION_ROUTES.fullmatch(labels["route"]) and not labels[
+                        "status"
+                    ].startswith("5"):
+                        le = float(labels["le"])
+                        buckets[le] = buckets.get(le, 0.0) + s.value
+                elif s.name == "scanopt_model_info" and s.value > 0:
+                    versions.append(labels["version"])
+                elif s.name in _ACCURACY_GAUGES and labels.get("window", "1h") == "1h":
+                    key = (labels["version"], labels.get("target", ""))
+                    accuracy.setdefault(key, {})[_ACCURACY_GAUGES[s.name]] = s.value
+                elif s.name == "scanopt_drift_score":
+                    key = (labels["feature"], labels["score"])
+                    drift.setdefault(key, {})["value"] = s.value
+                elif s.name == "scanopt_drift_threshold":
+                    key = (labels["feature"], labels["score"])
+                    drift.setdefault(key, {})["threshold"] = s.value
+                elif s.name == "scanopt_business_empty_rate":
+                    empty.append(ArmRate(arm=labels["arm"], window=labels["window"], rate=s.value))
+        labelled = {v: n for (v, t), f in accuracy.items() if not t for n in [f.get("labelled")]}
+        alerts = evaluate(figures)
+        ready = figures.ready or 0
+        status = "down" if ready == 0 else "degraded" if alerts or ready < self._workers else "ok"
+        return DashboardLive(
+            at=datetime.now(UTC),
+            status=status,
+            instance=self._instance,
+            ready_workers=ready,
+            workers=self._workers,
+            store_up=figures.store_up,
+            model_versions=sorted(set(versions)),
+            requests=counters["requests"],
+            errors_5xx=counters["errors_5xx"],
+            errors_4xx=counters["errors_4xx"],
+            cache_hits=cache["scanopt_cache_hits_total"],
+            cache_misses=cache["scanopt_cache_misses_total"],
+            latency_buckets=sorted(buckets.items()),
+            latency_bound_s=LATENCY_BOUND,
+            sli_latency_error=dict(figures.latency_error),
+            sli_availability_error=dict(figures.availability_error),
+            alerts=alerts,
+            accuracy=[
+                AccuracyRow(
+                    version=version,
+                    target=target,
+                    labelled=int(labelled.get(version) or 0),
+                    mae=f.get("mae"),
+                    training_mae=f.get("training_mae"),
+                    coverage=f.get("coverage"),
+                )
+                for (version, target), f in sorted(accuracy.items())
+                if target
+            ],
+            drift=[
+                DriftRow(
+                    feature=feature,
+                    score=score,
+                    value=f.get("value"),
+                    threshold=f.get("threshold"),
+                    alarm=figures.drift_alarms.get(feature, False),
+                )
+                for (feature, score), f in sorted(drift.items())
+            ],
+            empty_rate=sorted(empty, key=lambda r: (r.window, r.arm)),
+        )
+
+    def history_points(self, window: str) -> DashboardHistory:
+        """Volume, 5xx share and slow-request share over `window` from the SLI history."""
+        snapshots = self.history.snapshots(HISTORY_WINDOWS[window])
+        step = max(1, len(snapshots) // _POINTS)
+        picked = snapshots[::step]
+        if snapshots and picked[-1] is not snapshots[-1]:
+            picked.append(snapshots[-1])
+        t, rate, errors, slow = [], [], [], []
+        for before, after in pairwise(picked):
+            seconds = after.at - before.at
+            requests = after.api - before.api
+            served = after.predictions - before.predictions
+            t.append(after.at)
+            rate.append(requests / seconds if seconds > 0 else 0.0)
+            errors.append((after.api_failed - before.api_failed) / requests if requests else None)
+            fast = after.predictions_fast - before.predictions_fast
+            slow.append(1 - fast / served if served else None)
+        return DashboardHistory(
+            window=window, t=t, requests_per_s=rate, error_ratio=errors, slow_ratio=slow
+        )
+
+    async def stored(self, window: str) -> DashboardStored:
+        """Recent feedback, the A/B summary and online accuracy history, from the store
+        (raises the store's errors: the route answers 503 when it is unreachable)."""
+        until = datetime.now(UTC)
+        since = until - timedelta(seconds=HISTORY_WINDOWS[window])
+        feedback = await self._store.list_feedback(since, until)
+        usage = await self._store.usage(since, until)
+        points = []
+        step = timedelta(seconds=HISTORY_WINDOWS[window] / 24)
+        start = since
+        while start < until:
+            for sums in await self._store.accuracy(start, start + step):
+                if sums.arm == "all" or sums.n == 0:
+                    continue
+                points.append(
+                    AccuracyPoint(
+                        at=start + step,
+                        version=sums.version,
+                        arm=sums.arm,
+                        n=sums.n,
+                        count_mae=sums.count_abs_err / sums.n,
+                        duration_mae=sums.duration_abs_err / sums.n,
+                        count_coverage=sums.count_covered / sums.n,
+                        duration_coverage=sums.duration_covered / sums.n,
+                    )
+                )
+            start += step
+        recent = sorted(feedback, key=lambda r: r.received_at, reverse=True)[:_FEEDBACK_SHOWN]
+        return DashboardStored(
+            window=window,
+            feedback=[
+                RecentFeedback(
+                    received_at=r.received_at,
+                    satisfaction=int(r.feedback.satisfaction),
+                    usefulness=int(r.feedback.usefulness),
+                    suggestion=r.feedback.suggestion,
+                )
+                for r in recent
+            ],
+            arms=[
+                ArmSummary(
+                    arm=arm,
+                    users=u.users,
+                    scans_completed=u.scans_completed,
+                    empty_rate=u.empty_scans / u.scans_completed if u.scans_completed else None,
+                    adoption=u.adoption,
+                )
+                for arm, u in sorted(usage.by_arm.items())
+            ],
+            accuracy=points,
+        )
+
+
+_ACCURACY_GAUGES: Final = {
+    "scanopt_online_mae": "mae",
+    "scanopt_training_mae": "training_mae",
+    "scanopt_online_coverage": "coverage",
+    "scanopt_online_labelled": "labelled",
+}

@@ -1,0 +1,243 @@
+"""Drift of recent traffic against the manifest's reference histograms, with known alarm rates.
+
+Every feature and every model output has a reference histogram in the manifest (`edges`,
+`shares`). Recent predictions are counted into those same bins (server.monitoring.counts),
+so a window is a vector of counts per column, and counts from any number of workers and
+replicas add up exactly. Against the reference shares each column gets:
+
+- PSI = sum (cur - ref) ln(cur / ref), shares floored at 1e-4 (as Evidently does), for
+  every column; convention: 0.1 moderate, 0.2 major;
+- Wasserstein-1 over the reference std for numeric and ordinal columns, mass at each
+  bin's midpoint: sum_i |F_ref(i) - F_cur(i)| (c_{i+1} - c_i) / std_ref;
+- Jensen-Shannon distance (natural log, the square root of the divergence, as
+  scipy.spatial.distance.jensenshannon) for binary columns.
+
+Thresholds with a stated false-alarm rate. A fixed threshold (Evidently's 0.1) alarms
+more or less often depending on how many rows a window holds, and testing ~40 columns at
+once multiplies the chance that one of them trips. So each threshold is the larger of the
+conventional one (PSI 0.2, Wasserstein 0.1, Jensen-Shannon 0.1: smaller shifts are not
+worth a page) and the (1 - alpha / T) quantile of that score on windows of the same size
+drawn from the reference itself (Monte Carlo, multinomial draws from the shares), where T
+is the number of (column, score) tests: by Bonferroni, a window drawn from the reference
+trips any test with probability at most alpha, whatever the dependence between columns.
+Windows are calibrated at the largest power of two not above their size: the null
+quantiles shrink as windows grow, so this errs towards fewer alarms.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from server.domain.artifact import Manifest
+from server.monitoring.schemas import ColumnDrift
+
+__all__ = [
+    "CONVENTIONAL",
+    "FALSE_ALARM_RATE",
+    "MIN_ROWS",
+    "Column",
+    "Reference",
+    "Thresholds",
+    "bin_values",
+    "calibrate",
+    "jensen_shannon",
+    "psi",
+    "wasserstein",
+]
+
+FALSE_ALARM_RATE: Final = 0.01
+# Below this many rows a window says "not enough data" instead of scores.
+MIN_ROWS: Final = 256
+CONVENTIONAL: Final[Mapping[str, float]] = {"psi": 0.2, "wasserstein": 0.1, "jensen_shannon": 0.1}
+_FLOOR: Final = 1e-4
+_DRAWS: Final = 40_000
+
+Counts = npt.NDArray[np.float64]
+
+
+class Column(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """One column's reference: bin edges, shares, kind and the scores it is tested with."""
+
+    name: str
+    kind: str
+    edges: tuple[float, ...]
+    shares: tuple[float, ...]
+
+    @property
+    def scores(self) -> tuple[str, str]:
+        return ("psi", "jensen_shannon") if self.kind == "binary" else ("psi", "wasserstein")
+
+    @functools.cached_property
+    def inner_edges(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.edges[1:-1], dtype=np.float64)
+
+    @functools.cached_property
+    def centers(self) -> npt.NDArray[np.float64]:
+        e = np.asarray(self.edges, dtype=np.float64)
+        return (e[:-1] + e[1:]) / 2
+
+    @functools.cached_property
+    def std(self) -> float:
+        p = np.asarray(self.shares)
+        mean = float(p @ self.centers)
+        return math.sqrt(float(p @ (self.centers - mean) ** 2))
+
+
+class Reference(msgspec.Struct, frozen=True, kw_only=True):
+    """Every column of one model version: features (in model order), then outputs."""
+
+    version: str
+    columns: tuple[Column, ...]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Reference:
+        kinds = {f.name: str(f.kind) for f in manifest.feature_spec}
+        columns = tuple(
+            Column(
+                name=name,
+                kind=kinds.get(name, "numeric"),  # model outputs are numbers
+                edges=tuple(ref.edges),
+                shares=tuple(ref.shares),
+            )
+            for name, ref in manifest.reference.items()
+        )
+        return cls(version=manifest.version, columns=columns)
+
+    @property
+    def tests(self) -> int:
+        return sum(len(c.scores) for c in self.columns)
+
+
+def bin_values(column: Column, values: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
+    """Bin index of each value; values beyond the outer edges count in the end bins."""
+    return np.searchsorted(column.inner_edges, values, side="right").astype(np.int64)
+
+
+def _shares(counts: Counts) -> Counts:
+    total = counts.sum(axis=-1, keepdims=True)
+    shares: Counts = counts / np.maximum(total, 1.0)
+    return shares
+
+
+def psi(reference: Sequence[float], counts: Counts) -> Counts:
+    """PSI of each row of `counts` (windows x bins) against `reference` shares."""
+    ref = np.maximum(np.asarray(reference), _FLOOR)
+    cur = np.maximum(_shares(counts), _FLOOR)
+    result: Counts = ((cur - ref) * np.log(cur / ref)).sum(axis=-1)
+    return result
+
+
+def wasserstein(column: Column, counts: Counts) -> Counts:
+    """Wasserstein-1 distance over the reference std of each row of `counts`."""
+    if column.std <= 0:
+        return np.zeros(counts.shape[:-1])
+    gaps = np.diff(column.centers)
+    cdf_ref = np.cumsum(column.shares)[:-1]
+    cdf_cur = np.cumsum(_shares(counts), axis=-1)[..., :-1]
+    result: Counts = (np.abs(cdf_cur - cdf_ref) * gaps).sum(axis=-1) / column.std
+    return result
+
+
+def jensen_shannon(reference: Sequence[float], counts: Counts) -> Counts:
+    """Jensen-Shannon distance (natural log) of each row of `counts` against `reference`."""
+    p = np.asarray(reference, dtype=np.float64)
+    q = _shares(counts)
+    m = (p + q) / 2
+
+    def kl(a: Counts, b: Counts) -> Counts:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(a > 0, a * np.log(a / b), 0.0)
+        out: Counts = terms.sum(axis=-1)
+        return out
+
+    divergence = np.maximum((kl(p, m) + kl(q, m)) / 2, 0.0)
+    result: Counts = np.sqrt(divergence)
+    return result
+
+
+def score(column: Column, name: str, counts: Counts) -> Counts:
+    """Score `name` of each row of `counts` for `column`."""
+    if name == "psi":
+        return psi(column.shares, counts)
+    if name == "wasserstein":
+        return wasserstein(column, counts)
+    return jensen_shannon(column.shares, counts)
+
+
+class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
+    """Alarm thresholds of every (column, score) for windows of `rows` rows."""
+
+    rows: int
+    alpha: float
+    values: dict[str, dict[str, float]]
+
+
+def calibration_rows(n: int) -> int:
+    """The window size thresholds are calibrated at: the largest power of two <= n."""
+    return 1 << (max(n, 1).bit_length() - 1)
+
+
+def calibrate(
+    reference: Reference,
+    rows: int,
+    *,
+    alpha: float = FALSE_ALARM_RATE,
+    draws: int = _DRAWS,
+    seed: int = 0,
+) -> Thresholds:
+    """Thresholds for windows of `rows` rows holding the family false-alarm rate at alpha."""
+    rng = np.random.default_rng(seed)
+    level = 1.0 - alpha / reference.tests
+    values: dict[str, dict[str, float]] = {}
+    for column in reference.columns:
+        p = np.asarray(column.shares, dtype=np.float64)
+        null = rng.multinomial(rows, p / p.sum(), size=draws).astype(np.float64)
+        values[column.name] = {
+            name: max(
+                CONVENTIONAL[name],
+                float(np.quantile(score(column, name, null), level, method="higher")),
+            )
+            for name in column.scores
+        }
+    return Thresholds(rows=rows, alpha=alpha, values=values)
+
+
+def evaluate(
+    reference: Reference, counts: Mapping[str, Mapping[int, int]], thresholds: Thresholds
+) -> list[ColumnDrift]:
+    """Each column's scores, thresholds and alarm for one window of merged bin counts."""
+    out = []
+    for column in reference.columns:
+        got = counts.get(column.name, {})
+        vector = np.zeros(len(column.shares))
+        for b, n in got.items():
+            if 0 <= b < len(vector):
+                vector[b] += n
+        n = int(vector.sum())
+        if n < MIN_ROWS:
+            out.append(ColumnDrift(column=column.name, kind=column.kind, n=n))
+            continue
+        found = {name: float(score(column, name, vector)) for name in column.scores}
+        limits = thresholds.values[column.name]
+        out.append(
+            ColumnDrift(
+                column=column.name,
+                kind=column.kind,
+                n=n,
+                psi=found["psi"],
+                psi_threshold=limits["psi"],
+                wasserstein=found.get("wasserstein"),
+                wasserstein_threshold=limits.get("wasserstein"),
+                jensen_shannon=found.get("jensen_shannon"),
+                jensen_shannon_threshold=limits.get("jensen_shannon"),
+                alarm=any(found[name] > limits[name] for name in found),
+            )
+        )
+    return out

@@ -1,0 +1,386 @@
+"""One worker's monitoring: drift counts flushed to the store, and the scheduled jobs.
+
+Two background tasks, both off the request path:
+
+- every `flush_s`, the worker's `DriftCounter` is binned and added to the store
+  (mergeable counts), and the worker's own health gauges are set (store up, config age);
+- every `interval_s`, the worker that holds the store lease "monitoring" (one worker of
+  one replica at a time; the lease moves on if it stops renewing) recomputes the accuracy
+  rollups of the last `RECOMPUTE` (prediction rows that land late are picked up), prunes
+  monitoring rows older than the retention, and refreshes the accuracy and drift gauges;
+  every `importance_interval_s` it also measures importance drift (nDCG, in a thread) on
+  the newest labelled outcomes of the version in service.
+
+The read API (accuracy, drift) answers from the store on any worker, so every worker and
+replica agrees. Drift thresholds are calibrated per (version, window size) in a thread and
+cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest
+from server.domain.features import encode_scans
+from server.errors import StoreUnavailableError
+from server.monitoring.accuracy import WINDOWS, report_groups
+from server.monitoring.counts import DriftCounter
+from server.monitoring.drift import (
+    FALSE_ALARM_RATE,
+    MIN_ROWS,
+    Reference,
+    Thresholds,
+    calibrate,
+    calibration_rows,
+    evaluate,
+)
+from server.monitoring.gauges import MonitoringGauges
+from server.monitoring.importance import NDCG_THRESHOLD, Run, ndcg, permutation_importances
+from server.monitoring.schemas import (
+    AccuracyReport,
+    BusinessReport,
+    DriftReport,
+    ImportanceReport,
+)
+from server.store.interface import Store
+from server.store.monitoring import ImportanceResult
+
+__all__ = ["BUSINESS_WINDOWS", "LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
+
+_LOG = logging.getLogger(__name__)
+LEASE: Final = "monitoring"
+# Outcomes whose prediction row lands more than this late are not counted.
+RECOMPUTE: Final = timedelta(minutes=10)
+_MANIFEST = msgspec.json.Decoder(Manifest)
+BUSINESS_WINDOWS: Final = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How often the jobs run, the drift window, retention and the labelled minimum."""
+
+    interval_s: float = 30.0
+    flush_s: float = 5.0
+    drift_window_minutes: int = 60
+    retention_days: int = 30
+    min_labelled: int = 30
+    importance_interval_s: float = 3600.0
+    # Newest labelled outcomes (of the last day) the importances are measured on.
+    importance_rows: int = 1000
+    importance_min_rows: int = 200
+
+
+class Monitor:
+    """Drift counting, scheduled monitoring jobs and the monitoring read API of one worker."""
+
+    def __init__(
+        self,
+        store: Store,
+        gauges: MonitoringGauges,
+        artifacts: Path,
+        settings: MonitorSettings,
+        *,
+        current: Callable[[], Manifest | None],
+        run: Callable[[], Run | None] = lambda: None,
+        config_loaded: Callable[[], Mapping[str, float]] = dict,
+    ) -> None:
+        self.store = store
+        self.gauges = gauges
+        self.settings = settings
+        self.counter = DriftCounter()
+        self._artifacts = artifacts
+        self._current = current
+        self._run = run
+        self._importance_due = 0.0
+        # Why there is no result yet, as this worker last found (other workers: the rule).
+        self._importance_note = (
+            f"not computed yet: it needs at least {settings.importance_min_rows} labelled "
+            f"outcomes of the last day, and runs every {settings.importance_interval_s:g} s"
+        )
+        self._config_loaded = config_loaded
+        self._manifests: dict[str, Manifest | None] = {}
+        self._references: dict[str, Reference] = {}
+        self._thresholds: dict[tuple[str, int], Thresholds] = {}
+        self._holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- manifests and references --------------------------------------------------------
+
+    def manifest(self, version: str) -> Manifest | None:
+        """The manifest of `version` (the one in service, or read from artifacts/)."""
+        current = self._current()
+        if current is not None and current.version == version:
+            return current
+        if version not in self._manifests:
+            path = self._artifacts / MODELS_DIR / version / MANIFEST_FILE
+            try:
+                self._manifests[version] = _MANIFEST.decode(path.read_bytes())
+            except (OSError, msgspec.ValidationError, msgspec.DecodeError):
+                self._manifests[version] = None
+        return self._manifests[version]
+
+    def reference(self, version: str) -> Reference | None:
+        if version not in self._references:
+            manifest = self.manifest(version)
+            if manifest is None:
+                return None
+            self._references[version] = Reference.of(manifest)
+        return self._references[version]
+
+    async def thresholds(self, version: str, rows: int) -> Thresholds | None:
+        """Thresholds for windows of `rows` rows (calibrated in a thread once, then cached)."""
+        reference = self.reference(version)
+        if reference is None:
+            return None
+        key = (version, calibration_rows(rows))
+        if key not in self._thresholds:
+            self._thresholds[key] = await asyncio.to_thread(calibrate, reference, key[1])
+        return self._thresholds[key]
+
+    # --- the read API -------------------------------------------------------------------
+
+    async def accuracy(
+        self, window: str, version: str | None = None, now: datetime | None = None
+    ) -> AccuracyReport:
+        """Online accuracy over `window` (a key of WINDOWS), per version and arm."""
+        until = now or datetime.now(UTC)
+        span = WINDOWS[window]
+        since = until - (span or timedelta(days=self.settings.retention_days))
+        rows = await self.store.accuracy(since, until + timedelta(minutes=1), version)
+        training = {}
+        for v in {r.version for r in rows}:
+            manifest = self.manifest(v)
+            training[v] = manifest.metrics if manifest is not None else {}
+        groups = report_groups(rows, training, self.settings.min_labelled)
+        return AccuracyReport(
+            window=window,
+            since=since,
+            until=until,
+            min_labelled=self.settings.min_labelled,
+            groups=groups,
+        )
+
+    async def business(self, window: str, now: datetime | None = None) -> BusinessReport:
+        """Business figures per arm over `window` (a key of BUSINESS_WINDOWS), by arrival."""
+        until = now or datetime.now(UTC)
+        since = until - BUSINESS_WINDOWS[window]
+        arms = await self.store.business(since, until)
+        return BusinessReport(window=window, since=since, until=until, arms=arms)
+
+    async def drift(
+        self,
+        window_minutes: int | None = None,
+        version: str | None = None,
+        now: datetime | None = None,
+    ) -> DriftReport:
+        """Drift of every column of `version` (default: the one in service)."""
+        minutes = window_minutes or self.settings.drift_window_minutes
+        until = now or datetime.now(UTC)
+        since = until - timedelta(minutes=minutes)
+        current = self._current()
+        name = version or (current.version if current is not None else None)
+
+        def empty(note: str, n: int = 0) -> DriftReport:
+            return DriftReport(
+                version=name,
+                window_minutes=minutes,
+                since=since,
+                until=until,
+                n=n,
+                false_alarm_rate=FALSE_ALARM_RATE,
+                alarm=False,
+                columns=[],
+                note=note,
+            )
+
+        if name is None:
+            return empty("no model version is loaded")
+        reference = self.reference(name)
+        if reference is None:
+            return empty(f"version {name!r} has no manifest under {self._artifacts}")
+        counts = await self.store.drift_counts(name, since, until + timedelta(minutes=1))
+        n = max((sum(bins.values()) for bins in counts.values()), default=0)
+        if n < MIN_ROWS:
+            return empty(f"not enough data (n = {n}); drift needs at least {MIN_ROWS} rows", n)
+        thresholds = await self.thresholds(name, n)
+        assert thresholds is not None  # the reference exists
+        columns = evaluate(reference, counts, thresholds)
+        return DriftReport(
+            version=name,
+            window_minutes=minutes,
+            since=since,
+            until=until,
+            n=n,
+            false_alarm_rate=FALSE_ALARM_RATE,
+            alarm=any(c.alarm for c in columns),
+            columns=columns,
+        )
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def flush(self, now: datetime | None = None) -> int:
+        """Bin what the counter kept and add it to the store; counts written."""
+        at = now or datetime.now(UTC)
+        references = {}
+        pending = self.counter.versions()
+        for version in pending:
+            reference = self.reference(version)
+            if reference is not None:
+                references[version] = reference
+        counts = self.counter.drain(references, at)
+        try:
+            if counts:
+                await self.store.add_drift_counts(counts)
+            self.gauges.store_up.set(1)
+        except StoreUnavailableError as exc:
+            self.gauges.store_up.set(0)
+            _LOG.warning("drift counts not written (%d lost): %s", len(counts), exc)
+            return 0
+        wall = time.time()
+        for experiment, loaded in self._config_loaded().items():
+            self.gauges.config_age.labels(experiment).set(max(0.0, wall - loaded))
+        return len(counts)
+
+    async def run_jobs(self, now: datetime | None = None) -> bool:
+        """The scheduled work, if this worker holds the lease; True when it ran."""
+        at = now or datetime.now(UTC)
+        if not await self.store.acquire_lease(
+            LEASE, self._holder, at, 3 * self.settings.interval_s
+        ):
+            return False
+        await self.store.refresh_accuracy(at - RECOMPUTE, at + timedelta(minutes=1))
+        await self.store.prune(at - timedelta(days=self.settings.retention_days))
+        for window in WINDOWS:
+            report = await self.accuracy(window, now=at)
+            self.gauges.accuracy(window, report.groups)
+        drift = await self.drift(now=at)
+        if drift.version is not None and drift.columns:
+            self.gauges.drift(drift.version, drift.columns)
+        for window in BUSINESS_WINDOWS:
+            business = await self.business(window, now=at)
+            for arm in business.arms:
+                if arm.empty_rate is not None:
+                    self.gauges.business_empty_rate.labels(arm.arm, window).set(arm.empty_rate)
+        if time.monotonic() >= self._importance_due:
+            self._importance_due = time.monotonic() + self.settings.importance_interval_s
+            result = await self.measure_importance(at)
+            if result is not None:
+                self.gauges.importance_ndcg.labels(result.version).set(result.ndcg)
+        return True
+
+    async def measure_importance(self, now: datetime | None = None) -> ImportanceResult | None:
+        """Importance drift of the version in service, stored; None without enough rows."""
+        at = now or datetime.now(UTC)
+        manifest, run = self._current(), self._run()
+        if manifest is None or run is None:
+            return None
+        rows = await self.store.labelled(
+            manifest.version,
+            at - timedelta(days=1),
+            at + timedelta(minutes=1),
+            self.settings.importance_rows,
+        )
+        if len(rows) < self.settings.importance_min_rows:
+            self._importance_note = (
+                f"not enough data (n = {len(rows)}): importance drift needs at least "
+                f"{self.settings.importance_min_rows} labelled outcomes of the last day"
+            )
+            return None
+        features = encode_scans([scan for scan, _, _ in rows], at)
+        counts = np.asarray([c for _, c, _ in rows], dtype=np.float64)
+        durations = np.asarray([d for _, _, d in rows], dtype=np.float64)
+        recent = await asyncio.to_thread(permutation_importances, run, features, counts, durations)
+        by_target = {}
+        for target, values in recent.items():
+            score = ndcg(manifest.importances.get(target, {}), values)
+            if score is not None:
+                by_target[target] = score
+        if not by_target:
+            self._importance_note = (
+                f"the manifest of {manifest.version} has no permutation importances to compare"
+            )
+            return None
+        result = ImportanceResult(
+            version=manifest.version,
+            computed_at=at,
+            n=len(rows),
+            ndcg=sum(by_target.values()) / len(by_target),
+            by_target=by_target,
+        )
+        await self.store.record_importance(result)
+        return result
+
+    async def importance(self, version: str | None = None) -> ImportanceReport:
+        """The latest importance-drift result of `version` (default: the one in service)."""
+        current = self._current()
+        name = version or (current.version if current is not None else None)
+        result = None if name is None else await self.store.latest_importance(name)
+        if result is None:
+            return ImportanceReport(
+                version=name,
+                computed_at=None,
+                n=0,
+                ndcg=None,
+                threshold=NDCG_THRESHOLD,
+                violation=False,
+                by_target={},
+                note=self._importance_note,
+            )
+        return ImportanceReport(
+            version=result.version,
+            computed_at=result.computed_at,
+            n=result.n,
+            ndcg=result.ndcg,
+            threshold=NDCG_THRESHOLD,
+            violation=result.ndcg < NDCG_THRESHOLD,
+            by_target=result.by_target,
+        )
+
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except StoreUnavailableError as exc:
+                self.gauges.store_up.set(0)
+                _LOG.warning("monitoring job skipped, the store is unavailable: %s", exc)
+            except Exception:  # never let a monitoring task die
+                _LOG.exception("monitoring job crashed")
+
+    def start(self) -> None:
+        """Start the flush and job tasks (in the worker's startup, after fork)."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.settings.flush_s, self.flush)),
+            loop.create_task(self._every(self.settings.interval_s, self.run_jobs)),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks and flush the last counts."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(StoreUnavailableError):
+            await self.flush()
