@@ -21,11 +21,12 @@ from server.inference.artifacts import verify_version
 from server.logs import LOGGER_NAME, logging_config
 from server.settings import MULTIPROC_ENV, Settings
 
-__all__ = ["main", "prepare_metrics_dir"]
+__all__ = ["WORKER_KILL_TIMEOUT_S", "main", "prepare_metrics_dir"]
 
 APP_FACTORY = "server.app:build_app"
-# Seconds a worker gets to finish its requests at shutdown before it is killed.
-_KILL_TIMEOUT_S = 10
+# Seconds a worker gets to finish its requests at shutdown before it is killed (a
+# container's grace period must be longer: deploy/k8s/deployment.yaml).
+WORKER_KILL_TIMEOUT_S = 10
 
 
 def prepare_metrics_dir(path: Path) -> Path:
@@ -85,7 +86,7 @@ def main() -> int:
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=logging_config(settings.log_level),
         respawn_failed_workers=True,
-        workers_kill_timeout=_KILL_TIMEOUT_S,
+        workers_kill_timeout=WORKER_KILL_TIMEOUT_S,
     ).serve()
     return 0
 
