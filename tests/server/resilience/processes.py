@@ -6,13 +6,39 @@ the children the kernel lists under it).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.server.granian_process import ServerProcess, server_env
+from tests.server.granian_process import REPO, ServerProcess, server_env
 
-__all__ = ["is_dead", "launch", "wait_until", "worker_pids"]
+__all__ = ["is_dead", "launch", "run_launcher", "wait_until", "worker_pids"]
+
+
+def run_launcher(env: dict[str, str], timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`python -m server.serve` to its end; on a timeout its whole process group is killed
+    (a launcher that wrongly started serving must not leave workers behind)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def launch(tmp_path: Path, artifacts: Path, **settings: object) -> ServerProcess:
