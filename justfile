@@ -99,6 +99,12 @@ bench-ci *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
 
+# schemathesis on every endpoint of a private server's OpenAPI document, every check, thousands of cases: var/fuzz/
+[group('test')]
+fuzz *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.fuzz {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:
