@@ -123,6 +123,18 @@ profile *ARGS: bench-tools
 compare REF *ARGS: bench-tools
     {{python}} -m bench.compare {{REF}} {{ARGS}}
 
+# schemathesis on every endpoint of a private server's OpenAPI document, every check, thousands of cases: var/fuzz/
+[group('test')]
+fuzz *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.fuzz {{ARGS}}
+
+# 1,000 req/s of a realistic mix for 5 min against 2 workers: 0 errors, p95 <= 5 ms, flat RSS, store = acknowledged (not in CI)
+[group('bench')]
+soak *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.soak {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:

@@ -186,14 +186,19 @@ async def _dispatch(
             await asyncio.sleep(0)  # let the workers send what was just queued
 
 
-async def run_open_loop(cfg: OpenLoopConfig, bodies: Sequence[bytes]) -> OpenLoopResult:
-    """Send `rate` requests/s for `duration_s` and return the figures; raise on any error."""
+async def run_open_loop(
+    cfg: OpenLoopConfig, bodies: Sequence[bytes], *, requests: Sequence[bytes] | None = None
+) -> OpenLoopResult:
+    """Send `rate` requests/s for `duration_s` and return the figures; raise on any error.
+
+    Request i is `requests[i % len(requests)]` when raw HTTP/1.1 requests are given (a mix
+    of endpoints, bodies made on demand), else POST `bodies` in turn to `cfg.url`."""
     if cfg.rate <= 0 or cfg.duration_s <= 0 or cfg.connections < 1:
         raise ValueError(
             f"rate={cfg.rate}, duration_s={cfg.duration_s}, connections={cfg.connections}: "
             "expected all positive"
         )
-    requests = build_requests(cfg.url, bodies)
+    requests = build_requests(cfg.url, bodies) if requests is None else requests
     parts = urlsplit(cfg.url)
     try:
         conns = [

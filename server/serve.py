@@ -1,7 +1,8 @@
 """`python -m server.serve` (`just serve`): check, prepare, then run Granian.
 
 Before any worker exists it checks the settings and the model version named by
-artifacts/current (manifest, feature spec, checksums), so a bad setting or a missing
+artifacts/current (manifest, feature spec, checksums, then an onnxruntime load of the
+graph, its signature and a warm-up), so a bad setting or a missing or damaged
 model stops start-up with one line and a non-zero exit. It wipes the Prometheus
 multiprocess directory and sets PROMETHEUS_MULTIPROC_DIR before anything imports
 prometheus_client; Granian then forks the workers, each of which builds the app
@@ -17,15 +18,16 @@ import sys
 from pathlib import Path
 
 from server.errors import ArtifactError, SettingsError
-from server.inference.artifacts import verify_version
+from server.inference.model import load_model
 from server.logs import LOGGER_NAME, logging_config
 from server.settings import MULTIPROC_ENV, Settings
 
-__all__ = ["main", "prepare_metrics_dir"]
+__all__ = ["WORKER_KILL_TIMEOUT_S", "main", "prepare_metrics_dir"]
 
 APP_FACTORY = "server.app:build_app"
-# Seconds a worker gets to finish its requests at shutdown before it is killed.
-_KILL_TIMEOUT_S = 10
+# Seconds a worker gets to finish its requests at shutdown before it is killed (a
+# container's grace period must be longer: deploy/k8s/deployment.yaml).
+WORKER_KILL_TIMEOUT_S = 10
 
 
 def prepare_metrics_dir(path: Path) -> Path:
@@ -48,10 +50,16 @@ def main() -> int:
     for name in Settings.unknown_variables(os.environ):
         logger.warning("unknown setting ignored", extra={"fields": {"variable": name}})
     try:
-        verified = verify_version(settings.artifacts)
+        # The workers' whole load (checksums, onnxruntime, signature, warm-up), so a version
+        # whose graph is truncated or lacks an output its manifest lists stops start-up here
+        # instead of leaving every worker not ready. One thread, no pool to inherit; the
+        # session is dropped before the fork: each worker builds its own after it.
+        checked = load_model(settings.artifacts, intra_op_threads=1, cache_size=0)
     except ArtifactError as exc:
         print(f"scanopt: cannot serve: {exc.message}", file=sys.stderr)
         return 1
+    model_version = checked.version
+    del checked
     os.environ[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir))
 
     # Imported only now: nothing above may pull in prometheus_client before the variable.
@@ -70,7 +78,7 @@ def main() -> int:
                 "host": settings.host,
                 "port": settings.port,
                 "workers": settings.workers,
-                "model_version": verified.manifest.version,
+                "model_version": model_version,
                 "batcher": settings.batcher,
             }
         },
@@ -85,7 +93,7 @@ def main() -> int:
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=logging_config(settings.log_level),
         respawn_failed_workers=True,
-        workers_kill_timeout=_KILL_TIMEOUT_S,
+        workers_kill_timeout=WORKER_KILL_TIMEOUT_S,
     ).serve()
     return 0
 
