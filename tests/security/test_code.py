@@ -100,11 +100,6 @@ def test_ruff_security_rules_stay_on() -> None:
             assert not pattern.startswith("server"), f"{pattern} must not switch off S rules"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the bad-setting message still echoes SCANOPT_ADMIN_TOKEN (issue 9 removes "
-    "it); strict, so this fails loudly once fixed and the marker must go",
-)
 def test_a_bad_admin_token_is_never_printed(tmp_path: Path) -> None:
     """A too-short admin token stops start-up with a message that does not contain it."""
     secret = "short-secret"  # 12 characters: refused, the minimum is 16
