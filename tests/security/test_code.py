@@ -11,8 +11,6 @@ import ast
 import tomllib
 from pathlib import Path
 
-import pytest
-
 from tests.server.granian_process import server_env
 from tests.server.resilience.processes import run_launcher
 
