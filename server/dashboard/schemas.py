@@ -69,7 +69,8 @@ class DashboardLive(WireStruct, frozen=True):
     errors_4xx: float
     cache_hits: float
     cache_misses: float
-    latency_buckets: list[tuple[float, float]]  # (le seconds, cumulative count)
+    # (le seconds, cumulative count); le is None for the +Inf bucket, since JSON has no infinity
+    latency_buckets: list[tuple[float | None, float]]
     latency_bound_s: float
     sli_latency_error: dict[str, float]
     sli_availability_error: dict[str, float]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -151,7 +152,9 @@ class Dashboard:
             errors_4xx=counters["errors_4xx"],
             cache_hits=cache["scanopt_cache_hits_total"],
             cache_misses=cache["scanopt_cache_misses_total"],
-            latency_buckets=sorted(buckets.items()),
+            latency_buckets=[
+                (le if math.isfinite(le) else None, n) for le, n in sorted(buckets.items())
+            ],
             latency_bound_s=LATENCY_BOUND,
             sli_latency_error=dict(figures.latency_error),
             sli_availability_error=dict(figures.availability_error),

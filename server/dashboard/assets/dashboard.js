@@ -59,7 +59,7 @@ function quantile(q, now, before) {
   let lower = 0, below = 0;
   for (const [le, c] of deltas) {
     if (c >= rank) {
-      if (!isFinite(le)) return lower;
+      if (le === null || !isFinite(le)) return lower;  // null: the +Inf bucket
       return lower + (le - lower) * ((rank - below) / Math.max(c - below, 1e-12));
     }
     lower = le; below = c;
