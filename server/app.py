@@ -23,6 +23,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server.content_type import json_bodies_only
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -137,6 +138,7 @@ def create_app(
         else None,
         openapi_config=OpenAPIConfig(title="scanopt", version=version, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
+        middleware=[json_bodies_only],
         state=State({"worker": worker, **(state or {})}),
         logging_config=None,  # the launcher configures logging (JSON lines) for Granian
     )

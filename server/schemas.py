@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
+from server.body_errors import explain_malformed
 from server.domain.artifact import CalibrationBin, TrainingData
 from server.domain.features import FeatureSpec
 from server.domain.scan import UNIVERSE_SIZES, Scan, Strategy, Timeframe, Universe, WireStruct
@@ -308,7 +309,8 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         field, message = _explain(str(exc))
         raise InputError(f"{field}: {message}" if field else message, field=field) from None
     except msgspec.DecodeError as exc:
-        raise InputError(f"the body is not valid JSON ({exc}): expected a JSON object") from None
+        field, message = explain_malformed(body, str(exc))
+        raise InputError(message, field=field) from None
 
 
 def _explain(text: str) -> tuple[str | None, str]:

@@ -27,8 +27,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from server.domain.features import encode_scans
 from server.domain.scan import TIMEFRAME_MINUTES, UNIVERSE_SIZES, Scan, Timeframe, Universe
+from server.inference.clock import served_matrix
 from server.inference.model import Outputs
 from server.inference.predictor import Predictor, outcome_of
 from server.schemas import Change, RecommendRequest, RecommendResponse, Suggestion
@@ -104,7 +104,7 @@ async def recommend(predictor: Predictor, request: RecommendRequest) -> Recommen
 
     def build() -> tuple[list[_Candidate], npt.NDArray[np.float32]]:
         found = neighbours(request.scan)
-        return found, encode_scans([request.scan, *(c.scan for c in found)], now)
+        return found, served_matrix([request.scan, *(c.scan for c in found)], now)
 
     # Building and encoding ~300 scans costs milliseconds: keep it off the event loop.
     candidates, features = await loop.run_in_executor(None, build)

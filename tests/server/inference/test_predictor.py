@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,18 @@ def test_repeated_row_is_served_from_the_cache(artifacts: Path) -> None:
     assert (cache.hits, cache.misses) == (1, 1)
     assert second.result_count == first.result_count
     assert second.prediction_id != first.prediction_id
+
+
+def test_a_scan_without_timestamp_hits_within_its_minute(artifacts: Path) -> None:
+    """The server's clock is bucketed to the minute: the same scan at :05 and :55 is one
+    miss and one hit; at the next minute it is a miss again."""
+    predictor = predictor_for(artifacts)
+    scan = msgspec.structs.replace(BASE, timestamp=None)
+    minute = datetime(2026, 3, 3, 15, 1, tzinfo=UTC)
+    for seconds in (5, 55, 65):
+        predictor.predict_one(scan, minute + timedelta(seconds=seconds))
+    cache = predictor.model.cache
+    assert (cache.hits, cache.misses) == (1, 2)
 
 
 def test_cache_size_zero_never_looks_up(artifacts: Path) -> None:
