@@ -24,6 +24,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from server.content_type import json_bodies_only
+from server.docs import docs_render_plugin
+from server.docs import routes as docs_routes
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -124,6 +126,7 @@ def create_app(
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
         *v2.routes(settings, worker.predictor, version),
+        *docs_routes(),
         *extra_routes,
     ]
     if settings.admin_token is not None:
@@ -136,7 +139,9 @@ def create_app(
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,
-        openapi_config=OpenAPIConfig(title="scanopt", version=version, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="scanopt", version=version, path="/schema", render_plugins=[docs_render_plugin()]
+        ),
         request_max_body_size=settings.max_body_bytes,
         middleware=[json_bodies_only],
         state=State({"worker": worker, **(state or {})}),
