@@ -26,6 +26,7 @@ from litestar.types import ControllerRouterHandler
 from server.content_type import json_bodies_only
 from server.docs import docs_render_plugin
 from server.docs import routes as docs_routes
+from server.docs.openapi import document_errors
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -148,6 +149,7 @@ def create_app(
         logging_config=None,  # the launcher configures logging (JSON lines) for Granian
     )
     document_bodies(app)
+    document_errors(app)
     # Outermost, like Litestar's OpenTelemetry middleware: sees 404s, 405s and errors too.
     app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger)
     return app

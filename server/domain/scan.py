@@ -123,6 +123,19 @@ def timestamp_problem(ts: datetime, now: datetime | None = None) -> str | None:
     )
 
 
+_TIMESTAMP_DOC: Final = (
+    "when the scan runs, ISO-8601 UTC (an offset is required); left out: the server's "
+    f"clock. Range: {EARLIEST_TIMESTAMP:%Y-%m-%d} to "
+    f"{MAX_CLOCK_SKEW.total_seconds() / 3600:g} h after the server's clock"
+)
+_UNIVERSE_DOC: Final = ", ".join(f"{u.value} {n:,}" for u, n in UNIVERSE_SIZES.items()) + " symbols"
+
+
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 _SHAPES: dict[type[msgspec.Struct], type[msgspec.Struct]] = {}
 
 
@@ -156,24 +169,28 @@ def check_fields(struct: msgspec.Struct) -> None:
 class Scan(WireStruct, frozen=True):
     """One scan as the scanner is about to run it (DESIGN.md, "The scan")."""
 
-    user_id: Id
-    session_id: Id
-    universe: Universe
-    strategy: Strategy
-    timeframe: Timeframe
-    lookback_bars: Lookback
-    min_price: Price
-    max_price: Price
-    min_avg_volume: Volume
-    min_market_cap_musd: MarketCap
-    min_abs_change_pct: ChangePct
-    min_relative_volume: RelativeVolume
-    rsi_min: Rsi
-    rsi_max: Rsi
-    n_extra_filters: ExtraFilters
-    volatility_index: Vix
+    # Each description gives the meaning and the unit; the OpenAPI document adds the range
+    # from the constraints themselves (server.docs.openapi), so no number is written twice.
+    user_id: Annotated[Id, _doc("who scans: the A/B assignment key")]
+    session_id: Annotated[Id, _doc("the scanner session the scan belongs to")]
+    universe: Annotated[Universe, _doc(f"the symbol list scanned ({_UNIVERSE_DOC})")]
+    strategy: Annotated[Strategy, _doc("the scanner's built-in strategy")]
+    timeframe: Annotated[Timeframe, _doc("bar size; 1d is one whole session")]
+    lookback_bars: Annotated[Lookback, _doc("history each symbol needs, in bars")]
+    min_price: Annotated[Price, _doc("lowest last price, USD; below max_price")]
+    max_price: Annotated[Price, _doc("highest last price, USD; above min_price")]
+    min_avg_volume: Annotated[Volume, _doc("average daily volume floor, shares")]
+    min_market_cap_musd: Annotated[MarketCap, _doc("market-cap floor, millions of USD")]
+    min_abs_change_pct: Annotated[ChangePct, _doc("least absolute move, percent")]
+    min_relative_volume: Annotated[
+        RelativeVolume, _doc("least volume relative to its average, ratio (1 = average)")
+    ]
+    rsi_min: Annotated[Rsi, _doc("RSI band lower bound, RSI points; below rsi_max")]
+    rsi_max: Annotated[Rsi, _doc("RSI band upper bound, RSI points; above rsi_min")]
+    n_extra_filters: Annotated[ExtraFilters, _doc("custom filters the user added, count")]
+    volatility_index: Annotated[Vix, _doc("market regime, VIX points")]
     # None means "now": the scanner may leave it out for a scan it is about to run.
-    timestamp: AwareDatetime | None = None
+    timestamp: Annotated[AwareDatetime | None, _doc(_TIMESTAMP_DOC)] = None
 
     def __post_init__(self) -> None:
         # Decoding has checked the annotations already; a scan built in Python has not.
