@@ -112,6 +112,8 @@ class RecommendAnswer(_Answer, frozen=True):
     current_score: float | None = None
     suggestions: list[Suggestion] | None = None
     candidates_scored: int | None = None
+    unreachable: bool | None = None  # no suggestion predicted inside the range
+    note: str | None = None
 
 
 class Batch(_Answer, frozen=True):

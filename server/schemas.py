@@ -151,6 +151,10 @@ class RecommendResponse(WireStruct, frozen=True):
     current_score: float
     suggestions: list[Suggestion]
     candidates_scored: int
+    # True when no suggestion is predicted inside the desired range: the first one is then
+    # the closest candidate, and `note` says so in words.
+    unreachable: bool = False
+    note: str | None = None
 
 
 class RecommendAnswer(WireStruct, frozen=True):
@@ -168,6 +172,8 @@ class RecommendAnswer(WireStruct, frozen=True):
     current_score: float | None = None
     suggestions: list[Suggestion] | None = None
     candidates_scored: int | None = None
+    unreachable: bool | None = None
+    note: str | None = None
 
 
 class ModelSummary(WireStruct, frozen=True):
