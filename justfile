@@ -56,7 +56,7 @@ up: model
 # show or change A/B experiments in the store: show | set NAME --coverage .. --weights a=..,b=.. | kill | resume | usage
 [group('serve')]
 experiment *ARGS:
-    {{python}} -m server.experiments.cli {{ARGS}}
+    {{python}} -m server.experiment_cli {{ARGS}}
 
 # an experiment's report (default ml_scanning) from SCANOPT_URL or the store: var/reports/<name>.{json,html,md}
 [group('serve')]
@@ -98,6 +98,17 @@ bench *ARGS: bench-tools
 bench-ci *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
+
+# profile one worker under wrk with py-spy: top frames by own samples and by scanopt stack share
+[group('bench')]
+profile *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.profile {{ARGS}}
+
+# side by side: wrk req/s of the constant endpoint and of scanopt from this tree and from REF (a commit), interleaved rounds
+[group('bench')]
+compare REF *ARGS: bench-tools
+    {{python}} -m bench.compare {{REF}} {{ARGS}}
 
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]

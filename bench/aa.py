@@ -11,7 +11,7 @@ the inflation it prevents. Finally a 52/48 split of 10,000 users must trip the S
 and honest 50/50 draws must almost never do so.
 
 Sums per arm for all runs are one matrix product (labels @ per-user moment columns); the
-statistics are the report's own (server.experiments.comparison.compare_arms).
+statistics are the report's own (server.analysis.comparison.compare_arms).
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from scipy import stats as sps
 from bench.aa_checks import AaResult, AaSettings, Check, MetricOutcome, SrmOutcome, evaluate
 from bench.aa_plot import plot_aa
 from bench.aa_population import PopulationSpec, columns_at, exposed_at, simulate_population
-from server.experiments.catalogue import METRICS, MetricDef, metric_inputs
-from server.experiments.comparison import choose_test, compare_arms
-from server.experiments.moments import (
+from server.analysis.catalogue import METRICS, MetricDef, metric_inputs
+from server.analysis.comparison import choose_test, compare_arms
+from server.analysis.moments import (
     MOMENT_FIELDS,
     ArmMoments,
     BoolArray,
     FloatArray,
     moment_columns,
 )
-from server.experiments.srm import srm_test
-from server.experiments.user_metrics import UserColumns
+from server.analysis.srm import srm_test
+from server.analysis.user_metrics import UserColumns
 
 __all__ = ["main", "run_aa"]
 

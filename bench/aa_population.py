@@ -28,8 +28,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from server.experiments.moments import BoolArray, FloatArray
-from server.experiments.user_metrics import UserColumns, UserMetrics
+from server.analysis.moments import BoolArray, FloatArray
+from server.analysis.user_metrics import UserColumns
+from server.store.records import UserMetrics
 
 __all__ = [
     "Population",

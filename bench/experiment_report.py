@@ -27,12 +27,10 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from server.errors import ScanoptError
-from server.experiments.config import DEFAULT_EXPERIMENT
-from server.experiments.metrics_source import ReportOptions, build_report
-from server.experiments.report import Report, decode_report, encode_report
-from server.experiments.report_html import render_html
-from server.experiments.report_markdown import (
+from server.analysis.metrics_source import ReportOptions, build_report
+from server.analysis.report import Report, decode_report, encode_report
+from server.analysis.report_html import render_html
+from server.analysis.report_markdown import (
     CRITERIA_HEADER,
     METRIC_HEADER,
     criterion_row,
@@ -40,6 +38,8 @@ from server.experiments.report_markdown import (
     render_markdown,
     srm_sentence,
 )
+from server.errors import ScanoptError
+from server.experiments.config import DEFAULT_EXPERIMENT
 from server.store import open_store
 
 __all__ = [
@@ -104,7 +104,7 @@ async def compute_report(
     dsn: str, name: str = DEFAULT_EXPERIMENT, *, looks: bool = True
 ) -> RenderedReport:
     """The report computed here from the store at `dsn`."""
-    store = await open_store(dsn)
+    store = await open_store(dsn, pool_size=1)
     try:
         report = await build_report(store, name, options=ReportOptions(looks=looks))
     finally:

@@ -47,8 +47,8 @@ from bench.experiment_report import (
 from bench.simulation.cache import CacheCounts, cache_counts
 from bench.simulation.runner import ArmTally, SimConfig, SimResult, run_simulation, tally
 from bench.simulation.server import OwnServer, own_server
+from server.analysis.report import Report
 from server.experiments.config import DEFAULT_EXPERIMENT
-from server.experiments.report import Report
 
 __all__ = ["Check", "SimulationOutcome", "checks", "main", "simulate"]
 

@@ -1,7 +1,8 @@
 """The Litestar application: wiring only.
 
 `create_app(settings)` builds one worker's objects (`Worker`: metrics, predictor, model
-watcher), hands them to the route modules and returns the app. Sessions are built in the
+watcher, store, experiment gate, prediction log, prediction ids and the data plane over
+them), hands each route module what it needs and returns the app. Sessions are built in the
 app's startup, that is after Granian forks the worker, then warmed; only then does
 /health/ready answer 200. `build_app` is the factory Granian calls in each worker.
 
@@ -24,13 +25,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from server.content_type import json_bodies_only
+from server.dataplane import DataPlane
 from server.docs import docs_render_plugin
 from server.docs import routes as docs_routes
 from server.docs.openapi import document_errors
+from server.experiments.gate import ExperimentGate
+from server.experiments.metrics import GateMetrics
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
-from server.monitoring.http import HttpObserver
+from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.routes import (
     admin,
@@ -48,8 +52,9 @@ from server.routes.errors import exception_handlers
 from server.routes.openapi import document_bodies
 from server.settings import Settings
 from server.store import store_from_dsn
+from server.store.buffer import PredictionLog
 from server.store.metrics import StoreMetrics
-from server.store.runtime import StoreRuntime
+from server.store.prediction_ids import SECRET_NAME, PredictionIds
 
 __all__ = ["Worker", "build_app", "create_app"]
 
@@ -74,22 +79,37 @@ class Worker:
         self.watcher = ModelWatcher(
             self.predictor, settings.artifacts, settings.reload_poll_s, self.metrics, self.logger
         )
-        # Store, experiment gate and prediction log; connected in start(), after the fork.
-        self.runtime = StoreRuntime(
-            store_from_dsn(settings.store_dsn, pool_size=settings.store_pool_size),
+        # The store and what reads or writes it; connected in start(), after the fork.
+        self.store = store_from_dsn(settings.store_dsn, pool_size=settings.store_pool_size)
+        self.gate = ExperimentGate(
+            self.store, GateMetrics(self.metrics.registry), max_age_s=settings.experiment_cache_s
+        )
+        self.log = PredictionLog(
+            self.store,
             StoreMetrics(self.metrics.registry),
-            experiment_cache_s=settings.experiment_cache_s,
-            log_share=settings.prediction_log_share,
-            log_capacity=settings.prediction_log_capacity,
-            log_batch_size=settings.prediction_log_batch,
-            log_flush_interval_s=settings.prediction_log_flush_s,
+            capacity=settings.prediction_log_capacity,
+            batch_size=settings.prediction_log_batch,
+            flush_interval_s=settings.prediction_log_flush_s,
+            share=settings.prediction_log_share,
+        )
+        self.ids = PredictionIds()  # keyed with the store's shared secret in start()
+        self.plane = DataPlane(
+            self.predictor,
+            self.gate,
+            self.log,
+            self.ids,
+            self.metrics,
+            max_batch=settings.max_batch,
         )
 
     async def start(self) -> None:
         """Open the store (migrations, experiment configs), then load and warm
         artifacts/current and poll it; a refused model leaves us not ready, an unreachable
         store stops the start."""
-        await self.runtime.start()
+        await self.store.open()
+        self.ids.use_secret(await self.store.secret(SECRET_NAME))
+        await self.gate.start()
+        self.log.start()
         await self.watcher.reload()
         self.watcher.start()
         if not self.predictor.ready:
@@ -101,7 +121,9 @@ class Worker:
         """Stop polling, finish queued work, flush the prediction log, drop live gauges."""
         await self.watcher.stop()
         await self.predictor.close()
-        await self.runtime.stop()
+        await self.log.stop()
+        await self.gate.stop()
+        await self.store.close()
         self.metrics.worker_exit()
         self.logger.info("worker stopped")
 
@@ -118,11 +140,11 @@ def create_app(
     worker = Worker(settings)
     version = _scanopt_version()
     route_handlers: list[ControllerRouterHandler] = [
-        *predict.routes(settings, worker.predictor, worker.runtime),
-        *experiments.routes(worker.runtime, settings.admin_token),
-        *report.routes(worker.runtime),
-        *events.routes(worker.runtime),
-        *feedback.routes(worker.runtime),
+        *predict.routes(worker.plane),
+        *experiments.routes(worker.store, worker.gate, settings.admin_token),
+        *report.routes(worker.store),
+        *events.routes(worker.store, worker.gate, worker.ids),
+        *feedback.routes(worker.store, worker.ids),
         *models.routes(worker.predictor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
@@ -151,7 +173,8 @@ def create_app(
     document_bodies(app)
     document_errors(app)
     # Outermost, like Litestar's OpenTelemetry middleware: sees 404s, 405s and errors too.
-    app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger)
+    templates = RouteTemplates((route.path, route.path_format) for route in app.routes)
+    app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger, templates)
     return app
 
 

@@ -14,7 +14,7 @@ in one place. The tree::
     ├── AuthError
     │   ├── MissingTokenError    no bearer token on an admin call (401)
     │   └── BadTokenError        a wrong bearer token (403)
-    └── ScanoptStateError    (server.store.errors) the store and what it keeps
+    └── ScanoptStateError    the store and what it keeps (experiments, events, feedback)
         ├── StoreUnavailableError    the store cannot be reached; nothing written (503)
         ├── NotFoundError            an unknown experiment or prediction_id (404)
         ├── ConflictError            an event_id or feedback reused with another body (409)
@@ -28,12 +28,19 @@ __all__ = [
     "AuthError",
     "BadTokenError",
     "BodyTooLargeError",
+    "ConflictError",
+    "ExperimentNotFoundError",
     "InputError",
+    "InvalidInputError",
     "MissingTokenError",
     "ModelNotFoundError",
+    "NotFoundError",
     "NotReadyError",
     "ScanoptError",
+    "ScanoptStateError",
     "SettingsError",
+    "StoreUnavailableError",
+    "UnknownPredictionError",
     "UnsupportedMediaTypeError",
 ]
 
@@ -111,3 +118,52 @@ class BadTokenError(AuthError):
     """A bearer token that is not SCANOPT_ADMIN_TOKEN."""
 
     kind = "forbidden"
+
+
+class ScanoptStateError(ScanoptError):
+    """Base of every error raised by the store, experiments, events and feedback."""
+
+
+class StoreUnavailableError(ScanoptStateError):
+    """The store cannot be reached (or stayed locked); nothing was written."""
+
+    kind = "store_unavailable"
+
+
+class NotFoundError(ScanoptStateError):
+    """A named thing does not exist."""
+
+    kind = "not_found"
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment by this name."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f"; known experiments: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown experiment {name!r}{hint}", field="name")
+        self.name = name
+
+
+class UnknownPredictionError(NotFoundError):
+    """A prediction_id this service never issued."""
+
+    def __init__(self, prediction_id: str) -> None:
+        super().__init__(
+            f"unknown prediction_id {prediction_id!r}: expected an id returned by "
+            "/v1/predict, /v1/predict/batch or /v1/recommend of this service",
+            field="prediction_id",
+        )
+        self.prediction_id = prediction_id
+
+
+class ConflictError(ScanoptStateError):
+    """The key (event_id, prediction_id of a feedback) was used before with another body."""
+
+    kind = "conflict"
+
+
+class InvalidInputError(ScanoptStateError):
+    """Input that decoded fine but breaks a rule; the message says which and what is allowed."""
+
+    kind = "invalid"

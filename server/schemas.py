@@ -15,7 +15,15 @@ import msgspec
 from server.body_errors import explain_malformed
 from server.domain.artifact import CalibrationBin, TrainingData
 from server.domain.features import FeatureSpec
-from server.domain.scan import UNIVERSE_SIZES, Scan, Strategy, Timeframe, Universe, WireStruct
+from server.domain.scan import (
+    ID_PATTERN,
+    ResultCount,
+    Scan,
+    Strategy,
+    Timeframe,
+    Universe,
+    WireStruct,
+)
 from server.errors import InputError
 
 __all__ = [
@@ -47,8 +55,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]
-
 
 class Interval(WireStruct, frozen=True):
     """A predicted value with its 90% prediction interval."""
@@ -59,9 +65,9 @@ class Interval(WireStruct, frozen=True):
 
 
 class Prediction(WireStruct, frozen=True):
-    """The answer to one scan."""
+    """What the model says about one scan, and which version said it (ids are the data
+    plane's: server.store.prediction_ids)."""
 
-    prediction_id: str  # uuid4 hex; feedback and outcome events refer to it
     model_version: str
     result_count: Interval
     duration_s: Interval
@@ -339,4 +345,9 @@ def _explain(text: str) -> tuple[str | None, str]:
             message += ": expected one of " + ", ".join(_ENUMS[leaf])
     elif message == "Number out of range":
         message = "number out of range: expected a finite number"
+    elif repr(ID_PATTERN) in message:  # msgspec quotes the pattern with repr()
+        message = (
+            "expected an id without control characters (NUL, C0, DEL, C1) or Unicode "
+            "bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
+        )
     return path or None, message

@@ -1,29 +1,53 @@
 """The server's settings: one frozen struct, built once from SCANOPT_* variables.
 
-Every field `name` is read from the variable ``SCANOPT_<NAME>``; a missing variable keeps
-the default below. `Settings.from_env` is called once (by the launcher, or by
-`server.app.build_app` in each worker) and the struct is passed in explicitly from there.
-A malformed value raises `SettingsError` naming the variable, the value and what was
-expected, so start-up stops with one line.
+Each field is declared once, below: its type, default, range (msgspec `Meta`
+constraints) and meaning (`description`). Field `name` is read from ``SCANOPT_<NAME>``; a
+missing variable keeps the default. `Settings.from_env` is called once (by the launcher,
+or by `server.app.build_app` in each worker) and the struct is passed in explicitly from
+there; constructors take their values from it. A malformed value raises `SettingsError`
+naming the variable, the value (never for a secret: the admin token and the store DSN,
+which may hold a password) and what was expected, worded from the same declaration, so
+start-up stops with one line before any worker starts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from server.errors import SettingsError
+from server.store import dsn_target
 
-__all__ = ["ENV_PREFIX", "LOG_LEVELS", "Settings"]
+__all__ = ["ENV_PREFIX", "LOG_LEVELS", "MULTIPROC_ENV", "Settings"]
 
 ENV_PREFIX: Final = "SCANOPT_"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 # prometheus_client reads this variable itself; the launcher sets it from metrics_dir.
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+_SWITCH: Final = {"1": True, "on": True, "true": True, "yes": True}
+_SWITCH_OFF: Final = {"0": False, "off": False, "false": False, "no": False}
+_AT: Final = re.compile(r"at `\$\.(?P<name>\w+)")
+
+
+def _int(low: int, high: int, description: str) -> Any:
+    return msgspec.Meta(ge=low, le=high, description=description)
+
+
+def _num(low: float, high: float, description: str) -> Any:
+    return msgspec.Meta(ge=low, le=high, description=description)
+
+
+def _text(description: str) -> Any:
+    return msgspec.Meta(min_length=1, description=description)
+
+
+def _path(description: str) -> Any:
+    return msgspec.Meta(description=description, extra={"expected": "a non-empty path"})
 
 
 def _default_workers() -> int:
@@ -33,166 +57,183 @@ def _default_workers() -> int:
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the server can be told; the README lists each variable."""
 
-    host: str = "127.0.0.1"
-    port: int = 8002
-    workers: int = msgspec.field(default_factory=_default_workers)
-    artifacts: Path = Path("artifacts")
-    cors_origins: tuple[str, ...] = ()
+    host: Annotated[str, _text("address to bind; 0.0.0.0 in containers")] = "127.0.0.1"
+    port: Annotated[int, _int(1, 65535, "port")] = 8002
+    workers: Annotated[int, _int(1, 256, "Granian worker processes")] = msgspec.field(
+        default_factory=_default_workers
+    )
+    artifacts: Annotated[Path, _path("directory holding current and models/<version>/")] = Path(
+        "artifacts"
+    )
+    cors_origins: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(
+            description="comma-separated origins allowed by CORS",
+            extra={"expected": "a comma-separated list of http(s)://host origins"},
+        ),
+    ] = ()
     # None switches the admin endpoints off: they are not routed at all (404).
-    admin_token: str | None = None
-    store_dsn: str = "sqlite:///var/scanopt.db"
-    # Connections (and store threads) per worker.
-    store_pool_size: int = 4
-    # Longest a worker serves an experiment config (kill switch, rollout) after a change.
-    experiment_cache_s: float = 2.0
-    # Share of predictions written to the prediction log (exposures are always written).
-    prediction_log_share: float = 1.0
-    # Rows a worker buffers while the store is slow or down; beyond this they are dropped
-    # and counted (scanopt_store_dropped_total).
-    prediction_log_capacity: int = 50_000
-    prediction_log_batch: int = 500
-    prediction_log_flush_s: float = 0.5
+    admin_token: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=16,
+                description="bearer token of /v1/admin/*",
+                extra={
+                    "expected": "a token of at least 16 characters (or empty to switch admin off)"
+                },
+            ),
+        ]
+        | None
+    ) = None
+    store_dsn: Annotated[str, _text("sqlite:///path.db or postgresql://...")] = (
+        "sqlite:///var/scanopt.db"
+    )
+    store_pool_size: Annotated[int, _int(1, 64, "store connections (and threads) per worker")] = 4
+    experiment_cache_s: Annotated[
+        float, _num(0.1, 60.0, "longest a worker serves an experiment config after a change")
+    ] = 2.0
+    prediction_log_share: Annotated[
+        float, _num(0.0, 1.0, "share of predictions written to the prediction log")
+    ] = 1.0
+    # Beyond this, rows are dropped and counted (scanopt_store_dropped_total).
+    prediction_log_capacity: Annotated[
+        int, _int(1, 10_000_000, "rows a worker buffers while the store is slow or down")
+    ] = 50_000
+    prediction_log_batch: Annotated[int, _int(1, 100_000, "rows per prediction-log write")] = 500
+    prediction_log_flush_s: Annotated[
+        float, _num(0.01, 60.0, "longest a logged prediction waits before it is written")
+    ] = 0.5
     # Off until the benchmark shows it pays (README, "Serving").
-    batcher: bool = False
-    batch_max_size: int = 32
-    batch_max_wait_us: int = 500
-    cache_size: int = 4096
-    max_batch: int = 1000
-    max_body_bytes: int = 4 * 1024 * 1024
-    log_level: str = "INFO"
-    intra_op_threads: int = 1
-    metrics_dir: Path = Path("var/metrics")
+    batcher: Annotated[
+        bool,
+        msgspec.Meta(
+            description="micro-batch concurrent /v1/predict calls",
+            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
+        ),
+    ] = False
+    batch_max_size: Annotated[int, _int(1, 100_000, "most rows per micro-batch")] = 32
+    batch_max_wait_us: Annotated[
+        int, _int(0, 1_000_000, "longest the oldest queued request waits, in microseconds")
+    ] = 500
+    cache_size: Annotated[int, _int(0, 10_000_000, "prediction cache entries per worker")] = 4096
+    max_batch: Annotated[int, _int(1, 100_000, "most scans per batch call")] = 1000
+    max_body_bytes: Annotated[int, _int(1024, 1024**3, "largest request body")] = 4 * 1024 * 1024
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+        msgspec.Meta(
+            description="log level", extra={"expected": "one of " + ", ".join(LOG_LEVELS)}
+        ),
+    ] = "INFO"
+    intra_op_threads: Annotated[int, _int(1, 256, "onnxruntime threads per session")] = 1
+    metrics_dir: Annotated[Path, _path("Prometheus multiprocess directory")] = Path("var/metrics")
     # Each worker checks artifacts/current this often and loads a new version by itself,
     # so every worker converges after a reload or promotion; 0 switches polling off.
-    reload_poll_s: float = 2.0
+    reload_poll_s: Annotated[
+        float, _num(0.0, 3600.0, "how often each worker checks artifacts/current")
+    ] = 2.0
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        """The rules that span a value's shape: origins, the DSN, batch sizes."""
+        for origin in self.cors_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise SettingsError(
+                    f"SCANOPT_CORS_ORIGINS={','.join(self.cors_origins)!r}: expected a "
+                    f"comma-separated list of http(s)://host origins, got {origin!r}",
+                    field="SCANOPT_CORS_ORIGINS",
+                )
+        try:
+            dsn_target(self.store_dsn)  # the store's own rule, checked before any worker
+        except ValueError as exc:
+            raise SettingsError(
+                f"SCANOPT_STORE_DSN=(value not shown): expected {exc}", field="SCANOPT_STORE_DSN"
+            ) from None
+        if self.batch_max_size > self.max_batch:
+            raise SettingsError(
+                f"SCANOPT_BATCH_MAX_SIZE={self.batch_max_size}: expected at most "
+                f"SCANOPT_MAX_BATCH ({self.max_batch})",
+                field="SCANOPT_BATCH_MAX_SIZE",
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from `env` (default: os.environ); raises SettingsError on a bad value."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, parse in _PARSERS.items():
-            var = ENV_PREFIX + name.upper()
-            raw = env.get(var)
-            if raw is None:
-                continue
-            try:
-                values[name] = parse(raw.strip())
-            except ValueError as exc:
-                raise SettingsError(f"{var}={raw!r}: expected {exc}", field=var) from None
+        raw: dict[str, str] = {}
+        for name in _FIELDS:
+            value = env.get(ENV_PREFIX + name.upper())
+            if value is not None:
+                raw[name] = value
+        values: dict[str, Any] = {
+            name: _prepare(name, value.strip()) for name, value in raw.items()
+        }
         multiproc = env.get(MULTIPROC_ENV)
         if multiproc:
-            values["multiproc_dir"] = Path(multiproc)
-        settings = cls(**values)
-        if settings.batch_max_size > settings.max_batch:
-            raise SettingsError(
-                f"SCANOPT_BATCH_MAX_SIZE={settings.batch_max_size}: expected at most "
-                f"SCANOPT_MAX_BATCH ({settings.max_batch})",
-                field="SCANOPT_BATCH_MAX_SIZE",
-            )
-        return settings
+            values["multiproc_dir"] = multiproc
+        try:
+            return msgspec.convert(values, cls, strict=False, dec_hook=_decode_path)
+        except msgspec.ValidationError as exc:
+            found = _AT.search(str(exc))
+            if found is None or found["name"] not in raw:
+                raise SettingsError(str(exc)) from None
+            name = found["name"]
+            var = ENV_PREFIX + name.upper()
+            shown = "(value not shown)" if name in _SECRET else repr(raw[name])
+            raise SettingsError(f"{var}={shown}: expected {_expected(name)}", field=var) from None
 
     @staticmethod
     def unknown_variables(env: Mapping[str, str]) -> list[str]:
         """SCANOPT_* variables that name no setting (typos), for a start-up warning."""
-        known = {ENV_PREFIX + name.upper() for name in _PARSERS}
+        known = {ENV_PREFIX + name.upper() for name in _FIELDS}
         return sorted(
             k for k in env if k.startswith(ENV_PREFIX) and k not in known and "_TEST_" not in k
         )
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        expected = f"an integer from {low} to {high}"
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(expected) from None
-        if not low <= value <= high:
-            raise ValueError(expected)
-        return value
-
-    return parse
-
-
-def _number(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        expected = f"a number from {low:g} to {high:g}"
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(expected) from None
-        if not low <= value <= high:  # NaN fails this too
-            raise ValueError(expected)
-        return value
-
-    return parse
-
-
-def _switch(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "on", "true", "yes"}:
-        return True
-    if lowered in {"0", "off", "false", "no"}:
-        return False
-    raise ValueError("on/off (or 1/0, true/false, yes/no)")
-
-
-def _text(raw: str) -> str:
-    if not raw:
-        raise ValueError("a non-empty value")
-    return raw
-
-
-def _path(raw: str) -> Path:
-    return Path(_text(raw))
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
-    for origin in origins:
-        if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ValueError(f"a comma-separated list of http(s)://host origins, got {origin!r}")
-    return origins
-
-
-def _token(raw: str) -> str | None:
-    if raw and len(raw) < 16:
-        raise ValueError("a token of at least 16 characters (or empty to switch admin off)")
-    return raw or None
-
-
-def _level(raw: str) -> str:
-    if raw.upper() not in LOG_LEVELS:
-        raise ValueError("one of " + ", ".join(LOG_LEVELS))
-    return raw.upper()
-
-
-_PARSERS: Final[dict[str, Callable[[str], Any]]] = {
-    "host": _text,
-    "port": _integer(1, 65535),
-    "workers": _integer(1, 256),
-    "artifacts": _path,
-    "cors_origins": _origins,
-    "admin_token": _token,
-    "store_dsn": _text,
-    "store_pool_size": _integer(1, 64),
-    "experiment_cache_s": _number(0.1, 60.0),
-    "prediction_log_share": _number(0.0, 1.0),
-    "prediction_log_capacity": _integer(1, 10_000_000),
-    "prediction_log_batch": _integer(1, 100_000),
-    "prediction_log_flush_s": _number(0.01, 60.0),
-    "batcher": _switch,
-    "batch_max_size": _integer(1, 100_000),
-    "batch_max_wait_us": _integer(0, 1_000_000),
-    "cache_size": _integer(0, 10_000_000),
-    "max_batch": _integer(1, 100_000),
-    "max_body_bytes": _integer(1024, 1024**3),
-    "log_level": _level,
-    "intra_op_threads": _integer(1, 256),
-    "metrics_dir": _path,
-    "reload_poll_s": _number(0.0, 3600.0),
+# A token, or a DSN's password, must not reach a log: errors name the variable only.
+_SECRET: Final = frozenset({"admin_token", "store_dsn"})
+_INFO: Final = {
+    f.name: f.type
+    for f in msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
 }
+_FIELDS: Final = tuple(name for name in _INFO if name != "multiproc_dir")
+
+
+def _prepare(name: str, value: str) -> Any:
+    """The variable's text as msgspec should convert it (switch words, lists, an empty token)."""
+    if name == "batcher":
+        return {**_SWITCH, **_SWITCH_OFF}.get(value.lower(), value)
+    if name == "cors_origins":
+        return [o.strip() for o in value.split(",") if o.strip()]
+    if name == "admin_token":
+        return value or None
+    if name == "log_level":
+        return value.upper()
+    return value
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        if not value:
+            raise ValueError("a non-empty path")
+        return Path(value)
+    raise NotImplementedError
+
+
+def _expected(name: str) -> str:
+    """What a field accepts, worded from its declaration."""
+    info = _INFO[name]
+    if isinstance(info, msgspec.inspect.UnionType):  # X | None
+        info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+    extra = getattr(info, "extra", None) or {}
+    if "expected" in extra:
+        return str(extra["expected"])
+    kind = getattr(info, "type", info)
+    if isinstance(kind, msgspec.inspect.IntType):
+        return f"an integer from {kind.ge} to {kind.le}"
+    if isinstance(kind, msgspec.inspect.FloatType):
+        return f"a number from {kind.ge:g} to {kind.le:g}"
+    return "a non-empty value"

@@ -15,9 +15,13 @@ import msgspec
 
 __all__ = [
     "EARLIEST_TIMESTAMP",
+    "ID_PATTERN",
     "MAX_CLOCK_SKEW",
     "TIMEFRAME_MINUTES",
     "UNIVERSE_SIZES",
+    "Id",
+    "Name",
+    "ResultCount",
     "Scan",
     "ScanOutcome",
     "ScanRecord",
@@ -90,7 +94,24 @@ TIMEFRAME_MINUTES: Final[dict[Timeframe, int]] = {
     Timeframe.D1: 390,
 }
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# Ids go into log lines, SQL rows and dashboards: no control characters (NUL, which
+# PostgreSQL refuses in text; C0, DEL, C1) and no Unicode bidirectional controls (the
+# marks U+061C, U+200E, U+200F, embeddings and overrides U+202A-U+202E, isolates
+# U+2066-U+2069), which would make one id display as another.
+ID_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+Id = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        pattern=ID_PATTERN,
+        description="1-128 characters; no control or bidirectional-override characters",
+    ),
+]
+# Experiment and arm names: a short slug.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A scan cannot return more symbols than the largest universe holds.
+ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]
 # Upper bounds exist so that 1e400 (parsed as infinity) is refused, not only NaN.
 Price = Annotated[float, msgspec.Meta(ge=0.0, le=1_000_000.0)]
 Volume = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]

@@ -1,4 +1,4 @@
-"""The A/B test of ML scanning: assignment hash, experiment config, the per-request gate,
-and (server.experiments.analysis) the statistics that read its results."""
+"""The A/B test of ML scanning as each request meets it: assignment hash, experiment config
+and the per-request gate. The statistics that read its results live in server.analysis."""
 
 __all__: list[str] = []

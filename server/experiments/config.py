@@ -18,9 +18,9 @@ from typing import Annotated, Final
 
 import msgspec
 
-from server.domain.scan import WireStruct
+from server.domain.scan import Name, WireStruct
+from server.errors import InvalidInputError
 from server.experiments.assignment import assign_arm
-from server.store.errors import InvalidInputError
 
 __all__ = [
     "CONTROL",
@@ -40,7 +40,6 @@ TREATMENT: Final = "treatment"
 _WEIGHT_SUM_TOLERANCE: Final = 1e-6
 
 Share = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class Arm(WireStruct, frozen=True):

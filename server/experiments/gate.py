@@ -23,21 +23,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import msgspec
 
+from server.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.experiments.assignment import arm_for_bucket, bucket_of, bucket_ranges
 from server.experiments.config import CONTROL, DEFAULT_EXPERIMENT, ExperimentConfig
-from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
-from server.store.interface import Store
-from server.store.metrics import StoreMetrics
+from server.experiments.metrics import GateMetrics
 
-__all__ = ["Decision", "ExperimentGate"]
+__all__ = ["ConfigSource", "Decision", "ExperimentGate"]
 
 _LOG = logging.getLogger(__name__)
 # The hash costs ~5 us in Python and users scan again and again: remember their buckets.
 _REMEMBERED_BUCKETS = 50_000
+
+
+class ConfigSource(Protocol):
+    """Where the gate reads configs from: the store (server.store.interface.Store) is one."""
+
+    async def list_experiments(self) -> Sequence[ExperimentConfig]:
+        """Every experiment's config; StoreUnavailableError when it cannot be read."""
+        ...
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,11 +83,11 @@ class ExperimentGate:
 
     def __init__(
         self,
-        store: Store,
-        metrics: StoreMetrics,
+        store: ConfigSource,
+        metrics: GateMetrics,
         *,
+        max_age_s: float,
         experiment: str = DEFAULT_EXPERIMENT,
-        max_age_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store

@@ -24,21 +24,17 @@ class PredictionCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.hits = 0
-        self.misses = 0
         self._rows: OrderedDict[bytes, RowValues] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def get(self, key: bytes) -> RowValues | None:
-        """The cached outputs of a row, or None (counted as a hit or a miss)."""
+        """The cached outputs of a row, or None; the predictor counts hits and misses
+        (scanopt_cache_hits_total, scanopt_cache_misses_total)."""
         values = self._rows.get(key)
-        if values is None:
-            self.misses += 1
-            return None
-        self._rows.move_to_end(key)
-        self.hits += 1
+        if values is not None:
+            self._rows.move_to_end(key)
         return values
 
     def put(self, key: bytes, values: RowValues) -> None:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Final
-from uuid import uuid4
 
 from server.domain.artifact import confidence_score
 from server.domain.scan import Scan
@@ -184,7 +183,6 @@ class Predictor:
     def _prediction(model: LoadedModel, values: RowValues) -> Prediction:
         outcome = outcome_of(values)
         return Prediction(
-            prediction_id=uuid4().hex,
             model_version=model.version,
             result_count=outcome.result_count,
             duration_s=outcome.duration_s,

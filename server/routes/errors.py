@@ -20,21 +20,19 @@ from server.errors import (
     AuthError,
     BadTokenError,
     BodyTooLargeError,
+    ConflictError,
     InputError,
+    InvalidInputError,
     ModelNotFoundError,
+    NotFoundError,
     NotReadyError,
     ScanoptError,
+    StoreUnavailableError,
     UnsupportedMediaTypeError,
 )
 from server.monitoring.metrics import Metrics
 from server.schemas import ErrorBody
 from server.settings import Settings
-from server.store.errors import (
-    ConflictError,
-    InvalidInputError,
-    NotFoundError,
-    StoreUnavailableError,
-)
 
 __all__ = ["STATUS", "exception_handlers"]
 

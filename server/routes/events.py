@@ -20,14 +20,16 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery
 
 from server.domain.scan import MAX_CLOCK_SKEW, timestamp_problem
-from server.schemas import decode_body
-from server.store.errors import (
+from server.errors import (
     ExperimentNotFoundError,
     InvalidInputError,
     UnknownPredictionError,
 )
+from server.experiments.gate import ExperimentGate
+from server.schemas import decode_body
+from server.store.interface import Store
+from server.store.prediction_ids import PredictionIds
 from server.store.records import Ack, Event, UsageReport
-from server.store.runtime import StoreRuntime
 
 __all__ = ["MAX_CLOCK_SKEW", "USAGE_WINDOW", "check_event", "routes"]
 
@@ -35,10 +37,10 @@ _EVENT = msgspec.json.Decoder(Event)
 USAGE_WINDOW: Final = timedelta(days=7)
 
 
-def check_event(runtime: StoreRuntime, event: Event, now: datetime) -> None:
+def check_event(gate: ExperimentGate, ids: PredictionIds, event: Event, now: datetime) -> None:
     """Raise if the event refers to something unknown or has a timestamp no scanner sends."""
     try:
-        config = runtime.gate.config(event.experiment)
+        config = gate.config(event.experiment)
     except ExperimentNotFoundError as exc:
         raise InvalidInputError(f"experiment: {exc.message}", field="experiment") from None
     if event.arm is not None and event.arm not in config.arm_names:
@@ -47,13 +49,13 @@ def check_event(runtime: StoreRuntime, event: Event, now: datetime) -> None:
             f"{', '.join(map(repr, config.arm_names))} or null (outside the experiment)",
             field="arm",
         )
-    if event.prediction_id is not None and not runtime.ids.issued(event.prediction_id):
+    if event.prediction_id is not None and not ids.issued(event.prediction_id):
         raise UnknownPredictionError(event.prediction_id)
     if problem := timestamp_problem(event.timestamp, now):
         raise InvalidInputError(problem, field="timestamp")
 
 
-def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
+def routes(store: Store, gate: ExperimentGate, ids: PredictionIds) -> list[HTTPRouteHandler]:
     """The event and usage handlers."""
 
     @post("/v1/events", opt={"body": Event}, tags=["outcomes"])
@@ -61,8 +63,8 @@ def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
         """Record one scan_started, first_result or scan_completed event (201; retry: 200)."""
         event = decode_body(_EVENT, await request.body())
         now = datetime.now(UTC)
-        check_event(runtime, event, now)
-        created = await runtime.store.record_event(event, now)
+        check_event(gate, ids, event, now)
+        created = await store.record_event(event, now)
         return Response(
             Ack(id=event.event_id, status="created" if created else "duplicate"),
             status_code=201 if created else 200,
@@ -88,6 +90,6 @@ def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
                 f"since ({start.isoformat()}) must be before until ({end.isoformat()})",
                 field="since",
             )
-        return await runtime.store.usage(start, end)
+        return await store.usage(start, end)
 
     return [record_event, usage]

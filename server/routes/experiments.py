@@ -18,10 +18,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
+from server.experiments.gate import ExperimentGate
 from server.logs import LOGGER_NAME
 from server.routes.admin import admin_guard
 from server.schemas import decode_body
-from server.store.runtime import StoreRuntime
+from server.store.interface import Store
 
 __all__ = ["routes"]
 
@@ -29,18 +30,18 @@ _UPDATE = msgspec.json.Decoder(ExperimentUpdate)
 _LOG = logging.getLogger(LOGGER_NAME)
 
 
-def routes(runtime: StoreRuntime, admin_token: str | None) -> list[HTTPRouteHandler]:
+def routes(store: Store, gate: ExperimentGate, admin_token: str | None) -> list[HTTPRouteHandler]:
     """The experiment handlers; the admin PUT only when a token is configured."""
 
     @get("/v1/experiments", tags=["experiments"])
     async def list_experiments() -> list[ExperimentConfig]:
         """Every experiment's config, as stored."""
-        return await runtime.store.list_experiments()
+        return await store.list_experiments()
 
     @get("/v1/experiments/{name:str}", tags=["experiments"])
     async def get_experiment(name: FromPath[str]) -> ExperimentConfig:
         """One experiment's config as stored (404 naming the known experiments)."""
-        return await runtime.store.get_experiment(name)
+        return await store.get_experiment(name)
 
     handlers: list[HTTPRouteHandler] = [list_experiments, get_experiment]
     if admin_token is None:
@@ -57,8 +58,8 @@ def routes(runtime: StoreRuntime, admin_token: str | None) -> list[HTTPRouteHand
     ) -> ExperimentConfig:
         """Change coverage, weights and/or the kill switch; 422 says which rule was broken."""
         update = decode_body(_UPDATE, await request.body())
-        config = await runtime.store.update_experiment(name, update, datetime.now(UTC))
-        runtime.gate.accept(config)
+        config = await store.update_experiment(name, update, datetime.now(UTC))
+        gate.accept(config)
         _LOG.warning(
             "experiment changed",
             extra={

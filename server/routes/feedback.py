@@ -15,26 +15,27 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
+from server.errors import UnknownPredictionError
 from server.schemas import decode_body
-from server.store.errors import UnknownPredictionError
+from server.store.interface import Store
+from server.store.prediction_ids import PredictionIds
 from server.store.records import Ack, Feedback
-from server.store.runtime import StoreRuntime
 
 __all__ = ["routes"]
 
 _FEEDBACK = msgspec.json.Decoder(Feedback)
 
 
-def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
+def routes(store: Store, ids: PredictionIds) -> list[HTTPRouteHandler]:
     """The feedback handler."""
 
     @post("/v1/feedback", opt={"body": Feedback}, tags=["outcomes"])
     async def record_feedback(request: Request[Any, Any, Any]) -> Response[Ack]:
         """Record a rating (201), or acknowledge a retry of the same one (200)."""
         feedback = decode_body(_FEEDBACK, await request.body())
-        if not runtime.ids.issued(feedback.prediction_id):
+        if not ids.issued(feedback.prediction_id):
             raise UnknownPredictionError(feedback.prediction_id)
-        created = await runtime.store.record_feedback(feedback, datetime.now(UTC))
+        created = await store.record_feedback(feedback, datetime.now(UTC))
         return Response(
             Ack(id=feedback.prediction_id, status="created" if created else "duplicate"),
             status_code=201 if created else 200,

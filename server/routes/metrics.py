@@ -17,6 +17,7 @@ def routes(metrics: Metrics) -> list[HTTPRouteHandler]:
     @get("/metrics", tags=["monitoring"], include_in_schema=False, sync_to_thread=True)
     def scrape() -> Response[bytes]:
         """Every scanopt metric in the Prometheus exposition format."""
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        # Set as a header: given as media_type, Litestar would add a second "; charset=utf-8".
+        return Response(metrics.render(), headers={"content-type": CONTENT_TYPE})
 
     return [scrape]

@@ -20,28 +20,28 @@ from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 
-from server.experiments.report import Report
-from server.store.runtime import StoreRuntime
+from server.analysis.report import Report
+from server.store.interface import Store
 
 __all__ = ["MARKDOWN", "routes"]
 
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
-def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
+def routes(store: Store) -> list[HTTPRouteHandler]:
     """The report handlers, reading this worker's store."""
     plot_lock = threading.Lock()
 
     # The analysis (scipy) and the plots (matplotlib) are imported on the first report, not
     # at start-up: they would add ~90 MiB to every worker that only ever serves predictions.
     async def report_of(name: str, looks: bool) -> Report:
-        from server.experiments.metrics_source import ReportOptions, build_report
+        from server.analysis.metrics_source import ReportOptions, build_report
 
         options = ReportOptions(looks=looks)
-        return await build_report(runtime.store, name, options=options, now=datetime.now(UTC))
+        return await build_report(store, name, options=options, now=datetime.now(UTC))
 
     def html_of(report: Report) -> str:
-        from server.experiments.report_html import render_html
+        from server.analysis.report_html import render_html
 
         with plot_lock:
             return render_html(report)
@@ -61,7 +61,7 @@ def routes(runtime: StoreRuntime) -> list[HTTPRouteHandler]:
     @get("/v1/experiments/{name:str}/report.md", tags=["experiments"])
     async def report_markdown(name: FromPath[str], looks: FromQuery[bool] = True) -> Response[str]:
         """The report as Markdown (tables, no plots)."""
-        from server.experiments.report_markdown import render_markdown
+        from server.analysis.report_markdown import render_markdown
 
         text = await asyncio.to_thread(render_markdown, await report_of(name, looks))
         return Response(text, media_type=MARKDOWN)

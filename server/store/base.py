@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+from server.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.experiments.config import (
     ExperimentConfig,
     ExperimentUpdate,
@@ -25,7 +26,6 @@ from server.experiments.config import (
 from server.store import operations as ops
 from server.store import outcomes
 from server.store import usage as usage_queries
-from server.store.errors import ExperimentNotFoundError, StoreUnavailableError
 from server.store.experiment_metrics import (
     DEFAULT_PRE_WINDOW,
     ExperimentMetrics,

@@ -26,7 +26,7 @@ from typing import Final
 
 import msgspec
 
-from server.store.errors import StoreUnavailableError
+from server.errors import StoreUnavailableError
 from server.store.interface import Store
 from server.store.metrics import StoreMetrics
 from server.store.records import Exposure, PredictionRecord
@@ -50,10 +50,10 @@ class PredictionLog:
         store: Store,
         metrics: StoreMetrics,
         *,
-        capacity: int = 50_000,
-        batch_size: int = 500,
-        flush_interval_s: float = 0.5,
-        share: float = 1.0,
+        capacity: int,
+        batch_size: int,
+        flush_interval_s: float,
+        share: float,
         remembered_users: int = 100_000,
         rng: Callable[[], float] = random.random,
     ) -> None:

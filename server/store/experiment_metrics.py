@@ -46,7 +46,7 @@ from typing import Any, Final
 
 import msgspec
 
-from server.experiments.user_metrics import UserMetrics
+from server.store.records import UserMetrics
 from server.store.sql import Db, from_us, to_us
 
 __all__ = ["DEFAULT_PRE_WINDOW", "ExperimentMetrics", "select_experiment_metrics"]

@@ -1,4 +1,4 @@
-"""Prometheus instruments of the store, the prediction log buffer and the experiment cache.
+"""Prometheus instruments of the store and the prediction log buffer.
 
 They live in the registry they are given (the server's `Metrics.registry`), so there is
 no global registry; in multiprocess mode prometheus_client writes their samples to the
@@ -15,7 +15,7 @@ _FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 
 
 class StoreMetrics:
-    """Counters of what the prediction log wrote, dropped and failed, and config freshness."""
+    """Counters of what the prediction log wrote, dropped and failed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
@@ -47,16 +47,5 @@ class StoreMetrics:
             "scanopt_store_flush_duration_seconds",
             "Duration of one prediction log batch write.",
             buckets=_FLUSH_BUCKETS,
-            registry=r,
-        )
-        self.config_loaded = Gauge(
-            "scanopt_experiment_config_loaded_timestamp_seconds",
-            "Unix time of the oldest worker's last successful experiment config refresh.",
-            registry=r,
-            multiprocess_mode="livemin",
-        )
-        self.config_refresh_failures = Counter(
-            "scanopt_experiment_config_refresh_failures",
-            "Experiment config refreshes that failed (the last good config is kept).",
             registry=r,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.store.errors import ConflictError
+from server.errors import ConflictError
 from server.store.records import (
     Event,
     EventRecord,

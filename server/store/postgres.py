@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import psycopg_pool
 
+from server.errors import StoreUnavailableError
 from server.store.base import SqlStore
-from server.store.errors import StoreUnavailableError
 from server.store.sql import Db
 
 __all__ = ["PostgresStore"]
@@ -44,7 +44,7 @@ class PostgresStore(SqlStore):
         self,
         dsn: str,
         *,
-        pool_size: int = 4,
+        pool_size: int,
         connect_timeout_s: float = 2.0,
         pool_timeout_s: float = 1.0,
     ) -> None:

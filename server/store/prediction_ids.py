@@ -19,6 +19,8 @@ import random
 import re
 from typing import Final
 
+from server.errors import NotReadyError
+
 __all__ = ["SECRET_NAME", "PredictionIds"]
 
 SECRET_NAME: Final = "prediction_ids"  # noqa: S105 - the name of a secret, not one
@@ -28,14 +30,26 @@ _SHAPE: Final = re.compile(f"[0-9a-f]{{{2 * (_RANDOM_BYTES + _TAG_BYTES)}}}")
 
 
 class PredictionIds:
-    """Issues new prediction ids and checks that an id was issued with this secret."""
+    """Issues new prediction ids and checks that an id was issued with this secret.
 
-    def __init__(self, secret: bytes) -> None:
+    Built before the store is open (`secret` None); `use_secret` keys it once the worker
+    has read the shared secret, and until then it raises NotReadyError.
+    """
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = b""
+        if secret is not None:
+            self.use_secret(secret)
+
+    def use_secret(self, secret: bytes) -> None:
+        """Key the ids with the store's shared secret (at least 16 bytes)."""
         if len(secret) < 16:
             raise ValueError(f"the prediction id secret has {len(secret)} bytes, expected >= 16")
         self._secret = secret
 
     def _tag(self, nonce: str) -> str:
+        if not self._secret:
+            raise NotReadyError("the store is not open yet: the worker is not ready")
         mac = hashlib.blake2b(nonce.encode(), key=self._secret[:64], digest_size=_TAG_BYTES)
         return mac.hexdigest()
 

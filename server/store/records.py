@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from server.domain.scan import UNIVERSE_SIZES, Scan, WireStruct
+from server.domain.scan import Id, Name, ResultCount, Scan, WireStruct
 from server.experiments.config import DEFAULT_EXPERIMENT
 
 __all__ = [
@@ -33,17 +33,15 @@ __all__ = [
     "ScanStarted",
     "Usage",
     "UsageReport",
+    "UserMetrics",
 ]
 
-# PostgreSQL text cannot hold NUL and nobody types one: refuse it at the edge instead of
-# failing (or truncating) in the database.
+# PostgreSQL text cannot hold NUL: refuse it in free text at the edge instead of failing
+# (or truncating) in the database. Ids refuse every control character (server.domain.scan).
 _NO_NUL = r"^[^\x00]*$"
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_NO_NUL)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
 SuggestionText = Annotated[str, msgspec.Meta(max_length=2000, pattern=_NO_NUL)]
-ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]
 Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]
 ElapsedSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
 
@@ -232,3 +230,62 @@ class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime
     overall: Usage
     by_arm: dict[str, Usage]
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+
+
+class UserMetrics(WireStruct, frozen=True):
+    """One user's experiment-period sums (and pre-period sums when they exist).
+
+    The store aggregates each exposed user's events since assignment into one of these
+    (server.store.experiment_metrics); the analysis (server.analysis) reads them and never
+    sees single scans. Sums and counts, not averages, so every metric can be formed as a
+    per-user mean or a ratio of sums. Pre-experiment fields are None without history.
+    """
+
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    arm: Annotated[str, msgspec.Meta(min_length=1)]
+    n_sessions: _Count
+    n_scans: _Count
+    n_empty_scans: _Count = 0
+    total_scan_time_s: _Seconds = 0.0
+    # Sessions that reached a non-empty result, and the seconds from session start to it.
+    n_time_to_first_result: _Count = 0
+    time_to_first_result_s_sum: _Seconds = 0.0
+    n_scans_in_desired_range: _Count = 0
+    # |predicted - actual| result count, over the scans that had a prediction logged.
+    n_predictions: _Count = 0
+    prediction_abs_error_sum: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    # Ratings from 1 to 5.
+    n_satisfaction: _Count = 0
+    satisfaction_sum: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    returned: bool = False  # came back on a later day than the first exposure
+    adopted_suggestion: bool = False  # accepted at least one suggested parameter set
+    pre_n_sessions: _Count | None = None
+    pre_n_scans: _Count | None = None
+    pre_n_empty_scans: _Count | None = None
+    pre_total_scan_time_s: _Seconds | None = None
+
+    def __post_init__(self) -> None:
+        for part in ("n_empty_scans", "n_scans_in_desired_range"):
+            if getattr(self, part) > self.n_scans:
+                raise ValueError(
+                    f"{part} ({getattr(self, part)}) cannot exceed n_scans ({self.n_scans}) "
+                    f"for user {self.user_id!r}"
+                )
+        if self.n_time_to_first_result > self.n_sessions:
+            raise ValueError(
+                f"n_time_to_first_result ({self.n_time_to_first_result}) cannot exceed "
+                f"n_sessions ({self.n_sessions}) for user {self.user_id!r}"
+            )
+        if (
+            self.pre_n_scans is not None
+            and self.pre_n_empty_scans is not None
+            and self.pre_n_empty_scans > self.pre_n_scans
+        ):
+            raise ValueError(
+                f"pre_n_empty_scans ({self.pre_n_empty_scans}) cannot exceed pre_n_scans "
+                f"({self.pre_n_scans}) for user {self.user_id!r}"
+            )

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from server.errors import StoreUnavailableError
 from server.store.base import SqlStore
-from server.store.errors import StoreUnavailableError
 from server.store.sql import Db
 
 __all__ = ["SqliteStore"]
@@ -27,7 +27,7 @@ class SqliteStore(SqlStore):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, threads: int = 4) -> None:
+    def __init__(self, path: Path, *, threads: int, busy_timeout_s: float = 5.0) -> None:
         super().__init__(threads=threads)
         self.path = path
         self._busy_timeout_s = busy_timeout_s

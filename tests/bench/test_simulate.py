@@ -23,9 +23,9 @@ from bench.simulate import SimulationOutcome, simulate
 from bench.simulation.people import loosen, overtighten, tighten
 from bench.simulation.runner import SimConfig, tally
 from bench.simulation.timeline import Calendar, trading_days_before
+from server.analysis.report import decode_report
 from server.domain.features import MARKET_TZ
 from server.domain.scan import Scan
-from server.experiments.report import decode_report
 from train.generate import generate_records
 from train.habits import sample_scans
 

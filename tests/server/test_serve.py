@@ -64,6 +64,19 @@ def test_bad_setting_stops_startup_with_one_line(tmp_path: Path, artifacts: Path
     ]
 
 
+def test_unknown_store_scheme_stops_startup_before_any_worker(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    """A DSN of an unknown kind is one line naming the variable (not its password), exit 2."""
+    result = run_launcher(tmp_path, artifacts, store_dsn="mysql://root:hunter2@db/scan")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("scanopt: bad setting: SCANOPT_STORE_DSN=(value not shown)")
+    assert "got scheme 'mysql'" in lines[0]
+    assert "hunter2" not in result.stderr + result.stdout
+
+
 def test_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:
     """No artifacts/current: exit 1 with one line saying so, before any worker starts."""
     empty = tmp_path / "empty"
@@ -127,7 +140,10 @@ def test_hot_reload_under_load_fails_no_request(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)
+        # On a busy machine the first answers can take a while: switch only after one.
+        started = time.monotonic() + 30
+        while not seen[built_versions.first] and time.monotonic() < started:
+            time.sleep(0.05)
         (artifacts / "current").write_text(built_versions.second)
         reload = httpx.post(
             f"{server.url}/v1/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}

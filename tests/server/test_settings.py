@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from server.errors import SettingsError
@@ -73,7 +74,6 @@ def test_every_variable_is_read() -> None:
         ("SCANOPT_BATCHER", "maybe", "on/off"),
         ("SCANOPT_LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
         ("SCANOPT_CORS_ORIGINS", "example.com", "http(s)://host origins"),
-        ("SCANOPT_ADMIN_TOKEN", "short", "at least 16 characters"),
         ("SCANOPT_RELOAD_POLL_S", "nan", "a number from 0 to 3600"),
         ("SCANOPT_HOST", "", "a non-empty value"),
         ("SCANOPT_MAX_BODY_BYTES", "10", "an integer from 1024"),
@@ -91,6 +91,26 @@ def test_bad_value_names_variable_value_and_expectation(
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SCANOPT_ADMIN_TOKEN", "short-secret", "at least 16 characters"),
+        ("SCANOPT_STORE_DSN", "mysql://root:hunter2@db/scan", "got scheme 'mysql'"),
+        ("SCANOPT_STORE_DSN", "hunter2", "got no scheme"),
+        ("SCANOPT_STORE_DSN", "sqlite://", "naming a file"),
+    ],
+)
+def test_secrets_are_named_never_printed(variable: str, value: str, expected: str) -> None:
+    """A bad admin token or store DSN names the variable and the rule, never the value."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}=(value not shown): expected")
+    assert expected in message
+    assert "short-secret" not in message
+    assert "hunter2" not in message
+
+
 def test_batch_size_above_max_batch_is_refused() -> None:
     """The batcher cannot form batches larger than a batch request may be."""
     with pytest.raises(SettingsError, match="SCANOPT_BATCH_MAX_SIZE=2000"):
@@ -106,3 +126,15 @@ def test_unknown_variables_are_reported() -> None:
     """Typos among SCANOPT_* names are found; test-only variables are not typos."""
     env = {"SCANOPT_WORKRS": "2", "SCANOPT_PORT": "1", "SCANOPT_TEST_PG_DSN": "x", "HOME": "/"}
     assert Settings.unknown_variables(env) == ["SCANOPT_WORKRS"]
+
+
+def test_every_setting_declares_its_meaning_and_its_rule() -> None:
+    """Each SCANOPT_* field carries a description, and a bad value's message comes from it."""
+    for field in msgspec.inspect.type_info(Settings).fields:  # type: ignore[attr-defined]
+        if field.name == "multiproc_dir":
+            continue
+        info = field.type
+        if isinstance(info, msgspec.inspect.UnionType):
+            info = info.types[0]
+        assert isinstance(info, msgspec.inspect.Metadata), field.name
+        assert (info.extra_json_schema or {}).get("description"), field.name

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from server.errors import InvalidInputError
 from server.experiments.config import (
     ExperimentConfig,
     ExperimentUpdate,
     apply_update,
     default_experiment,
 )
-from server.store.errors import InvalidInputError
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 LATER = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from server.errors import ExperimentNotFoundError
 from server.experiments.config import ExperimentUpdate
 from server.experiments.gate import ExperimentGate
+from server.experiments.metrics import GateMetrics
+from server.settings import Settings
 from server.store import store_from_dsn
-from server.store.errors import ExperimentNotFoundError
 from server.store.interface import Store
-from server.store.metrics import StoreMetrics
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import ServerProcess, server_env
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
@@ -30,7 +31,8 @@ USERS = [f"user-{i}" for i in range(400)]
 
 def _gate(store: Store, **kw: float) -> tuple[ExperimentGate, CollectorRegistry]:
     registry = CollectorRegistry()
-    return ExperimentGate(store, StoreMetrics(registry), **kw), registry
+    kw.setdefault("max_age_s", Settings().experiment_cache_s)
+    return ExperimentGate(store, GateMetrics(registry), **kw), registry
 
 
 async def _change(store: Store, **fields: Any) -> None:
@@ -95,7 +97,7 @@ async def test_unknown_experiment_is_named(store: Store) -> None:
 
 async def test_background_refresh_picks_up_another_workers_change(store_dsn: str) -> None:
     """A change made through another store instance reaches this gate without a request."""
-    mine, theirs = store_from_dsn(store_dsn), store_from_dsn(store_dsn)
+    mine, theirs = store_from_dsn(store_dsn, pool_size=4), store_from_dsn(store_dsn, pool_size=4)
     await mine.open()
     await theirs.open()
     gate, registry = _gate(mine, max_age_s=0.2)
@@ -116,7 +118,7 @@ async def test_background_refresh_picks_up_another_workers_change(store_dsn: str
 
 async def test_refresh_failure_keeps_the_last_good_config(store_dsn: str) -> None:
     """When the store goes away, the gate keeps deciding with what it had and counts it."""
-    store = store_from_dsn(store_dsn)
+    store = store_from_dsn(store_dsn, pool_size=4)
     await store.open()
     gate, registry = _gate(store, max_age_s=0.05)
     await gate.start()

@@ -13,7 +13,7 @@ from litestar.params import FromPath
 from litestar.testing import TestClient
 
 from server.logs import REQUEST_ID
-from server.monitoring.http import HttpObserver
+from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.settings import Settings
 
@@ -97,3 +97,14 @@ def test_access_line_carries_status_route_and_duration(
     assert fields["route"] == "/items/{item_id}"
     assert fields["path"] == "/items/5"
     assert fields["duration_ms"] >= 0
+
+
+def test_route_templates_match_parameters_and_nothing_else() -> None:
+    """Typed and path parameters match their segments; a longer path matches no template."""
+    templates = RouteTemplates(
+        [("/v2/models/{name:str}/ready", "/v2/models/{name}/ready"), ("/f/{p:path}", "/f/{p}")]
+    )
+    assert templates.match("/v2/models/scanopt/ready") == "/v2/models/{name}/ready"
+    assert templates.match("/v2/models/scanopt/ready/x") is None
+    assert templates.match("/f/a/b/c") == "/f/{p}"
+    assert templates.match("/nowhere") is None

@@ -21,6 +21,26 @@ def raw(text: str) -> bytes:
 
 
 CASES: list[tuple[str, str, bytes | dict[str, Any], int, str | None, str]] = [
+    *(
+        (f"{name} in {field}", path, body, 400, where, "without control characters")
+        for name, bad in [("NUL", "u\x00"), ("escape", "u\x1b[2J"), ("bidi override", "u\u202ex")]
+        for field, path, body, where in [
+            ("user_id", "/v1/predict", {**GOOD, "user_id": bad}, "user_id"),
+            ("session_id", "/v1/predict", {**GOOD, "session_id": bad}, "session_id"),
+            (
+                "batch user_id",
+                "/v1/predict/batch",
+                {"scans": [GOOD, {**GOOD, "user_id": bad}]},
+                "scans[1].user_id",
+            ),
+            (
+                "recommend user_id",
+                "/v1/recommend",
+                {"scan": {**GOOD, "user_id": bad}},
+                "scan.user_id",
+            ),
+        ]
+    ),
     ("not JSON", "/v1/predict", raw("user_id=u"), 400, None, "not valid JSON"),
     ("empty body", "/v1/predict", raw(""), 400, None, "not valid JSON"),
     ("array, not object", "/v1/predict", raw("[1, 2]"), 400, None, "Expected `object`"),
@@ -153,7 +173,7 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], int, str | None, str]] = [
 @pytest.fixture
 def small(client_for: Any) -> Client:
     """An app with small limits so the limit cases stay cheap."""
-    client: Client = client_for(max_batch=10, max_body_bytes=64 * 1024)
+    client: Client = client_for(max_batch=10, batch_max_size=10, max_body_bytes=64 * 1024)
     return client
 
 

@@ -133,7 +133,7 @@ def _scan(user: str) -> dict[str, Any]:
 
 
 def _exposures(client: TestClient[Any]) -> dict[str, str]:
-    runtime = client.app.state.worker.runtime
+    runtime = client.app.state.worker
     assert client.blocking_portal is not None
     client.blocking_portal.call(runtime.log.flush)
     rows = client.blocking_portal.call(runtime.store.list_exposures, "ml_scanning")
@@ -239,7 +239,7 @@ def test_shutdown_flushes_the_prediction_log(artifacts: Any) -> None:
         ids = [client.post("/v1/predict", json=_scan(u)).json()["prediction_id"] for u in USERS]
 
     async def logged() -> list[str]:
-        store = await open_store(settings.store_dsn)
+        store = await open_store(settings.store_dsn, pool_size=4)
         try:
             found = [await store.get_prediction(i) for i in ids]
             return [p.user_id for p in found if p is not None]

@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from server.store.runtime import StoreRuntime
-from tests.server.routes.outcomes_app import outcomes_client
+from tests.server.routes.outcomes_app import Outcomes, outcomes_client
 from tests.server.store.backends import pg_dsn, store_dsn
 
 __all__ = ["pg_dsn", "store_dsn"]
 
 
 @pytest.fixture
-def app(store_dsn: str) -> Iterator[tuple[TestClient[Any], StoreRuntime]]:
+def app(store_dsn: str) -> Iterator[tuple[TestClient[Any], Outcomes]]:
     with outcomes_client(store_dsn) as started:
         yield started
 
@@ -26,7 +25,7 @@ def _body(prediction_id: str, **overrides: Any) -> dict[str, Any]:
     return {"prediction_id": prediction_id, "satisfaction": 4, "usefulness": 5, **overrides}
 
 
-def test_feedback_is_201_once_and_a_retry_200(app: tuple[TestClient[Any], StoreRuntime]) -> None:
+def test_feedback_is_201_once_and_a_retry_200(app: tuple[TestClient[Any], Outcomes]) -> None:
     """A rating is created once; the same rating again is acknowledged as a duplicate."""
     client, runtime = app
     pid = runtime.ids.new()
@@ -36,7 +35,7 @@ def test_feedback_is_201_once_and_a_retry_200(app: tuple[TestClient[Any], StoreR
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
 
 
-def test_a_different_second_rating_is_409(app: tuple[TestClient[Any], StoreRuntime]) -> None:
+def test_a_different_second_rating_is_409(app: tuple[TestClient[Any], Outcomes]) -> None:
     """One feedback per prediction: changing it later is a conflict naming the prediction."""
     client, runtime = app
     pid = runtime.ids.new()
@@ -46,7 +45,7 @@ def test_a_different_second_rating_is_409(app: tuple[TestClient[Any], StoreRunti
     assert pid in response.json()["error"]
 
 
-def test_unknown_prediction_is_404_naming_it(app: tuple[TestClient[Any], StoreRuntime]) -> None:
+def test_unknown_prediction_is_404_naming_it(app: tuple[TestClient[Any], Outcomes]) -> None:
     """A prediction_id this service never issued is 404 and the message quotes it."""
     client, _ = app
     response = client.post("/v1/feedback", json=_body("not-a-real-id"))
@@ -57,7 +56,7 @@ def test_unknown_prediction_is_404_naming_it(app: tuple[TestClient[Any], StoreRu
     )
 
 
-def test_free_text_is_stored_verbatim(app: tuple[TestClient[Any], StoreRuntime]) -> None:
+def test_free_text_is_stored_verbatim(app: tuple[TestClient[Any], Outcomes]) -> None:
     """SQL-looking text, quotes and emoji up to 2,000 characters are stored as given."""
     client, runtime = app
     pid = runtime.ids.new()
@@ -85,7 +84,7 @@ def test_free_text_is_stored_verbatim(app: tuple[TestClient[Any], StoreRuntime])
     ],
 )
 def test_bad_feedback_is_400_naming_the_field(
-    app: tuple[TestClient[Any], StoreRuntime], overrides: dict[str, Any], field: str, words: str
+    app: tuple[TestClient[Any], Outcomes], overrides: dict[str, Any], field: str, words: str
 ) -> None:
     """Out-of-range ratings, oversized or NUL text and unknown fields are refused precisely."""
     client, runtime = app

@@ -82,3 +82,23 @@ def test_promtool_accepts_the_exposition(client: TestClient[Any]) -> None:
     client.post("/v1/predict", json=SCAN)
     client.post("/v1/predict/batch", json={"scans": [SCAN] * 3})
     promtool_check(client.get("/metrics").text)
+
+
+def test_a_405_is_labelled_with_the_route_it_matched(client: TestClient[Any]) -> None:
+    """A wrong method on a known path counts under its template, not as unmatched."""
+    assert client.put("/v1/predict", json=SCAN).status_code == 405
+    assert client.post("/v2/models/scanopt/ready").status_code == 405
+    got = samples(client.get("/metrics").text)
+    predict = (("method", "PUT"), ("route", "/v1/predict"), ("status", "405"))
+    ready = (("method", "POST"), ("route", "/v2/models/{name}/ready"), ("status", "405"))
+    assert got[("scanopt_http_requests_total", predict)] == 1
+    assert got[("scanopt_http_requests_total", ready)] == 1
+    unmatched = (("method", "PUT"), ("route", "unmatched"), ("status", "405"))
+    assert ("scanopt_http_requests_total", unmatched) not in got
+
+
+def test_content_type_names_the_charset_once(client: TestClient[Any]) -> None:
+    """The exposition's content type is Prometheus's, with one charset parameter."""
+    content_type = client.get("/metrics").headers["content-type"]
+    assert content_type.count("charset") == 1
+    assert content_type.startswith("text/plain; version=")

@@ -57,7 +57,7 @@ def test_batch_predicts_each_scan_in_order(client: Client) -> None:
 
 def test_batch_of_max_batch_scans_is_accepted(client_for: Any) -> None:
     """Exactly SCANOPT_MAX_BATCH scans is within the limit."""
-    client = client_for(max_batch=50)
+    client = client_for(max_batch=50, batch_max_size=32)
     response = client.post("/v1/predict/batch", json={"scans": [SCAN] * 50})
     assert response.status_code == 200
     assert len(response.json()["predictions"]) == 50

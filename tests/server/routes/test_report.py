@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from server.experiments.report import Report, decode_report
+from server.analysis.report import Report, decode_report
 from tests.server.conftest import SCAN
 
 Client = TestClient[Any]

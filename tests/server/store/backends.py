@@ -86,7 +86,7 @@ def store_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(store_dsn: str) -> AsyncIterator[Store]:
     """An open, migrated store on each backend, closed afterwards."""
-    opened = store_from_dsn(store_dsn)
+    opened = store_from_dsn(store_dsn, pool_size=4)
     await opened.open()
     try:
         yield opened

@@ -6,10 +6,12 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from server.settings import Settings
 from server.store import store_from_dsn
 from server.store.buffer import PredictionLog
 from server.store.interface import Store
@@ -33,6 +35,20 @@ def metrics(registry: CollectorRegistry) -> StoreMetrics:
     return StoreMetrics(registry)
 
 
+DEFAULTS = Settings()
+
+
+def _log(store: Store, metrics: StoreMetrics, **overrides: Any) -> PredictionLog:
+    """A log with the server's default sizes unless a test says otherwise."""
+    values: dict[str, Any] = {
+        "capacity": DEFAULTS.prediction_log_capacity,
+        "batch_size": DEFAULTS.prediction_log_batch,
+        "flush_interval_s": DEFAULTS.prediction_log_flush_s,
+        "share": DEFAULTS.prediction_log_share,
+    }
+    return PredictionLog(store, metrics, **{**values, **overrides})
+
+
 def _count(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
@@ -46,7 +62,7 @@ async def test_flush_writes_predictions_and_first_exposures(
     store: Store, metrics: StoreMetrics, registry: CollectorRegistry
 ) -> None:
     """Every recorded prediction is written; each user's exposure once, at its first time."""
-    log = PredictionLog(store, metrics, batch_size=4)
+    log = _log(store, metrics, batch_size=4)
     for i in range(10):
         log.record(prediction(i))
     assert await log.flush() is True
@@ -62,7 +78,7 @@ async def test_sampling_keeps_exposures_but_not_every_prediction(
     store: Store, metrics: StoreMetrics
 ) -> None:
     """With share 0 no prediction is logged, yet every exposed user still is."""
-    log = PredictionLog(store, metrics, share=0.0)
+    log = _log(store, metrics, share=0.0)
     for i in range(10):
         log.record(prediction(i))
     log.record(prediction(20, user_id="outsider", arm=None, ml_enabled=False))
@@ -74,7 +90,7 @@ async def test_sampling_keeps_exposures_but_not_every_prediction(
 
 async def test_background_writer_flushes_full_batches(store: Store, metrics: StoreMetrics) -> None:
     """A full batch wakes the background writer; no explicit flush is needed."""
-    log = PredictionLog(store, metrics, batch_size=5, flush_interval_s=60.0)
+    log = _log(store, metrics, batch_size=5, flush_interval_s=60.0)
     log.start()
     try:
         for i in range(5):
@@ -90,7 +106,7 @@ async def test_background_writer_flushes_full_batches(store: Store, metrics: Sto
 
 async def test_stop_flushes_what_is_left(store: Store, metrics: StoreMetrics) -> None:
     """Shutdown writes the rows still queued."""
-    log = PredictionLog(store, metrics, flush_interval_s=60.0)
+    log = _log(store, metrics, flush_interval_s=60.0)
     log.start()
     log.record(prediction(1))
     await log.stop()
@@ -100,7 +116,7 @@ async def test_stop_flushes_what_is_left(store: Store, metrics: StoreMetrics) ->
 @pytest.fixture
 async def locked_sqlite(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, sqlite3.Connection]]:
     """A SQLite store plus a second connection that can hold the write lock (an outage)."""
-    store = SqliteStore(tmp_path / "s.db", busy_timeout_s=0.05)
+    store = SqliteStore(tmp_path / "s.db", threads=4, busy_timeout_s=0.05)
     await store.open()
     holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     try:
@@ -119,7 +135,7 @@ async def test_store_outage_keeps_rows_and_recovers(
 ) -> None:
     """While the store is locked, rows stay queued; once it is back, all are written."""
     store, holder = locked_sqlite
-    log = PredictionLog(store, metrics)
+    log = _log(store, metrics)
     holder.execute("BEGIN EXCLUSIVE")
     for i in range(3):
         log.record(prediction(i))
@@ -142,7 +158,7 @@ async def test_full_buffer_drops_new_rows_and_counts_them(
 ) -> None:
     """The buffer is bounded: beyond capacity rows are dropped and counted, never blocking."""
     store, holder = locked_sqlite
-    log = PredictionLog(store, metrics, capacity=3)
+    log = _log(store, metrics, capacity=3)
     holder.execute("BEGIN EXCLUSIVE")
     for i in range(5):
         log.record(prediction(i))
@@ -163,7 +179,7 @@ async def test_rows_left_at_shutdown_during_an_outage_are_counted(
 ) -> None:
     """Stopping while the store is down loses the queue, and says how much."""
     store, holder = locked_sqlite
-    log = PredictionLog(store, metrics)
+    log = _log(store, metrics)
     holder.execute("BEGIN EXCLUSIVE")
     log.record(prediction(1))
     await log.stop(timeout_s=1.0)
@@ -177,10 +193,10 @@ async def test_a_bad_row_is_dropped_alone(
     pg_dsn: str, metrics: StoreMetrics, registry: CollectorRegistry
 ) -> None:
     """A row PostgreSQL refuses (a NUL in text) is dropped and counted; its batch is kept."""
-    store = store_from_dsn(pg_dsn)
+    store = store_from_dsn(pg_dsn, pool_size=4)
     await store.open()
     try:
-        log = PredictionLog(store, metrics)
+        log = _log(store, metrics)
         log.record(prediction(1))
         log.record(prediction(2, session_id="bad\x00session"))
         log.record(prediction(3))
@@ -197,4 +213,4 @@ async def test_a_bad_row_is_dropped_alone(
 def test_share_must_be_a_probability(tmp_path: Path, metrics: StoreMetrics) -> None:
     """A sampling share outside [0, 1] is refused, naming the value."""
     with pytest.raises(ValueError, match=r"share=1\.5"):
-        PredictionLog(store_from_dsn(f"sqlite:///{tmp_path}/x.db"), metrics, share=1.5)
+        _log(store_from_dsn(f"sqlite:///{tmp_path}/x.db", pool_size=4), metrics, share=1.5)

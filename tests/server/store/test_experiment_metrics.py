@@ -6,9 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from server.experiments.user_metrics import UserMetrics
 from server.store.interface import Store
-from server.store.records import Exposure
+from server.store.records import Exposure, UserMetrics
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
 from tests.server.store.records_factory import (
     T0,

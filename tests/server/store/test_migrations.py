@@ -22,7 +22,7 @@ def test_versions_are_contiguous_from_one() -> None:
 async def test_reopening_applies_nothing_again(store_dsn: str) -> None:
     """A second start finds every version recorded and leaves the data alone."""
     for _ in range(2):
-        store = store_from_dsn(store_dsn)
+        store = store_from_dsn(store_dsn, pool_size=4)
         await store.open()
         assert await store.schema_version() == latest_version()
         await store.close()
@@ -32,7 +32,7 @@ async def test_a_failing_migration_changes_nothing(
     store_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A migration that fails half-way rolls back whole: its first table is not left."""
-    store = store_from_dsn(store_dsn)
+    store = store_from_dsn(store_dsn, pool_size=4)
     await store.open()
     await store.close()
 
@@ -42,10 +42,10 @@ async def test_a_failing_migration_changes_nothing(
 
     migrate_to("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
     with pytest.raises(Exception, match=r"(?i)syntax"):
-        await store_from_dsn(store_dsn).open()
+        await store_from_dsn(store_dsn, pool_size=4).open()
     # Creating the same table again succeeds only if the failed attempt left nothing.
     migrate_to("CREATE TABLE half_done (x INTEGER)")
-    store = store_from_dsn(store_dsn)
+    store = store_from_dsn(store_dsn, pool_size=4)
     await store.open()
     try:
         assert await store.schema_version() == latest_version() + 1

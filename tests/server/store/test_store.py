@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from server.experiments.config import ExperimentUpdate
-from server.store import store_from_dsn
-from server.store.errors import (
+from server.errors import (
     ConflictError,
     ExperimentNotFoundError,
     InvalidInputError,
     StoreUnavailableError,
 )
+from server.experiments.config import ExperimentUpdate
+from server.store import store_from_dsn
 from server.store.interface import Store
 from server.store.migrations import latest_version
 from server.store.records import Exposure, MetricRollup
@@ -39,7 +39,7 @@ async def test_open_migrates_and_seeds_the_default_experiment(store: Store) -> N
 
 async def test_concurrent_opens_are_safe_and_idempotent(store_dsn: str) -> None:
     """Several workers starting at once migrate once and seed one default experiment."""
-    stores = [store_from_dsn(store_dsn) for _ in range(4)]
+    stores = [store_from_dsn(store_dsn, pool_size=4) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
         for s in stores:
@@ -192,7 +192,7 @@ async def test_rollups_merge_into_one_minute_buckets(store: Store) -> None:
 
 async def test_secret_is_created_once_and_shared(store_dsn: str, store: Store) -> None:
     """Every store on one database reads the same secret, 32 random bytes."""
-    other = store_from_dsn(store_dsn)
+    other = store_from_dsn(store_dsn, pool_size=4)
     await other.open()
     try:
         secret = await store.secret("ids")
@@ -211,6 +211,6 @@ async def test_records_encode_for_the_wire(store: Store) -> None:
 
 async def test_closed_store_is_unavailable(store_dsn: str) -> None:
     """A store that is not open raises StoreUnavailableError instead of hanging."""
-    closed = store_from_dsn(store_dsn)
+    closed = store_from_dsn(store_dsn, pool_size=4)
     with pytest.raises(StoreUnavailableError, match="not open"):
         await closed.list_experiments()
