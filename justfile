@@ -150,6 +150,18 @@ parity *ARGS:
 drift-check *ARGS:
     {{python}} -m bench.drift_check {{ARGS}}
 
+# how much serving the time of day to the minute (the cache key) moves the model's answers
+[group('bench')]
+clock-rounding *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.clock_rounding {{ARGS}}
+
+# do the recommend suggestions land? top suggestion vs train.market's truth on generated scans; exits 1 below 80%, on a duplicate or no-op, or p95 > 20 ms
+[group('bench')]
+suggestions *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.suggestions {{ARGS}}
+
 # the A/B test end to end: a private server, 2,000 simulated scanner users over HTTP, the report; exits 1 unless empty scans drop >= 30% at p < 0.01 without SRM
 [group('bench')]
 simulate *ARGS:

@@ -50,6 +50,7 @@ from bench.experiment_report import (
     print_report,
     write_report,
 )
+from bench.simulation.cache import CacheCounts, cache_counts
 from bench.simulation.runner import ArmTally, SimConfig, SimResult, run_simulation, tally
 from bench.simulation.server import OwnServer, own_server
 from bench.simulation.shifts import SHIFTS
@@ -84,6 +85,7 @@ class SimulationOutcome(msgspec.Struct, frozen=True, kw_only=True):
     checks: list[Check]
     elapsed_s: float  # everything: server start, users, report
     phases_s: dict[str, float]  # server start (own server only), users, report
+    cache: CacheCounts  # the server's prediction cache over the run
 
     @property
     def passed(self) -> bool:
@@ -176,6 +178,7 @@ def simulate(
                 on_user_done=lambda _: progress.advance(task),
             )
         arms = tally(result.users)
+        cache = cache_counts(base)
         t_report = time.perf_counter()
         phases["users"] = t_report - t_users
         _wait_for_users(base, sum(t.users for n, t in arms.items() if n != "none"), console)
@@ -214,6 +217,7 @@ def simulate(
         checks=found,
         elapsed_s=time.perf_counter() - t0,
         phases_s=phases,
+        cache=cache,
     )
 
 
@@ -257,6 +261,7 @@ def _print_outcome(outcome: SimulationOutcome, console: Console) -> None:
         f"({outcome.result.requests / users_s:,.0f} req/s) in {outcome.elapsed_s:.1f} s "
         f"({phases})"
     )
+    console.print(f"prediction cache: {outcome.cache}")
     for path in outcome.paths:
         console.print(f"wrote {path}")
 

@@ -24,8 +24,12 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server.content_type import json_bodies_only
 from server.dashboard.service import Dashboard
 from server.dataplane import DataPlane
+from server.docs import docs_render_plugin
+from server.docs import routes as docs_routes
+from server.docs.openapi import document_errors
 from server.experiments.gate import ExperimentGate
 from server.experiments.metrics import GateMetrics
 from server.inference.predictor import Predictor
@@ -181,6 +185,7 @@ def create_app(
         *dashboard.routes(worker.dashboard),
         *monitoring.routes(worker.monitor),
         *v2.routes(settings, worker.predictor, version),
+        *docs_routes(),
         *extra_routes,
     ]
     if settings.admin_token is not None:
@@ -193,12 +198,16 @@ def create_app(
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,
-        openapi_config=OpenAPIConfig(title="scanopt", version=version, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="scanopt", version=version, path="/schema", render_plugins=[docs_render_plugin()]
+        ),
         request_max_body_size=settings.max_body_bytes,
+        middleware=[json_bodies_only],
         state=State({"worker": worker, **(state or {})}),
         logging_config=None,  # the launcher configures logging (JSON lines) for Granian
     )
     document_bodies(app)
+    document_errors(app)
     # Outermost, like Litestar's OpenTelemetry middleware: sees 404s, 405s and errors too.
     templates = RouteTemplates((route.path, route.path_format) for route in app.routes)
     app.asgi_handler = HttpObserver(app.asgi_handler, worker.metrics, worker.logger, templates)

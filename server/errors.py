@@ -6,7 +6,8 @@ in one place. The tree::
     ScanoptError
     ├── SettingsError        a SCANOPT_* variable is malformed; start-up stops
     ├── InputError           a request body or tensor is malformed (400)
-    │   └── BodyTooLargeError    the body is over SCANOPT_MAX_BODY_BYTES (413)
+    │   ├── BodyTooLargeError    the body is over SCANOPT_MAX_BODY_BYTES (413)
+    │   └── UnsupportedMediaTypeError    a body that is not JSON on a JSON route (415)
     ├── ArtifactError        a model version cannot be served: missing, corrupt, wrong spec (409)
     ├── NotReadyError        no model is loaded yet (503)
     ├── ModelNotFoundError   a V2 model name or version this server does not serve (404)
@@ -40,6 +41,7 @@ __all__ = [
     "SettingsError",
     "StoreUnavailableError",
     "UnknownPredictionError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -74,6 +76,12 @@ class BodyTooLargeError(InputError):
     """The request body is larger than the configured limit."""
 
     kind = "body_too_large"
+
+
+class UnsupportedMediaTypeError(InputError):
+    """A JSON route was sent a body of another (or no) content type."""
+
+    kind = "unsupported_media_type"
 
 
 class ArtifactError(ScanoptError):

@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("--coverage", type=float, help="rollout share, 0 to 1")
     change.add_argument("--weights", type=_weights_argument, help="arm=weight,... summing to 1")
     change.add_argument("--kill-switch", choices=("on", "off"), help="ML off (on) or back")
+    change.add_argument(
+        "--force",
+        action="store_true",
+        help="allow lowering a running experiment's coverage (moves users out of their arms)",
+    )
     for verb, text in (("kill", "kill switch on: ML off"), ("resume", "kill switch off")):
         sub = commands.add_parser(verb, help=text)
         sub.add_argument("name", nargs="?", default=DEFAULT_EXPERIMENT)
@@ -122,7 +127,12 @@ async def _run(args: argparse.Namespace, console: Console) -> None:
         else:
             kill = None if args.kill_switch is None else args.kill_switch == "on"
             update = msgspec.convert(
-                {"coverage": args.coverage, "weights": args.weights, "kill_switch": kill},
+                {
+                    "coverage": args.coverage,
+                    "weights": args.weights,
+                    "kill_switch": kill,
+                    "force": args.force,
+                },
                 ExperimentUpdate,
             )
         config = await store.update_experiment(args.name, update, now)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
+from server.body_errors import explain_malformed
 from server.domain.artifact import CalibrationBin, TrainingData
 from server.domain.features import FeatureSpec
 from server.domain.scan import (
@@ -156,6 +157,10 @@ class RecommendResponse(WireStruct, frozen=True):
     current_score: float
     suggestions: list[Suggestion]
     candidates_scored: int
+    # True when no suggestion is predicted inside the desired range: the first one is then
+    # the closest candidate, and `note` says so in words.
+    unreachable: bool = False
+    note: str | None = None
 
 
 class RecommendAnswer(WireStruct, frozen=True):
@@ -173,6 +178,8 @@ class RecommendAnswer(WireStruct, frozen=True):
     current_score: float | None = None
     suggestions: list[Suggestion] | None = None
     candidates_scored: int | None = None
+    unreachable: bool | None = None
+    note: str | None = None
 
 
 class ModelSummary(WireStruct, frozen=True):
@@ -314,7 +321,8 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         field, message = _explain(str(exc))
         raise InputError(f"{field}: {message}" if field else message, field=field) from None
     except msgspec.DecodeError as exc:
-        raise InputError(f"the body is not valid JSON ({exc}): expected a JSON object") from None
+        field, message = explain_malformed(body, str(exc))
+        raise InputError(message, field=field) from None
 
 
 def _explain(text: str) -> tuple[str | None, str]:

@@ -114,8 +114,10 @@ def run_simulation(
     )
     logs: list[UserLog] = []
     failures: list[str] = []
+    # Strict: a lost event or feedback is a failed user here, not a count in the background,
+    # so the report is computed from everything the users did.
     with (
-        ScanoptClient(url, timeout_s=config.timeout_s, retries=3) as client,
+        ScanoptClient(url, timeout_s=config.timeout_s, retries=3, strict=True) as client,
         ThreadPoolExecutor(config.threads, thread_name_prefix="sim-user") as pool,
     ):
         futures = {

@@ -7,13 +7,16 @@ offline and another online. It imports nothing but the standard library and msgs
 from __future__ import annotations
 
 import enum
-from datetime import datetime
-from typing import Annotated, Final
+import typing
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final
 
 import msgspec
 
 __all__ = [
+    "EARLIEST_TIMESTAMP",
     "ID_PATTERN",
+    "MAX_CLOCK_SKEW",
     "TIMEFRAME_MINUTES",
     "UNIVERSE_SIZES",
     "Id",
@@ -26,6 +29,8 @@ __all__ = [
     "Timeframe",
     "Universe",
     "WireStruct",
+    "check_fields",
+    "timestamp_problem",
 ]
 
 
@@ -119,32 +124,102 @@ ExtraFilters = Annotated[int, msgspec.Meta(ge=0, le=20)]
 Vix = Annotated[float, msgspec.Meta(ge=5.0, le=90.0)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
+# The instants a scanner can send: nothing before electronic scanners existed, and no more
+# than a clock-skew allowance ahead of the server (a clock further ahead is broken, and its
+# rows would distort every time window). Scans and events share this one rule.
+EARLIEST_TIMESTAMP: Final = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW: Final = timedelta(hours=1)
+
+
+def timestamp_problem(ts: datetime, now: datetime | None = None) -> str | None:
+    """Why `ts` is not an instant a scanner can send (None when it is), with the range."""
+    now = now or datetime.now(UTC)
+    if EARLIEST_TIMESTAMP <= ts <= now + MAX_CLOCK_SKEW:
+        return None
+    return (
+        f"timestamp ({ts.isoformat()}) is outside what a scanner can send: expected from "
+        f"{EARLIEST_TIMESTAMP.isoformat()} to {MAX_CLOCK_SKEW.total_seconds() / 3600:g} h "
+        "after the server's clock "
+        f"(now {now.isoformat(timespec='seconds')})"
+    )
+
+
+_TIMESTAMP_DOC: Final = (
+    "when the scan runs, ISO-8601 UTC (an offset is required); left out: the server's "
+    f"clock. Range: {EARLIEST_TIMESTAMP:%Y-%m-%d} to "
+    f"{MAX_CLOCK_SKEW.total_seconds() / 3600:g} h after the server's clock"
+)
+_UNIVERSE_DOC: Final = ", ".join(f"{u.value} {n:,}" for u, n in UNIVERSE_SIZES.items()) + " symbols"
+
+
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
+_SHAPES: dict[type[msgspec.Struct], type[msgspec.Struct]] = {}
+
+
+def _shape_of(cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """A twin of `cls` with the same annotated fields (so the same rules) and no hooks."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+            (f.name, hints[f.name]) if f.required else (f.name, hints[f.name], f.default)
+            for f in msgspec.structs.fields(cls)
+        ]
+        shape = msgspec.defstruct(f"{cls.__name__}Fields", fields, kw_only=True)
+        _SHAPES[cls] = shape
+    return shape
+
+
+def check_fields(struct: msgspec.Struct) -> None:
+    """Check a struct built in Python against its own annotations, as decoding would.
+
+    msgspec applies `Meta` constraints only when decoding or converting; calling this from
+    `__post_init__` makes `Scan(lookback_bars=5, ...)` fail the same way a body does,
+    raising the decoder's own `msgspec.ValidationError` (for example "Expected `int` >= 10
+    - at `$.lookback_bars`"). The rules stay where they are declared: the annotations.
+    Costs about 1 us a scan.
+    """
+    values = {f: getattr(struct, f) for f in struct.__struct_fields__}
+    msgspec.convert(values, _shape_of(type(struct)), from_attributes=False)
+
 
 class Scan(WireStruct, frozen=True):
     """One scan as the scanner is about to run it: who scans, over which universe, with
     which strategy, timeframe and filters, at what time and market volatility."""
 
-    user_id: Id
-    session_id: Id
-    universe: Universe
-    strategy: Strategy
-    timeframe: Timeframe
-    lookback_bars: Lookback
-    min_price: Price
-    max_price: Price
-    min_avg_volume: Volume
-    min_market_cap_musd: MarketCap
-    min_abs_change_pct: ChangePct
-    min_relative_volume: RelativeVolume
-    rsi_min: Rsi
-    rsi_max: Rsi
-    n_extra_filters: ExtraFilters
-    volatility_index: Vix
+    # Each description gives the meaning and the unit; the OpenAPI document adds the range
+    # from the constraints themselves (server.docs.openapi), so no number is written twice.
+    user_id: Annotated[Id, _doc("who scans: the A/B assignment key")]
+    session_id: Annotated[Id, _doc("the scanner session the scan belongs to")]
+    universe: Annotated[Universe, _doc(f"the symbol list scanned ({_UNIVERSE_DOC})")]
+    strategy: Annotated[Strategy, _doc("the scanner's built-in strategy")]
+    timeframe: Annotated[Timeframe, _doc("bar size; 1d is one whole session")]
+    lookback_bars: Annotated[Lookback, _doc("history each symbol needs, in bars")]
+    min_price: Annotated[Price, _doc("lowest last price, USD; below max_price")]
+    max_price: Annotated[Price, _doc("highest last price, USD; above min_price")]
+    min_avg_volume: Annotated[Volume, _doc("average daily volume floor, shares")]
+    min_market_cap_musd: Annotated[MarketCap, _doc("market-cap floor, millions of USD")]
+    min_abs_change_pct: Annotated[ChangePct, _doc("least absolute move, percent")]
+    min_relative_volume: Annotated[
+        RelativeVolume, _doc("least volume relative to its average, ratio (1 = average)")
+    ]
+    rsi_min: Annotated[Rsi, _doc("RSI band lower bound, RSI points; below rsi_max")]
+    rsi_max: Annotated[Rsi, _doc("RSI band upper bound, RSI points; above rsi_min")]
+    n_extra_filters: Annotated[ExtraFilters, _doc("custom filters the user added, count")]
+    volatility_index: Annotated[Vix, _doc("market regime, VIX points")]
     # None means "now": the scanner may leave it out for a scan it is about to run.
-    timestamp: AwareDatetime | None = None
+    timestamp: Annotated[AwareDatetime | None, _doc(_TIMESTAMP_DOC)] = None
 
     def __post_init__(self) -> None:
+        # Decoding has checked the annotations already; a scan built in Python has not.
+        check_fields(self)
         # msgspec turns a ValueError here into a ValidationError naming the struct.
+        if self.timestamp is not None and (problem := timestamp_problem(self.timestamp)):
+            raise ValueError(problem)
         if not self.min_price < self.max_price:
             raise ValueError(
                 f"min_price ({self.min_price:g}) must be below max_price ({self.max_price:g})"

@@ -73,11 +73,15 @@ class ExperimentConfig(WireStruct, frozen=True):
 
 
 class ExperimentUpdate(WireStruct, frozen=True):
-    """A change to an experiment; at least one field must be given."""
+    """A change to an experiment; at least one field must be given.
+
+    `force` is needed to lower the coverage of a running experiment (see apply_update).
+    """
 
     coverage: Share | None = None
     weights: dict[str, Share] | None = None
     kill_switch: bool | None = None
+    force: bool = False
 
 
 def default_experiment(now: datetime) -> ExperimentConfig:
@@ -125,6 +129,18 @@ def apply_update(
     if update.coverage is None and update.weights is None and update.kill_switch is None:
         raise InvalidInputError(
             "nothing to change: give at least one of coverage, weights, kill_switch"
+        )
+    if update.coverage is not None and update.coverage < config.coverage and not update.force:
+        # Bucket ranges shrink from their ends (server.experiments.assignment), so lowering
+        # coverage takes users already in an arm out of the experiment, and the analysis
+        # keeps them under the arm they were exposed to.
+        raise InvalidInputError(
+            f"coverage: lowering it from {config.coverage:g} to {update.coverage:g} while "
+            f"{config.name!r} runs takes users already in an arm out of the experiment: "
+            "they stop getting their arm but stay in the analysis under it, so their later "
+            "scans dilute the measured effect and the arms stop being comparable; to lower "
+            'it anyway send "force": true (CLI: --force), or use the kill switch to stop ML',
+            field="coverage",
         )
     arms = config.arms if update.weights is None else _checked_weights(config, update.weights)
     return msgspec.structs.replace(

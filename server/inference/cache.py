@@ -1,9 +1,9 @@
 """An in-process LRU cache of model outputs, keyed on the encoded feature row.
 
 The key is the row's float32 bytes: two scans that encode to the same features share an
-answer, whatever their user or session ids. Rows carry the time of day to the second
-(server.domain.features), so repeated scans hit only within that second unless they give
-a timestamp; that is the price of keys that are exactly what the model sees.
+answer, whatever their user or session ids. Served rows carry the time of day to the
+minute (server.inference.clock), so the same scan hits for the rest of its minute, with
+or without a timestamp; the key is still exactly what the model sees.
 
 One cache belongs to one `LoadedModel`, so a reload can never serve the old version's
 answers. It is used from the event loop thread only.

@@ -10,7 +10,8 @@ hand-off. Batches above `INLINE_MAX_ROWS` run on a worker thread (onnxruntime re
 the GIL). With SCANOPT_BATCHER on, single scans go through the micro-batcher instead.
 
 Benchmarks call `predict_one` directly: it is the whole in-process path (encode, cache,
-one run, response struct).
+one run, response struct). Rows are encoded as served (server.inference.clock: the time
+of day to the minute), so the cache hits for the same scan within a minute.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Final
 
-import numpy as np
-
 from server.domain.artifact import confidence_score
-from server.domain.features import encode_row, encode_scans
 from server.domain.scan import Scan
 from server.errors import NotReadyError
 from server.inference.batcher import MicroBatcher
 from server.inference.cache import RowValues
+from server.inference.clock import served_matrix, served_row
 from server.inference.model import Features, LoadedModel, Outputs, load_model
 from server.monitoring.counts import DriftCounter
 from server.monitoring.metrics import Metrics
@@ -116,7 +115,7 @@ class Predictor:
     def predict_one(self, scan: Scan, now: datetime | None = None) -> Prediction:
         """One scan, inline: encode, cache or one run, response."""
         model = self.model
-        row = np.asarray(encode_row(scan, now), dtype=np.float32)
+        row = served_row(scan, now)
         key = row.tobytes()
         values = self._cache_get(model, key)
         if values is None:
@@ -133,7 +132,7 @@ class Predictor:
         if self._batcher is None:
             return self.predict_one(scan)
         model = self.model
-        row = np.asarray(encode_row(scan), dtype=np.float32)
+        row = served_row(scan)
         key = row.tobytes()
         values = self._cache_get(model, key)
         if values is None:
@@ -146,7 +145,7 @@ class Predictor:
 
     async def predict_many(self, scans: Sequence[Scan]) -> tuple[str, list[Prediction]]:
         """Many scans in one run (off the loop when large); (model version, predictions)."""
-        features = encode_scans(scans, datetime.now(UTC))
+        features = served_matrix(scans, datetime.now(UTC))
         model, outputs = await self.run(features)
         columns = [out.tolist() for out in outputs]
         self._metrics.predicted(model.version, len(features))

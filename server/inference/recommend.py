@@ -10,8 +10,19 @@ Each candidate and the scan itself are scored together (lower is better)::
 
     score = 4.0 * miss + 2.0 * p_empty + 0.3 * ln(1 + duration_s) + 0.5 * cost
 
-where `miss` is the distance of the predicted count from the desired range on a log
-scale (0 inside it). A suggestion is returned only if it beats the scan as sent.
+where `miss` is the distance of the predicted count, on a log scale, from the desired
+range's safe zone: the range with `SAFE_MARGIN` of its log-width taken off each end (0
+inside it). Aiming inside the range, not at its edge, is what makes a suggestion land
+when the model is off by its usual error: measured by `just suggestions` against the
+market's ground truth.
+
+The search runs in two rounds of one onnxruntime run each: the scan's neighbours, then,
+when none of them is predicted inside the safe zone, the neighbours of the best
+`BEAM` of them (two steps away, for scans far from their range). Suggestions are distinct:
+one whose predicted outcome equals the scan's or an earlier suggestion's is left out. A
+suggestion is returned only if it beats the scan as sent; when none is predicted inside
+the desired range itself, `unreachable` says so and the closest candidate is the first
+suggestion (or none when nothing beats the scan as sent).
 """
 
 from __future__ import annotations
@@ -27,16 +38,28 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from server.domain.features import encode_scans
 from server.domain.scan import TIMEFRAME_MINUTES, UNIVERSE_SIZES, Scan, Timeframe, Universe
+from server.inference.clock import served_matrix
 from server.inference.model import Outputs
 from server.inference.predictor import Predictor, outcome_of
 from server.schemas import Change, RecommendRequest, RecommendResponse, Suggestion
 
-__all__ = ["MAX_CANDIDATES", "Move", "neighbours", "recommend"]
+__all__ = [
+    "BEAM",
+    "FIRST_ROUND",
+    "MAX_CANDIDATES",
+    "SAFE_MARGIN",
+    "Move",
+    "neighbours",
+    "recommend",
+    "safe_zone",
+]
 
-MAX_CANDIDATES: Final = 300
-W_MISS: Final = 4.0
+MAX_CANDIDATES: Final = 250
+FIRST_ROUND: Final = 150  # neighbours of the scan; the second round takes the rest
+BEAM: Final = 4
+SAFE_MARGIN: Final = 0.3
+W_MISS: Final = 6.0
 W_EMPTY: Final = 2.0
 W_DURATION: Final = 0.3
 W_COST: Final = 0.5
@@ -98,60 +121,127 @@ def neighbours(scan: Scan, limit: int = MAX_CANDIDATES) -> list[_Candidate]:
 
 
 async def recommend(predictor: Predictor, request: RecommendRequest) -> RecommendResponse:
-    """Score the scan and its neighbours in one run and return the best changes."""
+    """Score the scan and its neighbours (and theirs, when needed); the best distinct ones."""
     loop = asyncio.get_running_loop()
     now = datetime.now(UTC)
+    scan, low, high = request.scan, request.min_results, request.max_results
 
     def build() -> tuple[list[_Candidate], npt.NDArray[np.float32]]:
-        found = neighbours(request.scan)
-        return found, encode_scans([request.scan, *(c.scan for c in found)], now)
+        found = neighbours(scan, FIRST_ROUND)
+        return found, served_matrix([scan, *(c.scan for c in found)], now)
 
-    # Building and encoding ~300 scans costs milliseconds: keep it off the event loop.
+    # Building and encoding a few hundred scans costs milliseconds: keep it off the loop.
     candidates, features = await loop.run_in_executor(None, build)
     model, outputs = await predictor.run(features)
-    costs = np.array([0.0, *(c.cost for c in candidates)])
-    scores = score(outputs, costs, request.min_results, request.max_results)
-    columns = [out.tolist() for out in outputs]
-    rows = list(zip(*columns, strict=True))
+    rows = list(zip(*(out.tolist() for out in outputs), strict=True))
+    scores = score(outputs, np.array([0.0, *(c.cost for c in candidates)]), low, high)
+    safe_low, safe_high = safe_zone(low, high)
+    if not any(safe_low <= row[0] <= safe_high for row in rows[1:]):
+        best = [int(i) + 1 for i in np.argsort(scores[1:], kind="stable")[:BEAM]]
+        starts = [candidates[i - 1] for i in best]
+
+        def build_more() -> tuple[list[_Candidate], npt.NDArray[np.float32]]:
+            more = _second_round(scan, starts, candidates, MAX_CANDIDATES - len(candidates))
+            return more, served_matrix([c.scan for c in more], now)
+
+        more, more_features = await loop.run_in_executor(None, build_more)
+        if more:
+            again, more_outputs = await predictor.run(more_features)
+            if again.version == model.version:  # a reload in between: keep round one only
+                candidates += more
+                rows += list(zip(*(out.tolist() for out in more_outputs), strict=True))
+                more_costs = np.array([c.cost for c in more])
+                scores = np.concatenate([scores, score(more_outputs, more_costs, low, high)])
     current_score = float(scores[0])
-    order = [i for i in np.argsort(scores[1:], kind="stable") + 1 if scores[i] < current_score]
-    suggestions = [
-        Suggestion(
-            scan=candidates[i - 1].scan,
-            prediction=outcome_of(rows[i]),
-            changes=_changes(request.scan, candidates[i - 1].updates),
-            score=float(scores[i]),
+    suggestions: list[Suggestion] = []
+    seen = {rows[0]}
+    for i in np.argsort(scores[1:], kind="stable") + 1:
+        if len(suggestions) >= request.limit or scores[i] >= current_score:
+            break
+        changes = _changes(scan, candidates[i - 1].updates)
+        if not changes or rows[i] in seen:  # a no-op, or the same outcome as one shown
+            continue
+        seen.add(rows[i])
+        suggestions.append(
+            Suggestion(
+                scan=candidates[i - 1].scan,
+                prediction=outcome_of(rows[i]),
+                changes=changes,
+                score=float(scores[i]),
+            )
         )
-        for i in order[: request.limit]
-    ]
     count = rows[0][0]
     if predictor.drift is not None:  # the user's own scan is traffic; its neighbours are not
         predictor.drift.observe_row(model.version, features[0], rows[0])
+    in_range = low <= count <= high
+    lands = any(low <= s.prediction.result_count.predicted <= high for s in suggestions)
+    unreachable = not in_range and not lands
     return RecommendResponse(
         model_version=model.version,
         current=outcome_of(rows[0]),
-        current_in_range=request.min_results <= count <= request.max_results,
+        current_in_range=in_range,
         current_score=current_score,
         suggestions=suggestions,
         candidates_scored=len(candidates),
+        unreachable=unreachable,
+        note=_unreachable_note(low, high, suggestions, count) if unreachable else None,
     )
+
+
+def safe_zone(low: int, high: int) -> tuple[float, float]:
+    """The desired range without `SAFE_MARGIN` of its log-width at each end."""
+    log_low, log_high = math.log1p(low), math.log1p(high)
+    margin = SAFE_MARGIN * (log_high - log_low)
+    return math.expm1(log_low + margin), math.expm1(log_high - margin)
 
 
 def score(
     outputs: Outputs, costs: npt.NDArray[np.float64], low: int, high: int
 ) -> npt.NDArray[np.float64]:
     """The ranking score of every row (module docstring); lower is better."""
+    safe_low, safe_high = safe_zone(low, high)
     count = outputs[0].astype(np.float64)
     duration = outputs[3].astype(np.float64)
     p_empty = outputs[6].astype(np.float64)
-    below = np.log((low + 1.0) / (np.maximum(count, 0.0) + 1.0))
-    above = np.log((np.maximum(count, 0.0) + 1.0) / (high + 1.0))
+    below = np.log((safe_low + 1.0) / (np.maximum(count, 0.0) + 1.0))
+    above = np.log((np.maximum(count, 0.0) + 1.0) / (safe_high + 1.0))
     miss = np.maximum(np.maximum(below, above), 0.0)
     return (
         W_MISS * miss
         + W_EMPTY * p_empty
         + W_DURATION * np.log1p(np.maximum(duration, 0.0))
         + W_COST * costs
+    )
+
+
+def _second_round(
+    scan: Scan, starts: list[_Candidate], known: list[_Candidate], budget: int
+) -> list[_Candidate]:
+    """Neighbours of the best first-round candidates: two steps from the scan."""
+    seen = {msgspec.json.encode(scan), *(msgspec.json.encode(c.scan) for c in known)}
+    out: list[_Candidate] = []
+    per_start = max(budget // max(len(starts), 1), 1)
+    for start in starts:
+        for step in neighbours(start.scan, per_start):
+            key = msgspec.json.encode(step.scan)
+            if key in seen:
+                continue
+            seen.add(key)
+            updates = {**start.updates, **step.updates}
+            out.append(_Candidate(step.scan, updates, start.cost + step.cost))
+    return out[:budget]
+
+
+def _unreachable_note(low: int, high: int, suggestions: list[Suggestion], count: float) -> str:
+    if suggestions:
+        closest = suggestions[0].prediction.result_count.predicted
+        return (
+            f"no change within reach is predicted to give {low}-{high} results; the closest "
+            f"(the first suggestion) is predicted to give {closest:.1f} (as sent: {count:.1f})"
+        )
+    return (
+        f"no change within reach is predicted to give {low}-{high} results, nor to come "
+        f"closer than the scan as sent ({count:.1f})"
     )
 
 

@@ -28,6 +28,7 @@ from server.errors import (
     NotReadyError,
     ScanoptError,
     StoreUnavailableError,
+    UnsupportedMediaTypeError,
 )
 from server.monitoring.metrics import Metrics
 from server.schemas import ErrorBody
@@ -38,6 +39,7 @@ __all__ = ["STATUS", "exception_handlers"]
 # Most specific first: the first class the error is an instance of decides.
 STATUS: Final[tuple[tuple[type[ScanoptError], int], ...]] = (
     (BodyTooLargeError, 413),
+    (UnsupportedMediaTypeError, 415),
     (InputError, 400),
     (ArtifactError, 409),
     (NotReadyError, 503),

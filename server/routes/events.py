@@ -5,7 +5,8 @@ Events are idempotent by the client's `event_id`: 201 once committed, 200 with s
 They may arrive in any order and are stored with their own timestamps. References are
 checked: an unknown `prediction_id` is 404 (ids are recognised without a lookup, see
 server.store.prediction_ids); an unknown experiment or arm, or a timestamp more than
-`MAX_CLOCK_SKEW` in the future, is 422 naming what is allowed.
+timestamp no scanner can send (server.domain.scan.timestamp_problem, the rule scans follow
+too), is 422 naming what is allowed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery
 
+from server.domain.scan import MAX_CLOCK_SKEW, timestamp_problem
 from server.errors import (
     ExperimentNotFoundError,
     InvalidInputError,
@@ -32,13 +34,11 @@ from server.store.records import Ack, Event, UsageReport
 __all__ = ["MAX_CLOCK_SKEW", "USAGE_WINDOW", "check_event", "routes"]
 
 _EVENT = msgspec.json.Decoder(Event)
-# A scanner clock this far ahead is broken; its events would distort every time window.
-MAX_CLOCK_SKEW: Final = timedelta(hours=1)
 USAGE_WINDOW: Final = timedelta(days=7)
 
 
 def check_event(gate: ExperimentGate, ids: PredictionIds, event: Event, now: datetime) -> None:
-    """Raise if the event refers to something unknown or claims to come from the future."""
+    """Raise if the event refers to something unknown or has a timestamp no scanner sends."""
     try:
         config = gate.config(event.experiment)
     except ExperimentNotFoundError as exc:
@@ -51,12 +51,8 @@ def check_event(gate: ExperimentGate, ids: PredictionIds, event: Event, now: dat
         )
     if event.prediction_id is not None and not ids.issued(event.prediction_id):
         raise UnknownPredictionError(event.prediction_id)
-    if event.timestamp - now > MAX_CLOCK_SKEW:
-        raise InvalidInputError(
-            f"timestamp: {event.timestamp.isoformat()} is more than {MAX_CLOCK_SKEW} ahead of "
-            f"the server's clock ({now.isoformat(timespec='seconds')}); expected when it happened",
-            field="timestamp",
-        )
+    if problem := timestamp_problem(event.timestamp, now):
+        raise InvalidInputError(problem, field="timestamp")
 
 
 def routes(store: Store, gate: ExperimentGate, ids: PredictionIds) -> list[HTTPRouteHandler]:

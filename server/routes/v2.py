@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from server.content_type import OPTIONAL_CONTENT_TYPE
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import N_FEATURES
 from server.errors import ModelNotFoundError, NotReadyError
@@ -32,6 +33,7 @@ __all__ = ["MODEL_NAME", "routes"]
 
 MODEL_NAME: Final = "scanopt"
 _PLATFORM: Final = "onnxruntime_onnx"
+_INFER_OPT: Final = {"body": V2InferRequest, OPTIONAL_CONTENT_TYPE: True}
 _INPUTS: Final = [V2TensorMetadata(name=MODEL_INPUT, datatype="FP32", shape=[-1, N_FEATURES])]
 Req = Request[Any, Any, Any]
 _OUTPUTS: Final = [V2TensorMetadata(name=n, datatype="FP32", shape=[-1]) for n in MODEL_OUTPUTS]
@@ -56,15 +58,18 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
         """Server name, version and protocol extensions."""
         return V2ServerMetadata(name="scanopt", version=version, extensions=["binary_tensor_data"])
 
-    @get("/v2/health/live", tags=["v2"])
-    async def live() -> Response[None]:
-        """200 while the worker answers."""
-        return Response(None, status_code=200)
+    # KServe's required_api.md: "The HTTP response status code indicates a boolean result
+    # for the health request ... The HTTP request and response bodies should be empty."
+    @get("/v2/health/live", tags=["v2"], media_type=MediaType.TEXT)
+    async def live() -> Response[bytes]:
+        """200 with an empty body while the worker answers."""
+        return Response(b"", status_code=200, media_type=MediaType.TEXT)
 
-    @get("/v2/health/ready", tags=["v2"])
-    async def ready() -> Response[None]:
-        """200 once the model is loaded and warmed, 503 before."""
-        return Response(None, status_code=200 if predictor.ready else 503)
+    @get("/v2/health/ready", tags=["v2"], media_type=MediaType.TEXT)
+    async def ready() -> Response[bytes]:
+        """200 with an empty body once the model is loaded and warmed, 503 before."""
+        status = 200 if predictor.ready else 503
+        return Response(b"", status_code=status, media_type=MediaType.TEXT)
 
     def describe(name: str, wanted: str | None) -> V2ModelMetadata:
         model = served(name, wanted)
@@ -122,7 +127,8 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
         """The same for one version."""
         return readiness(name, model_version)
 
-    @post("/v2/models/{name:str}/infer", status_code=200, opt={"body": V2InferRequest}, tags=["v2"])
+    # tritonclient sends JSON infer requests without a content type, as Triton accepts.
+    @post("/v2/models/{name:str}/infer", status_code=200, opt=_INFER_OPT, tags=["v2"])
     async def infer(request: Req, name: FromPath[str]) -> Response[bytes]:
         """Run the model on "features" FP32 [n, N_FEATURES]; JSON or binary tensors."""
         return await run(request, name, None)
@@ -130,7 +136,7 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
     @post(
         "/v2/models/{name:str}/versions/{model_version:str}/infer",
         status_code=200,
-        opt={"body": V2InferRequest},
+        opt=_INFER_OPT,
         tags=["v2"],
     )
     async def version_infer(

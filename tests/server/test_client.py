@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,8 +12,9 @@ import httpx
 import msgspec
 import pytest
 
-from server.client import Answer, ScanoptClient, ScanoptError
+from server.client import Answer, ReportStats, ScanoptClient, ScanoptError
 from server.domain.scan import Scan
+from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import ServerProcess, server_env
 
@@ -78,9 +81,8 @@ def test_events_are_resent_with_the_same_event_id() -> None:
         httpx.ReadTimeout("lost"),
         httpx.Response(200, json={"id": "x", "status": "duplicate"}),
     )
-    with mock_client(script) as client:
-        ack = client.scan_completed(scan(), result_count=3, duration_s=1.2)
-    assert ack.status == "duplicate"
+    with mock_client(script, strict=True) as client:
+        client.scan_completed(scan(), result_count=3, duration_s=1.2)
     assert script.bodies[0] == script.bodies[1]
     sent = msgspec.json.decode(script.bodies[0])
     assert (sent["type"], sent["result_count"], len(sent["event_id"])) == ("scan_completed", 3, 32)
@@ -90,7 +92,7 @@ def test_client_errors_are_not_retried_and_carry_the_field() -> None:
     """A 4xx is final: ScanoptError has the status, kind and field from the server."""
     body = {"error": "satisfaction: Expected `int` <= 5", "kind": "bad_input", "field": "x"}
     script = Script(httpx.Response(400, json=body))
-    with mock_client(script) as client, pytest.raises(ScanoptError) as caught:
+    with mock_client(script, strict=True) as client, pytest.raises(ScanoptError) as caught:
         client.feedback(PREDICTION_ID, satisfaction=9, usefulness=1)
     assert (caught.value.status, caught.value.kind, caught.value.field) == (400, "bad_input", "x")
     assert len(script.bodies) == 1
@@ -109,6 +111,7 @@ def test_events_carry_the_answer_they_follow() -> None:
     answer = Answer(prediction_id=PREDICTION_ID, arm="treatment", ml_enabled=True)
     with mock_client(script) as client:
         client.scan_started(scan(), answer)
+        assert client.flush(5.0)
     sent = msgspec.json.decode(script.bodies[0])
     assert (sent["prediction_id"], sent["arm"], sent["user_id"]) == (
         PREDICTION_ID,
@@ -142,16 +145,16 @@ def test_end_to_end_scanner_flow(server: str) -> None:
             answer = client.predict(scan(user))
             assert (answer.arm, answer.ml_enabled) == (arm, arm == "treatment")
             assert (answer.result_count is not None) == (arm == "treatment")
-            assert client.scan_started(scan(user), answer).status == "created"
-            assert client.first_result(scan(user), answer, elapsed_s=0.3).status == "created"
-            done = client.scan_completed(
+            client.scan_started(scan(user), answer)
+            client.first_result(scan(user), answer, elapsed_s=0.3)
+            client.scan_completed(
                 scan(user), answer, result_count=0, duration_s=2.5, suggestion_shown=False
             )
-            assert done.status == "created"
-            rating = client.feedback(answer.prediction_id, satisfaction=3, usefulness=4)
-            assert rating.status == "created"
-            again = client.feedback(answer.prediction_id, satisfaction=3, usefulness=4)
-            assert again.status == "duplicate"
+            rating = Feedback(prediction_id=answer.prediction_id, satisfaction=3, usefulness=4)
+            assert client.send_feedback(rating).status == "created"
+            assert client.send_feedback(rating).status == "duplicate"
+        assert client.flush(10.0)
+        assert client.reporting == ReportStats(queued=6, sent=6)
         recommended = client.recommend(scan("u-1"), limit=2)
         assert recommended.ml_enabled
         assert recommended.suggestions is not None
@@ -160,7 +163,7 @@ def test_end_to_end_scanner_flow(server: str) -> None:
             "control",
         ]
         with pytest.raises(ScanoptError) as caught:
-            client.feedback("f" * 40, satisfaction=3, usefulness=4)
+            client.send_feedback(Feedback(prediction_id="f" * 40, satisfaction=3, usefulness=4))
         assert (caught.value.status, caught.value.field) == (404, "prediction_id")
 
 
@@ -170,3 +173,71 @@ def test_unreachable_server_fails_fast() -> None:
     with client, pytest.raises(ScanoptError) as caught:
         client.predict(scan())
     assert caught.value.kind == "unreachable"
+
+
+def test_reporting_never_raises_when_the_server_is_down() -> None:
+    """Fail-open: events and feedback against a dead server return, and are counted failed
+    after their retries, each retry the same bytes."""
+    script = Script(*[httpx.ConnectError("refused")] * 6)
+    with mock_client(script, report_retries=2) as client:
+        client.scan_started(scan())
+        client.feedback(PREDICTION_ID, satisfaction=3, usefulness=4)
+        assert client.flush(5.0)
+        assert client.reporting == ReportStats(queued=2, failed=2)
+    assert script.bodies[0] == script.bodies[1] == script.bodies[2]
+    assert len(script.bodies) == 6
+
+
+def test_a_full_queue_drops_and_counts() -> None:
+    """With the sender stuck, calls beyond the queue's capacity are dropped and counted,
+    and close gives up after its flush timeout, counting what is left."""
+    release = threading.Event()
+
+    def stuck(request: httpx.Request) -> httpx.Response:
+        release.wait(5.0)
+        return httpx.Response(201, json={"id": "e", "status": "created"})
+
+    client = mock_client(stuck, queue_size=2, flush_timeout_s=0.2)
+    client.scan_started(scan())  # taken by the sender, which blocks
+    time.sleep(0.3)
+    for _ in range(4):
+        client.scan_started(scan())
+    assert client.reporting.dropped == 2
+    client.close()
+    release.set()
+    stats = client.reporting
+    assert (stats.queued, stats.dropped) == (3, 4)  # 2 full + 2 left at close
+
+
+def test_close_flushes_the_queue() -> None:
+    """Every queued call is delivered before close returns."""
+    script = Script(*[httpx.Response(201, json={"id": "e", "status": "created"})] * 20)
+    with mock_client(script) as client:
+        for _ in range(20):
+            client.scan_completed(scan(), result_count=1, duration_s=0.5)
+    assert client.reporting == ReportStats(queued=20, sent=20)
+    assert len(script.bodies) == 20
+
+
+def test_strict_mode_raises_on_reporting() -> None:
+    """strict=True sends inline and raises what the server said."""
+    script = Script(httpx.Response(404, json={"error": "unknown", "kind": "not_found"}))
+    with mock_client(script, strict=True) as client, pytest.raises(ScanoptError) as caught:
+        client.scan_started(scan(), Answer(prediction_id="b" * 40, arm=None, ml_enabled=False))
+    assert caught.value.status == 404
+
+
+def test_an_outcome_without_an_answer_is_still_reported() -> None:
+    """No answer (the service failed): the events go out unlinked; feedback is skipped."""
+    script = Script(*[httpx.Response(201, json={"id": "e", "status": "created"})] * 2)
+    with mock_client(script) as client:
+        client.scan_started(scan(), None)
+        client.scan_completed(scan(), None, result_count=4, duration_s=1.0)
+        client.feedback(None, satisfaction=4, usefulness=4)
+    assert client.reporting == ReportStats(queued=2, sent=2, skipped=1)
+    assert all("prediction_id" not in msgspec.json.decode(b) for b in script.bodies)
+    with (
+        mock_client(Script(), strict=True) as strict,
+        pytest.raises(ScanoptError, match="no prediction"),
+    ):
+        strict.feedback(None, satisfaction=4, usefulness=4)

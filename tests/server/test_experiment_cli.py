@@ -51,6 +51,7 @@ def test_set_changes_coverage_and_weights(dsn: str) -> None:
         "0.1",
         "--weights",
         "control=0.2,treatment=0.8",
+        "--force",
     ]
     assert main(args) == 0
     config = _stored(dsn)
@@ -72,6 +73,7 @@ def test_kill_and_resume_flip_the_switch(dsn: str) -> None:
         (["set", "ml_scanning", "--coverage", "1.5"], 2, "<= 1.0"),
         (["set", "ml_scanning", "--weights", "control=0.6,treatment=0.6"], 2, "sum to 1"),
         (["set", "ml_scanning"], 2, "nothing to change"),
+        (["set", "ml_scanning", "--coverage", "0.5"], 2, "--force"),
         (["show", "nope"], 1, "unknown experiment 'nope'"),
     ],
 )

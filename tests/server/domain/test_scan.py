@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
-from server.domain.scan import UNIVERSE_SIZES, Scan, ScanRecord, Universe
+from server.domain.scan import (
+    EARLIEST_TIMESTAMP,
+    UNIVERSE_SIZES,
+    Scan,
+    ScanRecord,
+    Universe,
+    timestamp_problem,
+)
 
 GOOD: dict[str, Any] = {
     "user_id": "u1",
@@ -100,3 +108,44 @@ def test_record_requires_timestamp_and_strips_to_scan() -> None:
         decode(body | {"result_count": 3, "duration_s": 3.0}, ScanRecord)
     record = decode(GOOD | {"result_count": 3, "duration_s": 3.0}, ScanRecord)
     assert record.to_scan() == decode(GOOD)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("lookback_bars", 5, "Expected `int` >= 10 - at `$.lookback_bars`"),
+        ("min_price", float("nan"), "Expected `float` >= 0.0 - at `$.min_price`"),
+        ("user_id", "", "Expected `str` of length >= 1 - at `$.user_id`"),
+    ],
+)
+def test_a_scan_built_in_python_is_checked_as_a_body_is(
+    field: str, value: Any, expected: str
+) -> None:
+    """Scan(...) applies the same annotated rules as decoding, with the decoder's message."""
+    fields = {f: getattr(decode(GOOD), f) for f in Scan.__struct_fields__}
+    with pytest.raises(msgspec.ValidationError) as built:
+        Scan(**{**fields, field: value})
+    assert str(built.value) == expected
+    if value == value:  # NaN is not JSON: the decoder never sees one
+        with pytest.raises(msgspec.ValidationError) as decoded:
+            decode({**GOOD, field: value})
+        assert str(decoded.value) == str(built.value)
+
+
+@pytest.mark.parametrize("stamp", ["1900-01-01T00:00:00Z", "9999-12-31T00:00:00Z"])
+def test_timestamps_no_scanner_can_send_are_refused_with_the_range(stamp: str) -> None:
+    """1900 and 9999 are refused; the message gives the accepted range."""
+    with pytest.raises(msgspec.ValidationError) as caught:
+        decode({**GOOD, "timestamp": stamp})
+    message = str(caught.value)
+    assert message.startswith("timestamp (")
+    assert "expected from 2000-01-01T00:00:00+00:00 to 1 h after the server's clock" in message
+
+
+def test_timestamp_problem_allows_the_past_and_an_hour_of_skew() -> None:
+    """2000-01-01 and now + 59 min pass; now + 61 min does not."""
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert timestamp_problem(EARLIEST_TIMESTAMP, now) is None
+    assert timestamp_problem(now + timedelta(minutes=59), now) is None
+    assert timestamp_problem(now + timedelta(minutes=61), now) is not None
+    assert timestamp_problem(EARLIEST_TIMESTAMP - timedelta(seconds=1), now) is not None

@@ -92,7 +92,9 @@ def test_config_round_trips_through_json() -> None:
 
 def test_assign_respects_coverage_but_not_the_kill_switch() -> None:
     """`assign` is the pure hash: zero coverage puts nobody in, the kill switch is the gate's."""
-    nobody = apply_update(default_experiment(NOW), ExperimentUpdate(coverage=0.0), LATER)
+    nobody = apply_update(
+        default_experiment(NOW), ExperimentUpdate(coverage=0.0, force=True), LATER
+    )
     assert {nobody.assign(f"u{i}") for i in range(100)} == {None}
     killed = apply_update(default_experiment(NOW), ExperimentUpdate(kill_switch=True), LATER)
     assert {killed.assign(f"u{i}") for i in range(100)} == {"control", "treatment"}

@@ -68,7 +68,7 @@ async def test_kill_switch_turns_ml_off_for_everyone(store: Store) -> None:
 async def test_zero_coverage_puts_nobody_in(store: Store) -> None:
     """Coverage 0 keeps every user outside (arm None, ML off)."""
     gate, _ = _gate(store)
-    await _change(store, coverage=0.0)
+    await _change(store, coverage=0.0, force=True)
     await gate.refresh()
     assert {gate.decide(u).arm for u in USERS} == {None}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,17 @@ def test_repeated_row_is_served_from_the_cache(artifacts: Path) -> None:
     second = predictor.predict_one(other_user)
     assert cache_counts(metrics) == (1, 1)
     assert second == first
+
+
+def test_a_scan_without_timestamp_hits_within_its_minute(artifacts: Path) -> None:
+    """The server's clock is bucketed to the minute: the same scan at :05 and :55 is one
+    miss and one hit; at the next minute it is a miss again."""
+    predictor, metrics = counted_predictor(artifacts)
+    scan = msgspec.structs.replace(BASE, timestamp=None)
+    minute = datetime(2026, 3, 3, 15, 1, tzinfo=UTC)
+    for seconds in (5, 55, 65):
+        predictor.predict_one(scan, minute + timedelta(seconds=seconds))
+    assert cache_counts(metrics) == (1, 2)
 
 
 def test_cache_size_zero_never_looks_up(artifacts: Path) -> None:

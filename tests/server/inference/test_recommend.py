@@ -1,8 +1,10 @@
-"""Recommendations: a few hundred valid neighbours, small changes first, one batched run."""
+"""Recommendations: a few hundred valid neighbours, small changes first, at most two
+batched runs, distinct suggestions aimed inside the range, unreachable ranges said."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import msgspec
@@ -10,7 +12,14 @@ import pytest
 
 from server.domain.scan import Scan
 from server.inference.predictor import Predictor
-from server.inference.recommend import MAX_CANDIDATES, neighbours, recommend
+from server.inference.recommend import (
+    FIRST_ROUND,
+    MAX_CANDIDATES,
+    SAFE_MARGIN,
+    neighbours,
+    recommend,
+    safe_zone,
+)
 from server.monitoring.counts import DriftCounter
 from server.monitoring.metrics import Metrics
 from server.schemas import RecommendRequest
@@ -66,7 +75,8 @@ def test_recommend_returns_better_scored_suggestions(predictor: Predictor) -> No
     request = RecommendRequest(scan=BASE, min_results=5, max_results=100, limit=5)
     answer = asyncio.run(recommend(predictor, request))
     assert answer.model_version == predictor.model.version
-    assert answer.candidates_scored == len(neighbours(BASE))
+    assert answer.candidates_scored >= len(neighbours(BASE, FIRST_ROUND))
+    assert answer.candidates_scored <= MAX_CANDIDATES
     scores = [s.score for s in answer.suggestions]
     assert scores == sorted(scores)
     assert all(score < answer.current_score for score in scores)
@@ -80,16 +90,21 @@ def test_recommend_returns_better_scored_suggestions(predictor: Predictor) -> No
             assert change.from_ == getattr(before, "value", before)
 
 
-def test_recommend_scores_all_candidates_in_one_run(predictor: Predictor, metrics: Metrics) -> None:
-    """The scan and its neighbours go through onnxruntime together, once."""
+def test_recommend_scores_candidates_in_at_most_two_runs(
+    predictor: Predictor, metrics: Metrics
+) -> None:
+    """The scan and its neighbours go through onnxruntime together, and the second round
+    (two steps away) in one more run at most; every candidate is scored once."""
 
     def batch_size(stat: str) -> float:
         return metrics.registry.get_sample_value(f"scanopt_batch_size_{stat}") or 0.0
 
-    runs, rows = batch_size("count"), batch_size("sum")
-    answer = asyncio.run(recommend(predictor, RecommendRequest(scan=BASE)))
-    assert batch_size("count") - runs == 1
-    assert batch_size("sum") - rows == answer.candidates_scored + 1
+    for wanted in ((5, 100), (150, 400)):  # near the scan, and far from it
+        runs, rows = batch_size("count"), batch_size("sum")
+        request = RecommendRequest(scan=BASE, min_results=wanted[0], max_results=wanted[1])
+        answer = asyncio.run(recommend(predictor, request))
+        assert batch_size("count") - runs in (1, 2)
+        assert batch_size("sum") - rows == answer.candidates_scored + 1
 
 
 def test_recommend_counts_only_the_users_scan_for_drift(predictor: Predictor) -> None:
@@ -98,3 +113,42 @@ def test_recommend_counts_only_the_users_scan_for_drift(predictor: Predictor) ->
     answer = asyncio.run(recommend(predictor, RecommendRequest(scan=BASE)))
     assert answer.candidates_scored > 1
     assert predictor.drift.pending == 1
+
+
+def test_suggestions_have_distinct_outcomes_and_real_changes(predictor: Predictor) -> None:
+    """No answer holds two suggestions predicting the same outcome, or one predicting what
+    the scan as sent predicts, over many scans and ranges."""
+    for lookback in (10, 50, 200, 500):
+        for low, high in ((1, 20), (5, 50), (10, 100), (100, 400)):
+            scan = msgspec.structs.replace(BASE, lookback_bars=lookback)
+            request = RecommendRequest(scan=scan, min_results=low, max_results=high, limit=5)
+            answer = asyncio.run(recommend(predictor, request))
+            outcomes = [msgspec.json.encode(s.prediction) for s in answer.suggestions]
+            assert len(set(outcomes)) == len(outcomes)
+            assert msgspec.json.encode(answer.current) not in outcomes
+            assert all(s.changes for s in answer.suggestions)
+
+
+def test_an_unreachable_range_is_said_with_the_closest_candidate(predictor: Predictor) -> None:
+    """A range no change can reach (1,900-2,000 results of a 503-symbol universe) gets
+    unreachable, a note naming the range, and the closest candidate first."""
+    request = RecommendRequest(scan=BASE, min_results=1900, max_results=2000)
+    answer = asyncio.run(recommend(predictor, request))
+    assert answer.unreachable
+    assert answer.note is not None
+    assert "1900-2000 results" in answer.note
+    if answer.suggestions:
+        assert "the closest (the first suggestion)" in answer.note
+    usual = asyncio.run(recommend(predictor, RecommendRequest(scan=BASE)))
+    lands = any(5 <= s.prediction.result_count.predicted <= 100 for s in usual.suggestions)
+    assert usual.unreachable == (not usual.current_in_range and not lands)
+    assert (usual.note is None) == (not usual.unreachable)
+
+
+def test_the_safe_zone_is_inside_the_range_on_a_log_scale() -> None:
+    """SAFE_MARGIN of the log-width comes off each end: [10, 100] -> about [20, 51]."""
+    low, high = safe_zone(10, 100)
+    assert 10 < low < high < 100
+    width = math.log1p(100) - math.log1p(10)
+    assert math.log1p(low) - math.log1p(10) == pytest.approx(SAFE_MARGIN * width)
+    assert math.log1p(100) - math.log1p(high) == pytest.approx(SAFE_MARGIN * width)

@@ -61,7 +61,35 @@ CASES: list[tuple[str, str, bytes | dict[str, Any], int, str | None, str]] = [
         "required field is missing",
     ),
     ("unknown field", "/v1/predict", {**GOOD, "colour": "red"}, 400, "colour", "unknown field"),
-    ("NaN", "/v1/predict", raw('{"min_price": NaN}'), 400, None, "not valid JSON"),
+    ("NaN", "/v1/predict", raw('{"min_price": NaN}'), 400, "min_price", "NaN is not a JSON"),
+    (
+        "-Infinity in a batch",
+        "/v1/predict/batch",
+        raw(
+            json.dumps({"scans": [GOOD, {**GOOD, "min_price": 1.2345}]}).replace(
+                "1.2345", "-Infinity"
+            )
+        ),
+        400,
+        "scans[1].min_price",
+        "-Infinity is not a JSON number: expected a finite number",
+    ),
+    (
+        "timestamp in 1900",
+        "/v1/predict",
+        {**GOOD, "timestamp": "1900-01-01T00:00:00Z"},
+        400,
+        "timestamp",
+        "expected from 2000-01-01T00:00:00+00:00 to 1 h after the server's clock",
+    ),
+    (
+        "timestamp in 9999",
+        "/v1/recommend",
+        {"scan": {**GOOD, "timestamp": "9999-12-31T23:59:59Z"}},
+        400,
+        "scan.timestamp",
+        "is outside what a scanner can send",
+    ),
     (
         "infinity",
         "/v1/predict",
@@ -175,6 +203,38 @@ def test_malformed_body_is_a_4xx_naming_the_field(
     if field is not None:
         assert body["error"].startswith(field)
     assert small.post("/v1/predict", json=GOOD).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", "", None],
+)
+def test_a_body_that_is_not_json_is_415(small: Client, content_type: str | None) -> None:
+    """Anything but JSON, a missing content type included, is 415 naming the header and
+    what is accepted; the body is not looked at."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = small.post("/v1/predict", content=json.dumps(GOOD).encode(), headers=headers)
+    assert response.status_code == 415
+    body = response.json()
+    assert (body["kind"], body["field"]) == ("unsupported_media_type", "content-type")
+    assert "expected application/json (a charset allowed) or a +json type" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/scan+json",
+    ],
+)
+def test_json_content_types_are_accepted(small: Client, content_type: str) -> None:
+    """application/json with or without parameters, in any case, and +json types pass."""
+    response = small.post(
+        "/v1/predict", content=json.dumps(GOOD).encode(), headers={"content-type": content_type}
+    )
+    assert response.status_code == 200
 
 
 def test_body_over_the_size_limit_is_413(small: Client) -> None:

@@ -59,7 +59,7 @@ def test_kill_switch_flip_is_stored_and_served(client: TestClient[Any]) -> None:
 
 def test_rollout_change_is_applied(client: TestClient[Any]) -> None:
     """Coverage and weights change together in one PUT."""
-    body = {"coverage": 0.1, "weights": {"control": 0.2, "treatment": 0.8}}
+    body = {"coverage": 0.1, "weights": {"control": 0.2, "treatment": 0.8}, "force": True}
     response = client.put(PATH, json=body, headers=AUTH)
     assert response.status_code == 200
     assert response.json()["coverage"] == 0.1
@@ -222,7 +222,7 @@ def test_gradual_rollout_only_adds_users(client_for: Any) -> None:
         answers = client.post("/v1/predict/batch", json={"scans": scans}).json()["predictions"]
         return {u: a["arm"] for u, a in zip(users, answers, strict=True)}
 
-    client.put(PATH, json={"coverage": 0.1}, headers=headers)
+    client.put(PATH, json={"coverage": 0.1, "force": True}, headers=headers)
     small = arms()
     client.put(PATH, json={"coverage": 0.5}, headers=headers)
     large = arms()
@@ -247,3 +247,18 @@ def test_shutdown_flushes_the_prediction_log(artifacts: Any) -> None:
             await store.close()
 
     assert asyncio.run(logged()) == USERS
+
+
+def test_lowering_coverage_needs_force(client: TestClient[Any]) -> None:
+    """Lowering a running experiment's coverage is 422 saying what it does to the analysis,
+    and nothing changes; with "force": true it goes through."""
+    refused = client.put(PATH, json={"coverage": 0.5}, headers=AUTH)
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["field"] == "coverage"
+    assert "stay in the analysis" in body["error"]
+    assert '"force": true' in body["error"]
+    assert client.get("/v1/experiments/ml_scanning").json()["coverage"] == 1.0
+    forced = client.put(PATH, json={"coverage": 0.5, "force": True}, headers=AUTH)
+    assert (forced.status_code, forced.json()["coverage"]) == (200, 0.5)
+    assert client.put(PATH, json={"coverage": 0.8}, headers=AUTH).status_code == 200  # raising

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server.conftest import SCAN, Versions
 
@@ -82,3 +83,18 @@ def test_recommend_range_defaults_to_5_to_100(client: Client) -> None:
     body = client.post("/v1/recommend", json={"scan": SCAN}).json()
     count = body["current"]["result_count"]["predicted"]
     assert body["current_in_range"] == (5 <= count <= 100)
+
+
+def test_the_same_scan_without_timestamp_hits_the_cache(client: TestClient[Any]) -> None:
+    """Three posts of one body without a timestamp, within a second: the clock is bucketed
+    to the minute, so at least two share a minute and at least one is a cache hit."""
+    body = {k: v for k, v in SCAN.items() if k != "timestamp"}
+    for _ in range(3):
+        assert client.post("/v1/predict", json=body).status_code == 200
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert samples["scanopt_cache_hits_total"] >= 1
+    assert samples["scanopt_cache_hits_total"] + samples["scanopt_cache_misses_total"] == 3

@@ -29,9 +29,11 @@ def test_server_and_model_metadata(client: Client, built_versions: Versions) -> 
 
 
 def test_health_and_readiness(client: Client) -> None:
-    """Server live/ready and model ready answer 200."""
-    assert client.get("/v2/health/live").status_code == 200
-    assert client.get("/v2/health/ready").status_code == 200
+    """Server live/ready answer 200 with the empty body KServe's spec asks for (not
+    `null`); model ready answers its JSON."""
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        response = client.get(path)
+        assert (response.status_code, response.content) == (200, b"")
     assert client.get("/v2/models/scanopt/ready").json() == {"name": "scanopt", "ready": True}
 
 
@@ -130,3 +132,13 @@ def test_malformed_infer_is_400_with_error(client: Client) -> None:
     )
     assert response.status_code == 400
     assert "expected [n," in response.json()["error"]
+
+
+def test_infer_refuses_a_body_that_says_it_is_not_json(client: Client) -> None:
+    """A V2 infer body may come without a content type (tritonclient's JSON mode) but not
+    as text/plain: 415 naming the header."""
+    response = client.post(
+        "/v2/models/scanopt/infer", content=b"{}", headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert response.json()["field"] == "content-type"

@@ -54,7 +54,7 @@ async def test_update_applies_and_versions_the_config(store: Store) -> None:
     now = datetime.now(UTC)
     updated = await store.update_experiment(
         "ml_scanning",
-        ExperimentUpdate(coverage=0.2, weights={"control": 0.3, "treatment": 0.7}),
+        ExperimentUpdate(coverage=0.2, weights={"control": 0.3, "treatment": 0.7}, force=True),
         now,
     )
     assert updated.coverage == 0.2

@@ -1,0 +1,138 @@
+"""The OpenAPI document's error responses and value ranges, added once when the app is built.
+
+Every operation declares the errors it can answer, each with the one error body
+(`ErrorBody`: `error` naming the bad value and what was expected, `kind`, `field`):
+
+- 400, 413 and 415 for an operation with a JSON body (malformed, too large, not JSON);
+- 404 where a path names something (an experiment, a V2 model or version) and for
+  events and feedback (an unknown `prediction_id`);
+- 409 for events and feedback (an id reused with another body) and the admin reload
+  (a version refused, the old one keeps serving);
+- 422 where a rule beyond the schema applies (events, feedback, experiment changes);
+- 503 wherever the model or the store is needed (not ready, store unreachable), with
+  Retry-After.
+
+Every property that has a description gets its range appended, read from the schema's own
+constraints (minimum/maximum, lengths), so the numbers exist once: in the annotations of
+the domain module that msgspec turned into this schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, cast
+
+import msgspec
+from litestar import Litestar
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+
+from server.schemas import ErrorBody
+
+__all__ = ["ERROR_STATUSES", "document_errors", "error_statuses"]
+
+ERROR_STATUSES: Final[dict[int, str]] = {
+    400: "Bad input: `error` names the field and what was expected, `field` is its path",
+    404: "Not found: an unknown experiment, model, version or prediction_id, named",
+    409: "Conflict: an id reused with another body, or a model version refused",
+    413: "The body is over SCANOPT_MAX_BODY_BYTES",
+    415: "The body is not JSON: send application/json (a charset allowed) or a +json type",
+    422: "A rule beyond the schema is broken (weights, arms, timestamps, coverage), named",
+    503: "Not ready (no model loaded yet) or the store is unreachable; retry after Retry-After",
+}
+_REF: Final = "#/components/schemas/{name}"
+_NAMED: Final = ("/v1/events", "/v1/feedback")
+_CONFLICT: Final = (*_NAMED, "/v1/admin/reload")
+_RULES: Final = (*_NAMED, "/v1/admin/experiments/{name}")
+_NO_STATE: Final = ("/health/live", "/v2/health/live", "/metrics", "/v2")
+# Litestar's Schema spells JSON Schema keys in snake case.
+_ATTRS: Final = {
+    "anyOf": "any_of",
+    "oneOf": "one_of",
+    "exclusiveMinimum": "exclusive_minimum",
+    "exclusiveMaximum": "exclusive_maximum",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+}
+
+
+def error_statuses(path: str, has_body: bool) -> list[int]:
+    """The error statuses an operation on `path` can answer (module docstring)."""
+    statuses = {400, 413, 415} if has_body else set()
+    if "{" in path or path in _NAMED:
+        statuses.add(404)
+    if path in _CONFLICT:
+        statuses.add(409)
+    if path in _RULES:
+        statuses.add(422)
+    if path not in _NO_STATE:
+        statuses.add(503)
+    return sorted(statuses)
+
+
+def document_errors(app: Litestar) -> None:
+    """Declare every operation's error responses and append ranges to descriptions."""
+    openapi = app.openapi_schema  # built once and cached by Litestar
+    (ref,), components = msgspec.json.schema_components([ErrorBody], ref_template=_REF)
+    schemas = openapi.components.schemas
+    for name, schema in components.items():
+        schemas.setdefault(name, cast(Schema, schema))
+    body = {"application/json": OpenAPIMediaType(schema=Reference(ref=ref["$ref"]))}
+    for path, item in (openapi.paths or {}).items():
+        for verb in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, verb, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            for status in error_statuses(path, operation.request_body is not None):
+                responses[str(status)] = OpenAPIResponse(
+                    description=ERROR_STATUSES[status], content=body
+                )
+            operation.responses = responses
+    for schema in schemas.values():
+        for prop in (_get(schema, "properties") or {}).values():
+            _append_range(prop)
+
+
+def _get(schema: Any, key: str) -> Any:
+    """A key of a schema that is either a plain dict (msgspec) or a Litestar Schema."""
+    if isinstance(schema, dict):
+        return schema.get(key)
+    return getattr(schema, _ATTRS.get(key, key), None)
+
+
+def _append_range(prop: Any) -> None:
+    """Add "Range: ..." from the property's own constraints to its description."""
+    description = _get(prop, "description")
+    if not description or "Range:" in description:
+        return
+    text = _range_text(prop)
+    for option in _get(prop, "anyOf") or _get(prop, "oneOf") or []:
+        text = text or _range_text(option)  # an optional value: the range of its non-null
+    if text is None:
+        return
+    if isinstance(prop, dict):
+        prop["description"] = f"{description}. Range: {text}"
+    else:
+        prop.description = f"{description}. Range: {text}"
+
+
+def _range_text(schema: Any) -> str | None:
+    low = _get(schema, "minimum")
+    exclusive_low = _get(schema, "exclusiveMinimum")
+    high = _get(schema, "maximum")
+    exclusive_high = _get(schema, "exclusiveMaximum")
+    if any(v is not None for v in (low, exclusive_low, high, exclusive_high)):
+        left = "(" if exclusive_low is not None else "["
+        right = ")" if exclusive_high is not None else "]"
+        first = exclusive_low if exclusive_low is not None else low
+        last = exclusive_high if exclusive_high is not None else high
+        return f"{left}{_number(first)}, {_number(last)}{right}"
+    shortest, longest = _get(schema, "minLength"), _get(schema, "maxLength")
+    if shortest is not None or longest is not None:
+        return f"{shortest or 0} to {longest if longest is not None else 'any'} characters"
+    return None
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "any"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"

@@ -1,0 +1,66 @@
+"""The OpenAPI document declares every error response with the error body, and every scan
+field with its meaning, unit and range."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from server.docs.openapi import ERROR_STATUSES, error_statuses
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+@pytest.fixture
+def spec(client_for: Callable[..., TestClient[Any]]) -> dict[str, Any]:
+    """The document of an app with the admin routes on."""
+    document: dict[str, Any] = client_for().get("/schema/openapi.json").json()
+    return document
+
+
+def test_every_operation_declares_its_errors_with_the_error_body(spec: dict[str, Any]) -> None:
+    """Each operation lists the statuses it can answer, each with ErrorBody as content."""
+    seen: set[int] = set()
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            has_body = "requestBody" in operation
+            for status in error_statuses(path, has_body):
+                response = operation["responses"][str(status)]
+                assert response["content"]["application/json"]["schema"] == ERROR_REF
+                assert response["description"] == ERROR_STATUSES[status]
+                seen.add(status)
+    assert {400, 404, 409, 413, 415, 503} <= seen
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert set(error["required"]) == {"error", "kind"}
+
+
+def test_json_operations_declare_400_413_415(spec: dict[str, Any]) -> None:
+    """/v1/predict can answer 400, 413, 415 and 503; /health/live no error at all."""
+    predict = spec["paths"]["/v1/predict"]["post"]["responses"]
+    assert {"400", "413", "415", "503"} <= set(predict)
+    assert set(spec["paths"]["/health/live"]["get"]["responses"]) == {"200"}
+
+
+def test_every_scan_field_has_a_description_with_its_range(spec: dict[str, Any]) -> None:
+    """Each Scan property is described; bounded ones end with the range from the schema's
+    own constraints (so the numbers are the ones the decoder enforces)."""
+    scan = spec["components"]["schemas"]["Scan"]["properties"]
+    for name, prop in scan.items():
+        assert prop.get("description"), name
+        if "minimum" in prop or "maxLength" in prop:
+            assert "Range: " in prop["description"], name
+    assert scan["lookback_bars"]["description"].endswith("in bars. Range: [10, 500]")
+    assert "USD" in scan["min_price"]["description"]
+    assert scan["min_price"]["description"].endswith("Range: [0, 1,000,000]")
+    assert scan["user_id"]["description"].endswith("Range: 1 to 128 characters")
+    assert "Range: 2000-01-01 to 1 h after" in scan["timestamp"]["description"]
+
+
+def test_error_statuses_follow_the_routes_rules() -> None:
+    """Bodies add 400/413/415; named things 404; events 409 and 422; live probes nothing."""
+    assert error_statuses("/v1/events", True) == [400, 404, 409, 413, 415, 422, 503]
+    assert error_statuses("/v2/models/{name}/ready", False) == [404, 503]
+    assert error_statuses("/health/live", False) == []
