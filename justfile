@@ -25,6 +25,11 @@ generate *ARGS:
 train *ARGS:
     {{python}} -m train.fit {{ARGS}}
 
+# compare model settings by cross-validation grouped by user: --lever NAME (train.crossval.LEVERS), --latency
+[group('train')]
+crossval *ARGS:
+    {{python}} -m train.crossval {{ARGS}}
+
 # convert the fitted models to ONNX (with parity) and point artifacts/current at them
 [group('train')]
 export *ARGS:

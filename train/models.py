@@ -26,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 from server.domain.artifact import MODEL_OUTPUTS
 from train.censored import fit_censored_log
-from train.conformal import Interval, calibrate_interval
+from train.conformal import GroupKey, Interval, calibrate_interval
 from train.data import Dataset
 
 __all__ = [
@@ -96,6 +96,7 @@ class ModelSettings(msgspec.Struct, frozen=True, kw_only=True):
     quantile: Boosting = Boosting(max_iter=50, learning_rate=0.3)
     alpha: float = 0.10  # 1 - interval coverage
     interval_groups: int = 3  # Mondrian groups of the conformal calibration
+    interval_key: GroupKey = "upper"  # what the groups split on (train.conformal)
     censored_rounds: int = 2  # EM steps for timed-out durations (measured: 2 is enough)
     seed: int = 0
 
@@ -172,6 +173,7 @@ def fit_models(train: Dataset, calibration: Dataset, settings: ModelSettings) ->
         random_state=settings.seed,
     ).fit(both.features, both.empty)
     xc, groups = calibration.features, settings.interval_groups
+    on_point = settings.interval_key == "point"
     count_interval = calibrate_interval(
         count_lo.predict(xc),
         count_hi.predict(xc),
@@ -179,10 +181,17 @@ def fit_models(train: Dataset, calibration: Dataset, settings: ModelSettings) ->
         _log_or_minus_inf(calibration.result_count),
         settings.alpha,
         groups,
+        raw_point=np.log(count_mean.predict(xc)) if on_point else None,
     )
     log_cal = np.log(calibration.duration_s)
     duration_interval = calibrate_interval(
-        duration_lo.predict(xc), duration_hi.predict(xc), log_cal, log_cal, settings.alpha, groups
+        duration_lo.predict(xc),
+        duration_hi.predict(xc),
+        log_cal,
+        log_cal,
+        settings.alpha,
+        groups,
+        raw_point=duration_mean.predict(xc) if on_point else None,
     )
     return FittedModels(
         count_mean=count_mean,
@@ -208,16 +217,18 @@ def predict_outputs(models: FittedModels, features: npt.NDArray[np.float32]) -> 
     """
     x = np.asarray(features, dtype=np.float32)
     size = x[:, 0].astype(np.float64)
-    count = np.clip(models.count_mean.predict(x), 0.0, size)
+    mean = models.count_mean.predict(x)
+    count = np.clip(mean, 0.0, size)
     raw_lo, raw_hi = models.count_interval.apply(
-        models.count_lo.predict(x), models.count_hi.predict(x)
+        models.count_lo.predict(x), models.count_hi.predict(x), np.log(mean)
     )
     count_lo = np.clip(np.exp(raw_lo) - 1.0, 0.0, size)
     count_hi = np.clip(np.exp(raw_hi), 0.0, size)
     cap = models.duration_cap_s
-    duration = np.clip(np.exp(models.duration_mean.predict(x)), DURATION_MIN_S, cap)
+    log_duration = models.duration_mean.predict(x)
+    duration = np.clip(np.exp(log_duration), DURATION_MIN_S, cap)
     raw_lo, raw_hi = models.duration_interval.apply(
-        models.duration_lo.predict(x), models.duration_hi.predict(x)
+        models.duration_lo.predict(x), models.duration_hi.predict(x), log_duration
     )
     duration_lo = np.clip(np.exp(raw_lo), DURATION_MIN_S, cap)
     duration_hi = np.clip(np.exp(raw_hi), DURATION_MIN_S, cap)

@@ -1,0 +1,77 @@
+"""What one row costs in onnxruntime: the serving budget of a model version, measured.
+
+onnxruntime walks every tree of every model for every row, so the cost of a one-row run
+is what a model's accuracy is bought with. Measured the way the server runs: one intra-op
+thread, sequential execution, all graph optimizations, one-row calls on the rows in turn
+(one row repeated would stay warm in the caches and flatter the figure). The figure is the
+median over `rounds` rounds of the per-round median, so one busy moment on a shared
+machine moves it little.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from server.domain.artifact import MODEL_INPUT
+
+__all__ = ["row_cost_us", "serving_session", "tree_count"]
+
+
+def serving_session(model: bytes | Path) -> ort.InferenceSession:
+    """A session with the server's options: CPU, one intra-op thread, sequential."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def row_cost_us(
+    model: bytes | Path,
+    features: npt.NDArray[np.float32],
+    *,
+    calls: int = 2000,
+    rounds: int = 5,
+) -> float:
+    """Median µs of a one-row run over `rounds` rounds of `calls` calls on the rows in turn."""
+    if features.shape[0] == 0:
+        raise ValueError("row_cost_us needs at least one feature row")
+    session = serving_session(model)
+    rows = [
+        np.ascontiguousarray(features[i : i + 1], dtype=np.float32) for i in range(len(features))
+    ]
+    for row in rows[: min(len(rows), 200)]:  # warm up: allocations, first-run paths
+        session.run(None, {MODEL_INPUT: row})
+    medians = []
+    for r in range(rounds):
+        times = []
+        for i in range(calls):
+            row = rows[(r * calls + i) % len(rows)]
+            started = time.perf_counter_ns()
+            session.run(None, {MODEL_INPUT: row})
+            times.append(time.perf_counter_ns() - started)
+        medians.append(statistics.median(times) / 1000.0)
+    return statistics.median(medians)
+
+
+def tree_count(model: bytes | Path) -> int:
+    """Trees in a graph: the distinct tree ids of every tree-ensemble node."""
+    import onnx  # only for counting; serving never needs it
+
+    proto = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
+    total = 0
+    for node in proto.graph.node:
+        if node.op_type.startswith("TreeEnsemble"):
+            for attr in node.attribute:
+                if attr.name in ("nodes_treeids", "tree_roots"):
+                    total += len(set(attr.ints)) if attr.name == "nodes_treeids" else len(attr.ints)
+    return total
