@@ -40,6 +40,11 @@ export *ARGS:
 validate *ARGS:
     {{python}} -m export.validate {{ARGS}}
 
+# trees and one-row onnxruntime µs of versions (default: current), interleaved rounds on their parity rows
+[group('train')]
+model-cost *ARGS:
+    {{python}} -m export.latency {{ARGS}}
+
 # generate, train, export and validate when artifacts/ has no model yet
 [group('train')]
 model:

@@ -31,50 +31,61 @@ from train.evaluate import population_metrics
 from train.models import Boosting, ModelSettings, fit_models, predict_outputs
 from train.training import FitSettings, TrainError, split_dataset
 
-__all__ = ["LEVERS", "FoldResult", "LeverResult", "cross_validate", "grouped_folds", "main"]
+__all__ = [
+    "LEVERS",
+    "PREVIOUS",
+    "FoldResult",
+    "LeverResult",
+    "cross_validate",
+    "grouped_folds",
+    "main",
+]
 
-_DEFAULT = ModelSettings()
+# The settings of the default model before the split by user, and each lever as one change
+# from them; "default" is ModelSettings() as it is now.
+PREVIOUS: Final = ModelSettings(
+    empty=Boosting(max_iter=100, learning_rate=0.3), interval_key="upper"
+)
+
+
+def _count(**changes: object) -> ModelSettings:
+    return msgspec.structs.replace(
+        PREVIOUS, count=msgspec.structs.replace(PREVIOUS.count, **changes)
+    )
+
+
 LEVERS: Final[dict[str, ModelSettings]] = {
-    "default": _DEFAULT,
-    "count-400": msgspec.structs.replace(
-        _DEFAULT, count=msgspec.structs.replace(_DEFAULT.count, max_iter=400)
-    ),
-    "count-500": msgspec.structs.replace(
-        _DEFAULT, count=msgspec.structs.replace(_DEFAULT.count, max_iter=500)
-    ),
-    "count-d4-300": msgspec.structs.replace(
-        _DEFAULT, count=msgspec.structs.replace(_DEFAULT.count, max_depth=4)
-    ),
-    "count-leaf100": msgspec.structs.replace(
-        _DEFAULT,
-        count=msgspec.structs.replace(_DEFAULT.count, min_samples_leaf=100, l2_regularization=30.0),
-    ),
-    "count-lr0.1-600": msgspec.structs.replace(
-        _DEFAULT, count=msgspec.structs.replace(_DEFAULT.count, max_iter=600, learning_rate=0.1)
-    ),
+    "default": ModelSettings(),
+    "previous": PREVIOUS,
+    "count-400": _count(max_iter=400),
+    "count-500": _count(max_iter=500),
+    "count-d4-300": _count(max_depth=4),
+    "count-leaf100": _count(min_samples_leaf=100, l2_regularization=30.0),
+    "count-lr0.1-600": _count(max_iter=600, learning_rate=0.1),
     "quantile-100": msgspec.structs.replace(
-        _DEFAULT, quantile=Boosting(max_iter=100, learning_rate=0.15)
+        PREVIOUS, quantile=Boosting(max_iter=100, learning_rate=0.15)
     ),
     "quantile-leaf50": msgspec.structs.replace(
-        _DEFAULT, quantile=Boosting(max_iter=50, learning_rate=0.3, min_samples_leaf=50)
+        PREVIOUS, quantile=Boosting(max_iter=50, learning_rate=0.3, min_samples_leaf=50)
     ),
-    "groups-4": msgspec.structs.replace(_DEFAULT, interval_groups=4),
-    "groups-point": msgspec.structs.replace(_DEFAULT, interval_key="point"),
-    "groups-point-4": msgspec.structs.replace(_DEFAULT, interval_key="point", interval_groups=4),
+    "groups-4": msgspec.structs.replace(PREVIOUS, interval_groups=4),
+    "groups-point": msgspec.structs.replace(PREVIOUS, interval_key="point"),
     "empty-reg": msgspec.structs.replace(
-        _DEFAULT,
+        PREVIOUS,
         empty=Boosting(
             max_iter=100, learning_rate=0.3, min_samples_leaf=100, l2_regularization=10.0
         ),
     ),
     "empty-lr0.1-200": msgspec.structs.replace(
-        _DEFAULT, empty=Boosting(max_iter=200, learning_rate=0.1)
+        PREVIOUS, empty=Boosting(max_iter=200, learning_rate=0.1)
     ),
-    "groups-6": msgspec.structs.replace(_DEFAULT, interval_groups=6),
-    "empty-150": msgspec.structs.replace(_DEFAULT, empty=Boosting(max_iter=150, learning_rate=0.2)),
-    "duration-150": msgspec.structs.replace(
-        _DEFAULT, duration=Boosting(max_iter=150, learning_rate=0.15)
+    "empty-lr0.5": msgspec.structs.replace(
+        PREVIOUS, empty=Boosting(max_iter=100, learning_rate=0.5)
     ),
+    "empty-d4": msgspec.structs.replace(
+        PREVIOUS, empty=Boosting(max_iter=100, learning_rate=0.3, max_depth=4)
+    ),
+    "empty-200": msgspec.structs.replace(PREVIOUS, empty=Boosting(max_iter=200, learning_rate=0.3)),
 }
 # The figures a lever is judged on: (label, metrics group, key).
 COLUMNS: Final = (

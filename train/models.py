@@ -89,14 +89,20 @@ class ModelSettings(msgspec.Struct, frozen=True, kw_only=True):
     )
     # Log duration is nearly additive and smooth: 100 rounds, 1.027x (1,000 rounds: 1.033x).
     duration: Boosting = Boosting(max_iter=100, learning_rate=0.2)
-    # ROC AUC 0.949 with 100 rounds at 0.3, as with 1,000 at 0.1.
-    empty: Boosting = Boosting(max_iter=100, learning_rate=0.3)
+    # Depth 4: on users never seen, depth-3 trees leave p_empty under-confident (expected
+    # calibration error 0.024 in grouped CV on 60,000 scans; 0.1 x 200 rounds: 0.039,
+    # larger leaves and L2: 0.027); depth 4 gives 0.017 and ROC AUC 0.946 for the same
+    # 100 trees.
+    empty: Boosting = Boosting(max_iter=100, learning_rate=0.3, max_depth=4)
     # The quantile models only need to be roughly right: conformal calibration fixes their
     # coverage. 50 depth-3 rounds give intervals as narrow as 300 rounds of 15-leaf trees.
     quantile: Boosting = Boosting(max_iter=50, learning_rate=0.3)
     alpha: float = 0.10  # 1 - interval coverage
     interval_groups: int = 3  # Mondrian groups of the conformal calibration
-    interval_key: GroupKey = "upper"  # what the groups split on (train.conformal)
+    # The groups split on the point prediction: on the raw upper quantile, the third of
+    # scans with the largest predicted count was covered 86.7% of the time on unseen users
+    # (grouped CV, 60,000 scans); on the point, 89.2 / 90.0 / 89.2% by tercile.
+    interval_key: GroupKey = "point"
     censored_rounds: int = 2  # EM steps for timed-out durations (measured: 2 is enough)
     seed: int = 0
 

@@ -11,7 +11,9 @@ that misses a bar is never called ready.
 The bars: result-count MAE < 10 and duration MAE < 5 s; MAE / oracle MAE (the noise
 floor) <= 1.10 for counts and <= 1.06 for durations; 90% intervals covering 0.88-0.92
 overall and at least 0.88 in every tercile of their own predicted value; p_empty ROC AUC
->= 0.94 with expected calibration error <= 0.02. Training (`just train`) under 120 s.
+>= 0.94 with expected calibration error <= 0.02. Training (`just train`) under 120 s of
+CPU time (`training.cpu_seconds`; the wall time, `training.seconds`, is recorded too but
+on a machine shared with other work it measures the neighbours as well).
 """
 
 from __future__ import annotations
@@ -145,9 +147,9 @@ TARGETS: Final[tuple[Target, ...]] = (
     *accuracy_targets(),
     *FRESH_TARGETS,
     Target(
-        label="training time (s)",
+        label="training CPU time (s)",
         group="training",
-        key="seconds",
+        key="cpu_seconds",
         high=TRAINING_SECONDS_MAX,
         strict=True,
     ),

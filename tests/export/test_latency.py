@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from export.latency import row_cost_us, serving_session, tree_count
+import pytest
+
+from export.latency import main, row_cost_us, serving_session, tree_count
 from export.parity import read_fixture
 from export.version import ExportedVersion
 from server.domain.artifact import MODEL_FILE
@@ -27,3 +29,27 @@ def test_the_session_runs_single_threaded(exported: ExportedVersion) -> None:
     """The timing session uses the server's thread settings: one intra-op thread."""
     session = serving_session(exported.folder / MODEL_FILE)
     assert session.get_session_options().intra_op_num_threads == 1
+
+
+def test_cli_prints_trees_and_cost_of_each_version(
+    exported: ExportedVersion, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`just model-cost`: one line per version with its trees and a µs figure."""
+    artifacts = exported.folder.parent.parent
+    assert main(["--artifacts", str(artifacts), "--rounds", "1", "--calls", "20"]) == 0
+    out = capsys.readouterr().out
+    m = QUICK_MODELS
+    trees = m.count.max_iter + m.duration.max_iter + m.empty.max_iter + 4 * m.quantile.max_iter
+    assert out.startswith(f"{exported.folder.name}: {trees} trees, one row ")
+    assert " µs " in out
+
+
+def test_cli_unknown_version_is_one_line(
+    exported: ExportedVersion, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version that is not there: exit 1 and a one-line error naming the file."""
+    artifacts = exported.folder.parent.parent
+    assert main(["--artifacts", str(artifacts), "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "nope" in err

@@ -146,6 +146,25 @@ def test_mondrian_groups_cover_small_and_large_scans_alike() -> None:
     assert covered[~big].mean() == pytest.approx(0.9, abs=0.03)
 
 
+def test_groups_can_split_on_the_point_prediction() -> None:
+    """Keyed on the point, the largest predictions get their own widening and cover ~90%."""
+    rng = np.random.default_rng(8)
+    point = rng.uniform(0, 3, 6000)
+    y = point + rng.normal(0, 0.1 + 0.4 * (point > 2), 6000)  # big scans are noisier
+    flat = np.full(6000, 0.2)  # an upper quantile that knows nothing
+    interval = calibrate_interval(point - flat, point + flat, y, y, 0.1, 3, raw_point=point)
+    assert interval.key == "point"
+    assert interval.widenings[2] > interval.widenings[0]
+    with pytest.raises(ValueError, match="pass raw_point"):
+        interval.apply(point - flat, point + flat)
+    fresh = rng.uniform(0, 3, 6000)
+    y_new = fresh + rng.normal(0, 0.1 + 0.4 * (fresh > 2), 6000)
+    lo, hi = interval.apply(fresh - 0.2, fresh + 0.2, fresh)
+    top = fresh > 2
+    assert 0.87 < np.mean((lo <= y_new) & (y_new <= hi)) < 0.93
+    assert 0.86 < np.mean(((lo <= y_new) & (y_new <= hi))[top]) < 0.94
+
+
 def test_widening_ramps_across_an_edge_instead_of_jumping() -> None:
     """Rows a hair apart get nearly the same widening, so float32 rounding cannot flip a group."""
     interval = Interval(edges=[1.0], widenings=[-0.5, 0.5])
