@@ -86,6 +86,16 @@ LEVERS: Final[dict[str, ModelSettings]] = {
         PREVIOUS, empty=Boosting(max_iter=100, learning_rate=0.3, max_depth=4)
     ),
     "empty-200": msgspec.structs.replace(PREVIOUS, empty=Boosting(max_iter=200, learning_rate=0.3)),
+    # From the current default:
+    "default-empty-d5": msgspec.structs.replace(
+        ModelSettings(), empty=Boosting(max_iter=100, learning_rate=0.3, max_depth=5)
+    ),
+    "default-empty-d4-100": msgspec.structs.replace(
+        ModelSettings(), empty=Boosting(max_iter=100, learning_rate=0.3, max_depth=4)
+    ),
+    "default-empty-d4-150": msgspec.structs.replace(
+        ModelSettings(), empty=Boosting(max_iter=150, learning_rate=0.3, max_depth=4)
+    ),
 }
 # The figures a lever is judged on: (label, metrics group, key).
 COLUMNS: Final = (

@@ -22,9 +22,13 @@ def test_a_model_trained_on_1500_rows_fails_on_unseen_users(built_artifacts: Pat
 
 
 def test_validate_names_the_fresh_population_and_fails(
-    built_artifacts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    built_artifacts: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`just validate` on the weak model: exit 1, the table lists the unseen users scored."""
+    monkeypatch.setenv("COLUMNS", "250")  # one table row per line
     artifacts = Path(shutil.copytree(built_artifacts, tmp_path / "artifacts"))
     assert main(["--artifacts", str(artifacts)]) == 1
     out = capsys.readouterr().out
@@ -39,3 +43,16 @@ def test_a_broken_version_is_not_scored(built_artifacts: Path, tmp_path: Path) -
     (artifacts / "models" / version / "model.onnx").write_bytes(b"garbage")
     run = validate_version(artifacts, targets=True)
     assert with_fresh_checks(run).checks == run.checks
+
+
+def test_the_committed_default_is_ready_and_meets_every_bar_on_unseen_users(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`just validate` on artifacts/current: every check passes, fresh population included."""
+    monkeypatch.setenv("COLUMNS", "250")  # one table row per line
+    committed = Path(__file__).resolve().parents[2] / "artifacts"
+    code = main(["--artifacts", str(committed)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "measured now: MAE result_count / oracle (fresh)" in captured.out
+    assert "READY" in captured.out
