@@ -28,6 +28,11 @@ generate *ARGS:
 train *ARGS:
     {{python}} -m train.fit {{ARGS}}
 
+# compare model settings by cross-validation grouped by user: --lever NAME (train.crossval.LEVERS), --latency
+[group('train')]
+crossval *ARGS:
+    {{python}} -m train.crossval {{ARGS}}
+
 # convert the fitted models to ONNX (with parity) and point artifacts/current at them
 [group('train')]
 export *ARGS:
@@ -37,6 +42,11 @@ export *ARGS:
 [group('train')]
 validate *ARGS:
     {{python}} -m export.validate {{ARGS}}
+
+# trees and one-row onnxruntime µs of versions (default: current), interleaved rounds on their parity rows
+[group('train')]
+model-cost *ARGS:
+    {{python}} -m export.latency {{ARGS}}
 
 # generate, train, export and validate when artifacts/ has no model yet
 [group('train')]

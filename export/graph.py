@@ -99,7 +99,8 @@ _OUTPUT_GRID: Final = (
 
 
 def _widening(b: _Builder, hi: str, intervals: tuple[Interval, Interval]) -> str:
-    """train.conformal.Interval.widening_for of both columns of `hi` [n, 1, 2] at once.
+    """train.conformal.Interval.widening_for of both columns of `hi` [n, 1, 2] at once
+    (`hi` is whatever the groups split on: the raw upper quantile or the raw point).
 
     t = w0 + sum_g dw_g * clip((hi - edge_g) / (2 ramp) + 1/2, 0, 1)
       = (w0 + sum_g dw_g / 2) + sum_g dw_g * clip((hi - edge_g) / (2 ramp), -1/2, 1/2),
@@ -124,8 +125,19 @@ def _post_process(b: _Builder, raw: dict[str, str], models: FittedModels) -> Non
     """MODEL_OUTPUTS from the raw model outputs ([n, 1] each, probabilities [n, 2])."""
     stacked = b.op("Concat", *(raw[name] for row in _RAW_GRID for name in row), axis=1)
     grid = b.op("Reshape", stacked, b.const([-1, 3, 2], np.int64))
-    hi = b.op("Slice", grid, b.const([2], np.int64), b.const([3], np.int64), b.const([1], np.int64))
-    t = _widening(b, hi, (models.count_interval, models.duration_interval))  # [n, 1, 2]
+    intervals = (models.count_interval, models.duration_interval)
+    if intervals[0].key != intervals[1].key:
+        raise ValueError("both intervals must group on the same key (upper or point)")
+    # The groups split on the raw upper quantile (grid row 2) or the raw point (row 0).
+    row = 0 if intervals[0].key == "point" else 2
+    key = b.op(
+        "Slice",
+        grid,
+        b.const([row], np.int64),
+        b.const([row + 1], np.int64),
+        b.const([1], np.int64),
+    )
+    t = _widening(b, key, intervals)  # [n, 1, 2]
     # Rows (point, lo, hi) move by (0, -max(t, 0), t) = min(t * (0, -1, 1), (0, 0, inf)).
     rows = b.op("Mul", t, b.const([[0.0], [-1.0], [1.0]]))
     widened = b.op("Add", grid, b.op("Min", rows, b.const([[0.0], [0.0], [np.inf]])))

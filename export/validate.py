@@ -5,7 +5,8 @@
 Checks the manifest (parses, schema, feature spec equal to the code's, input/outputs), the
 sha256 of every file, that the ONNX graph loads in onnxruntime with the contract's input
 and outputs, parity against the fixture saved at export, output ranges, and (unless
---no-targets) the metric targets recorded in the manifest. Then predicts a few sensible
+--no-targets) the metric targets recorded in the manifest and the same bars measured
+now on a fresh population of unseen users (export.fresh). Then predicts a few sensible
 scans and prints a readiness verdict. A missing pointer, folder or manifest is one line on
 stderr; any failed check ends with a one-line error naming it.
 """
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from export.checks import ValidationRun, validate_version
+from export.fresh import with_fresh_checks
 from export.parity import GraphError, open_session, run_graph
 from server.domain.artifact import MANIFEST_FILE, confidence_score
 from server.domain.features import encode_scans
@@ -148,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
     run = validate_version(args.artifacts, args.version, targets=not args.no_targets)
+    if not args.no_targets:
+        run = with_fresh_checks(run)
     if run.folder is None:
         print(f"error: {run.checks[0].detail}", file=sys.stderr)
         return 1

@@ -77,10 +77,13 @@ def _metrics(result: TrainResult) -> dict[str, dict[str, float]]:
     metrics = dict(result.metrics)
     if result.learning_curve:
         metrics["learning_curve_result_count_mae"] = {
-            str(p.rows): p.result_count_mae for p in result.learning_curve
+            str(p.users): p.result_count_mae for p in result.learning_curve
         }
         metrics["learning_curve_duration_s_mae"] = {
-            str(p.rows): p.duration_s_mae for p in result.learning_curve
+            str(p.users): p.duration_s_mae for p in result.learning_curve
+        }
+        metrics["learning_curve_rows"] = {
+            str(p.users): float(p.rows) for p in result.learning_curve
         }
     return metrics
 

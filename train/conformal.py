@@ -7,14 +7,15 @@ is the widening to use (Romano, Patterson, Candès 2019). Two departures from th
 
 - The lower end only ever widens. Many scans come back empty, so the lower quantile often
   sits at the floor; letting a negative t tighten it would trade one side for the other.
-- Mondrian groups: the calibration rows are split by their raw upper quantile (small,
-  medium, large scans) and each group gets its own widening. One global widening covers
-  90% on average but only ~75% of the largest scans (measured); per group, each size class
-  is covered close to 90% too. Between two groups the widening ramps linearly over
-  +-RAMP around the edge instead of jumping: float32 (ONNX) and float64 (scikit-learn)
-  differ by ~1e-6, and a jump would make a row on an edge fail parity (about one export
-  in a hundred, estimated). Edges sit in gaps between calibration predictions, and the
-  ramp touches a fraction of a percent of rows, with a widening between its neighbours'.
+- Mondrian groups: the calibration rows are split by their raw upper quantile or by the
+  point prediction (small, medium, large scans) and each group gets its own widening.
+  One global widening covers 90% on average but only ~75% of the largest scans
+  (measured); per group, each size class is covered close to 90% too. Between two
+  groups the widening ramps linearly over +-RAMP around the edge instead of jumping:
+  float32 (ONNX) and float64 (scikit-learn) differ by ~1e-6, and a jump would make a row
+  on an edge fail parity (about one export in a hundred, estimated). Edges sit in gaps
+  between calibration predictions, and the ramp touches a fraction of a percent of rows,
+  with a widening between its neighbours'.
 
 Outcomes are compared on the scale of each end: for counts the lower end becomes
 exp(lo) - 1 and the upper exp(hi) (the quantile models are fitted on log(count + U(0, 1))
@@ -25,24 +26,41 @@ jittered counts, Machado & Santos Silva 2005), so `y_lo` = log1p(count) and
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RAMP", "Interval", "calibrate_interval", "conformal_widening", "group_edges"]
+__all__ = [
+    "RAMP",
+    "GroupKey",
+    "Interval",
+    "calibrate_interval",
+    "conformal_widening",
+    "group_edges",
+]
 
 Floats = npt.NDArray[np.float64]
 # Half-width of the ramp between groups, on the log scale of the quantiles (1%).
 RAMP = 0.01
 
 
+GroupKey = Literal["upper", "point"]
+
+
 class Interval(msgspec.Struct, frozen=True, kw_only=True):
-    """Group edges on the raw upper quantile and one widening per group (len(edges) + 1)."""
+    """Group edges and one widening per group (len(edges) + 1).
+
+    `key` says what the groups split on: the raw upper quantile, or the point model's raw
+    output (log mean count, log median duration), which is what "by tercile of predicted
+    count" means to a user.
+    """
 
     edges: list[float]
     widenings: list[float]
     ramp: float = RAMP
+    key: GroupKey = "upper"
 
     def widening_for(self, raw_hi: Floats) -> Floats:
         """Each row's widening: its group's, ramping linearly to the next across an edge.
@@ -55,15 +73,25 @@ class Interval(msgspec.Struct, frozen=True, kw_only=True):
             t += (self.widenings[g] - self.widenings[g - 1]) * step
         return t
 
-    def apply(self, raw_lo: Floats, raw_hi: Floats) -> tuple[Floats, Floats]:
-        """The calibrated interval, still on the quantile models' scale."""
-        t = self.widening_for(raw_hi)
+    def apply(
+        self, raw_lo: Floats, raw_hi: Floats, raw_point: Floats | None = None
+    ) -> tuple[Floats, Floats]:
+        """The calibrated interval, still on the quantile models' scale.
+
+        `raw_point` is needed when the groups split on the point prediction.
+        """
+        if self.key == "point" and raw_point is None:
+            raise ValueError("this interval's groups split on the point: pass raw_point")
+        t = self.widening_for(
+            raw_point if self.key == "point" and raw_point is not None else raw_hi
+        )
         return raw_lo - np.maximum(t, 0.0), raw_hi + t
 
     def as_manifest(self, target: str) -> dict[str, float]:
         out = {f"{target}.widening_{g}": w for g, w in enumerate(self.widenings)}
         out.update({f"{target}.edge_{g + 1}": e for g, e in enumerate(self.edges)})
         out[f"{target}.ramp"] = self.ramp
+        out[f"{target}.groups_on_point"] = 1.0 if self.key == "point" else 0.0
         return out
 
 
@@ -94,17 +122,27 @@ def group_edges(raw_hi: Floats, groups: int) -> list[float]:
 
 
 def calibrate_interval(
-    raw_lo: Floats, raw_hi: Floats, y_lo: Floats, y_hi: Floats, alpha: float, groups: int
+    raw_lo: Floats,
+    raw_hi: Floats,
+    y_lo: Floats,
+    y_hi: Floats,
+    alpha: float,
+    groups: int,
+    raw_point: Floats | None = None,
 ) -> Interval:
-    """Mondrian CQR on the calibration split; fewer groups when a group would be tiny."""
+    """Mondrian CQR on the calibration split; fewer groups when a group would be tiny.
+
+    The groups split on `raw_point` when given, else on the raw upper quantile.
+    """
     # Below ~100 rows a group's 90% quantile rests on a handful of scores.
     groups = max(1, min(groups, raw_hi.size // 100))
-    edges = group_edges(raw_hi, groups)
-    group = np.searchsorted(np.asarray(edges), raw_hi, side="right")
+    key = raw_hi if raw_point is None else raw_point
+    edges = group_edges(key, groups)
+    group = np.searchsorted(np.asarray(edges), key, side="right")
     widenings = []
     for g in range(len(edges) + 1):
         rows = group == g
         widenings.append(
             conformal_widening(raw_lo[rows], raw_hi[rows], y_lo[rows], y_hi[rows], alpha)
         )
-    return Interval(edges=edges, widenings=widenings)
+    return Interval(edges=edges, widenings=widenings, key="upper" if raw_point is None else "point")

@@ -75,9 +75,14 @@ class History(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Dataset(msgspec.Struct, frozen=True, kw_only=True):
-    """Model inputs and targets, row-aligned. Expectations are NaN where history lacks them."""
+    """Model inputs and targets, row-aligned. Expectations are NaN where history lacks them.
+
+    `users` holds each row's user_id: the splits keep a user's scans together, since most
+    scans re-run a saved scan and a user's next scan is best predicted by their last.
+    """
 
     features: npt.NDArray[np.float32]
+    users: npt.NDArray[np.str_]
     result_count: npt.NDArray[np.float64]
     duration_s: npt.NDArray[np.float64]
     expected_result_count: npt.NDArray[np.float64]
@@ -94,6 +99,7 @@ class Dataset(msgspec.Struct, frozen=True, kw_only=True):
         """The subset at `rows` (a split)."""
         return Dataset(
             features=self.features[rows],
+            users=self.users[rows],
             result_count=self.result_count[rows],
             duration_s=self.duration_s[rows],
             expected_result_count=self.expected_result_count[rows],
@@ -104,6 +110,7 @@ class Dataset(msgspec.Struct, frozen=True, kw_only=True):
         """These rows followed by `other`'s."""
         return Dataset(
             features=np.concatenate([self.features, other.features]),
+            users=np.concatenate([self.users, other.users]),
             result_count=np.concatenate([self.result_count, other.result_count]),
             duration_s=np.concatenate([self.duration_s, other.duration_s]),
             expected_result_count=np.concatenate(
@@ -205,6 +212,7 @@ def dataset_from_records(records: Sequence[ScanRecord]) -> Dataset:
     """Features (through the domain encoding) and targets of records, row-aligned."""
     return Dataset(
         features=encode_scans(records),
+        users=np.asarray([r.user_id for r in records], dtype=np.str_),
         result_count=_floats([r.result_count for r in records]),
         duration_s=_floats([r.duration_s for r in records]),
         expected_result_count=_floats([r.expected_result_count for r in records]),

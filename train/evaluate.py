@@ -27,10 +27,13 @@ __all__ = [
     "calibration_table",
     "classifier_metrics",
     "confidence_metrics",
+    "expected_calibration_error",
     "learning_curve",
     "learning_curve_sizes",
     "permutation_importances",
+    "population_metrics",
     "regression_metrics",
+    "tercile_coverage",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -39,22 +42,39 @@ IMPORTANCE_ROWS = 2000
 
 
 class LearningPoint(msgspec.Struct, frozen=True, kw_only=True):
-    """Test MAE of the point models fitted on the first `rows` training records."""
+    """Test MAE of the point models fitted on all scans of `users` training users."""
 
+    users: int
     rows: int
     result_count_mae: float
     duration_s_mae: float
 
 
+def tercile_coverage(covered: npt.NDArray[np.bool_], point: Floats) -> dict[str, float]:
+    """Interval coverage in each third of the rows by predicted value (1 = smallest).
+
+    Ties are broken by row order, so a pile of equal predictions (many scans predicted
+    empty) still splits into three equal thirds.
+    """
+    if point.size < 3:
+        return {}
+    rank = np.argsort(np.argsort(point, kind="stable"), kind="stable")
+    third = rank * 3 // point.size
+    return {f"coverage_90_tercile_{t + 1}": float(covered[third == t].mean()) for t in range(3)}
+
+
 def regression_metrics(
     y: Floats, point: Floats, lo: Floats, hi: Floats, expected: Floats
 ) -> dict[str, float]:
-    """MAE, RMSE, R2, 90% interval coverage and width, and the oracle MAE when known."""
+    """MAE, RMSE, R2, 90% interval coverage (overall and per tercile of the prediction) and
+    width, and the oracle MAE when known."""
     err = point - y
+    covered = (lo <= y) & (y <= hi)
     metrics = {
         "mae": float(np.mean(np.abs(err))),
         "rmse": float(np.sqrt(np.mean(err**2))),
-        "coverage_90": float(np.mean((lo <= y) & (y <= hi))),
+        "coverage_90": float(np.mean(covered)),
+        **tercile_coverage(covered, point),
         "mean_width_90": float(np.mean(hi - lo)),
         "rows": float(y.size),
     }
@@ -92,10 +112,17 @@ def calibration_table(
     return table
 
 
+def expected_calibration_error(empty: npt.NDArray[np.int64], p: Floats, bins: int = 10) -> float:
+    """ECE: the row-weighted mean |mean predicted - observed rate| over equal-width bins."""
+    table = calibration_table(empty, p, bins)
+    return sum(b.count * abs(b.mean_predicted - b.observed_rate) for b in table) / p.size
+
+
 def classifier_metrics(empty: npt.NDArray[np.int64], p: Floats) -> dict[str, float]:
-    """ROC AUC (when both classes occur), Brier score, log loss and the base rate."""
+    """ROC AUC (when both classes occur), Brier score, ECE, log loss and the base rate."""
     metrics = {
         "brier": float(brier_score_loss(empty, p)),
+        "ece": float(expected_calibration_error(empty, p)),
         "base_rate": float(empty.mean()),
         "mean_p_empty": float(p.mean()),
         "rows": float(empty.size),
@@ -104,6 +131,27 @@ def classifier_metrics(empty: npt.NDArray[np.int64], p: Floats) -> dict[str, flo
         metrics["roc_auc"] = float(roc_auc_score(empty, p))
         metrics["log_loss"] = float(log_loss(empty, np.clip(p, 1e-6, 1 - 1e-6)))
     return metrics
+
+
+def population_metrics(outputs: Outputs, data: Dataset) -> dict[str, dict[str, float]]:
+    """Every metric of the graph outputs on one population of scans, keyed by target."""
+    return {
+        "result_count": regression_metrics(
+            data.result_count,
+            outputs["result_count"],
+            outputs["result_count_lo"],
+            outputs["result_count_hi"],
+            data.expected_result_count,
+        ),
+        "duration_s": regression_metrics(
+            data.duration_s,
+            outputs["duration_s"],
+            outputs["duration_s_lo"],
+            outputs["duration_s_hi"],
+            data.expected_duration_s,
+        ),
+        "empty": classifier_metrics(data.empty, outputs["p_empty"]),
+    }
 
 
 def confidence_metrics(outputs: Outputs, data: Dataset) -> dict[str, float]:
@@ -181,27 +229,35 @@ def permutation_importances(
     return out
 
 
-def learning_curve_sizes(n_train: int, start: int = 150) -> list[int]:
-    """Training sizes from `start` doubling up to all training rows."""
+def learning_curve_sizes(n_users: int, start: int = 5) -> list[int]:
+    """Numbers of training users from `start` doubling up to all of them."""
     sizes = []
     size = start
-    while size < n_train:
+    while size < n_users:
         sizes.append(size)
         size *= 2
-    return [*sizes, n_train]
+    return [*sizes, n_users]
 
 
 def learning_curve(
-    train: Dataset, test: Dataset, settings: ModelSettings, sizes: Sequence[int]
+    train: Dataset, test: Dataset, settings: ModelSettings, sizes: Sequence[int], *, seed: int
 ) -> list[LearningPoint]:
-    """Test MAE of the point models versus the number of training records."""
+    """Test MAE of the point models versus the number of training users.
+
+    By users, not rows: a new user brings new saved scans, while more rows of the same
+    users are mostly re-runs of scans the model has seen. The users come in a seeded
+    order, and each size keeps the users of the smaller ones.
+    """
+    users = np.unique(train.users)
+    order = users[np.random.default_rng(seed).permutation(users.size)]
     points = []
-    for rows in sizes:
-        subset = train.take(np.arange(min(rows, len(train))))
+    for k in sizes:
+        subset = train.take(np.flatnonzero(np.isin(train.users, order[:k])))
         count, duration, cap = fit_point_models(subset, settings)
         durations = np.minimum(np.exp(duration.predict(test.features)), cap)
         points.append(
             LearningPoint(
+                users=min(k, users.size),
                 rows=len(subset),
                 result_count_mae=float(
                     np.mean(np.abs(count.predict(test.features) - test.result_count))

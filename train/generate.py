@@ -1,6 +1,6 @@
 """Simulated scan history: scans as people set them, run against the market model.
 
-    python -m train.generate --n 20000 --seed 7 --out data/scan_history.jsonl
+    python -m train.generate --n 120000 --seed 7 --out data/scan_history.jsonl
 
 writes one ScanRecord per line (what a scanner logs, plus the noiseless expectations that
 give the oracle error floor, see train.market) and a Parquet copy next to it, then prints
@@ -41,7 +41,10 @@ __all__ = [
     "write_history",
 ]
 
-DEFAULT_N: Final = 20_000
+# 400 users' year of scans. Generation is cheap and more history is what most lifts the
+# models on users they never saw (grouped CV, count MAE / oracle: 20,000 scans 1.131,
+# 60,000 1.102, 120,000 1.081).
+DEFAULT_N: Final = 120_000
 DEFAULT_SEED: Final = 7
 DEFAULT_OUT: Final = Path("data/scan_history.jsonl")
 Floats = npt.NDArray[np.float64]

@@ -12,12 +12,19 @@ from server.domain.artifact import TrainingData
 from train.censored import fit_censored_log, timeout_mask
 from train.conformal import Interval, calibrate_interval, conformal_widening, group_edges
 from train.data import dataset_from_records
-from train.evaluate import learning_curve_sizes
+from train.evaluate import learning_curve, learning_curve_sizes
 from train.fit import FitReport, main
 from train.generate import generate_records, write_history
 from train.models import predict_outputs
 from train.targets import TARGETS, Target, check_targets
-from train.training import FitSettings, TrainError, TrainResult, split_dataset, train_models
+from train.training import (
+    QUICK_MODELS,
+    FitSettings,
+    TrainError,
+    TrainResult,
+    split_dataset,
+    train_models,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +71,39 @@ def test_split_is_seeded_and_disjoint(result: TrainResult) -> None:
     assert len(rows) == 300
 
 
+def test_splits_share_no_user() -> None:
+    """Train, calibration and test users are disjoint, and each split holds about its share."""
+    data = dataset_from_records(generate_records(3000, seed=5))
+    splits = split_dataset(data, FitSettings(seed=2))
+    users = [set(part.users.tolist()) for part in (splits.train, splits.calibration, splits.test)]
+    assert all(users)
+    assert not users[0] & users[1]
+    assert not users[0] & users[2]
+    assert not users[1] & users[2]
+    assert sum(len(u) for u in users) == np.unique(data.users).size
+    assert 0.15 < len(splits.test) / len(data) < 0.25
+    assert 0.15 < len(splits.calibration) / len(data) < 0.25
+
+
+def test_another_seed_puts_other_users_in_the_test_split() -> None:
+    """The user split is seeded: a different seed holds out different users."""
+    data = dataset_from_records(generate_records(3000, seed=5))
+    a = set(split_dataset(data, FitSettings(seed=1)).test.users.tolist())
+    b = set(split_dataset(data, FitSettings(seed=2)).test.users.tolist())
+    assert a != b
+
+
+def test_too_few_users_is_a_train_error() -> None:
+    """Two users cannot fill three splits: refused with the count and the minimum."""
+    data = dataset_from_records(generate_records(3000, seed=1))
+    two = data.take(np.flatnonzero(np.isin(data.users, np.unique(data.users)[:2])))
+    assert len(two) >= 60
+    with pytest.raises(
+        TrainError, match="2 users is too few to split by user: expected at least 3"
+    ):
+        split_dataset(two, FitSettings())
+
+
 def test_too_few_records_is_a_train_error() -> None:
     """A handful of records is refused with the count and the minimum."""
     data = dataset_from_records(generate_records(20, seed=1))
@@ -104,6 +144,25 @@ def test_mondrian_groups_cover_small_and_large_scans_alike() -> None:
     covered = (y >= lo_c) & (y <= hi_c)
     assert covered[big].mean() == pytest.approx(0.9, abs=0.03)
     assert covered[~big].mean() == pytest.approx(0.9, abs=0.03)
+
+
+def test_groups_can_split_on_the_point_prediction() -> None:
+    """Keyed on the point, the largest predictions get their own widening and cover ~90%."""
+    rng = np.random.default_rng(8)
+    point = rng.uniform(0, 3, 6000)
+    y = point + rng.normal(0, 0.1 + 0.4 * (point > 2), 6000)  # big scans are noisier
+    flat = np.full(6000, 0.2)  # an upper quantile that knows nothing
+    interval = calibrate_interval(point - flat, point + flat, y, y, 0.1, 3, raw_point=point)
+    assert interval.key == "point"
+    assert interval.widenings[2] > interval.widenings[0]
+    with pytest.raises(ValueError, match="pass raw_point"):
+        interval.apply(point - flat, point + flat)
+    fresh = rng.uniform(0, 3, 6000)
+    y_new = fresh + rng.normal(0, 0.1 + 0.4 * (fresh > 2), 6000)
+    lo, hi = interval.apply(fresh - 0.2, fresh + 0.2, fresh)
+    top = fresh > 2
+    assert 0.87 < np.mean((lo <= y_new) & (y_new <= hi)) < 0.93
+    assert 0.86 < np.mean(((lo <= y_new) & (y_new <= hi))[top]) < 0.94
 
 
 def test_widening_ramps_across_an_edge_instead_of_jumping() -> None:
@@ -154,13 +213,23 @@ def test_targets_pass_fail_and_missing() -> None:
     checks = check_targets(metrics, (lt, band, Target(label="z", group="g", key="gone", high=1)))
     assert [c.passed for c in checks] == [False, True, False]
     assert checks[2].measured is None
-    assert {t.group for t in TARGETS} == {"result_count", "duration_s", "training"}
+    groups = {"result_count", "duration_s", "empty"}
+    assert {t.group for t in TARGETS} == {
+        *groups,
+        *(f"fresh_{g}" for g in groups),
+        "training",
+    }
 
 
-def test_learning_curve_starts_at_150_and_ends_at_all_rows() -> None:
-    """Sizes double from the plan's 150 records up to every training row."""
-    assert learning_curve_sizes(1000) == [150, 300, 600, 1000]
-    assert learning_curve_sizes(100) == [100]
+def test_learning_curve_is_by_users_and_ends_at_all_of_them(result: TrainResult) -> None:
+    """Sizes double from 5 users up to every training user; each point counts its users."""
+    assert learning_curve_sizes(50) == [5, 10, 20, 40, 50]
+    assert learning_curve_sizes(4) == [4]
+    pool = result.splits.train.concat(result.splits.calibration)
+    n_users = np.unique(pool.users).size
+    curve = learning_curve(pool, result.splits.test, QUICK_MODELS, [5, n_users], seed=0)
+    assert [p.users for p in curve] == [5, n_users]
+    assert curve[0].rows < curve[1].rows == len(pool)
 
 
 def test_fit_cli_writes_metrics_plots_and_bundle(

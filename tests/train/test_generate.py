@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def default_history() -> list[ScanRecord]:
-    # The full default (20,000 rows) takes about half a second: check the real thing.
+    # The full default (120,000 rows) takes a few seconds: check the real thing.
     return generate_records(DEFAULT_N, DEFAULT_SEED)
 
 
