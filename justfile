@@ -48,6 +48,26 @@ model:
 serve:
     {{python}} -m server.serve
 
+# the model versions newest first: metrics, parent, which one artifacts/current names (--json for JSON)
+[group('models')]
+models *ARGS:
+    {{python}} -m export.models list {{ARGS}}
+
+# validate VERSION (the checks of `just validate`), then switch artifacts/current to it atomically
+[group('models')]
+promote VERSION *ARGS:
+    {{python}} -m export.models promote {{VERSION}} {{ARGS}}
+
+# serve the parent of the current version again (validated like a promotion)
+[group('models')]
+rollback *ARGS:
+    {{python}} -m export.models rollback {{ARGS}}
+
+# delete old versions, keeping the N newest (--keep, default 5) and always current and its parent
+[group('models')]
+prune *ARGS:
+    {{python}} -m export.models prune {{ARGS}}
+
 # make sure a model exists (`just model`), then serve it
 [group('serve')]
 up: model

@@ -119,7 +119,7 @@ def create_app(
         *report.routes(worker.runtime),
         *events.routes(worker.runtime),
         *feedback.routes(worker.runtime),
-        *models.routes(worker.predictor),
+        *models.routes(worker.predictor, settings.artifacts),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
         *v2.routes(settings, worker.predictor, version),

@@ -1,0 +1,70 @@
+"""`python -m export.models`: listing, moves and prunes as a person runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from export.models import main
+from tests.export.conftest import LINEAGE
+
+V1, V2, V3, V4 = LINEAGE
+
+
+def test_list_json_marks_current_and_lineage(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json lists every version newest first with its parent and the current flag."""
+    assert main(["list", "--artifacts", str(lineage), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["current"] == V4
+    assert [v["version"] for v in body["versions"]] == [V4, V3, V2, V1]
+    assert [v["current"] for v in body["versions"]] == [True, False, False, False]
+    assert body["versions"][0]["parent_version"] == V3
+    assert body["versions"][0]["metrics"]["result_count"]["mae"] > 0
+
+
+def test_list_table_shows_every_version(lineage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The table names each version in full and the current one in its title."""
+    assert main(["list", "--artifacts", str(lineage)]) == 0
+    out = capsys.readouterr().out
+    assert f"current: {V4}" in out
+    assert all(v in out for v in LINEAGE)
+
+
+def test_promote_and_rollback_print_the_move(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each move prints from and to; the pointer follows."""
+    assert main(["promote", "--artifacts", str(lineage), V2, "--no-targets"]) == 0
+    assert f"current {V4} -> {V2}" in capsys.readouterr().out
+    assert main(["rollback", "--artifacts", str(lineage), "--no-targets"]) == 0
+    assert f"current {V2} -> {V1}" in capsys.readouterr().out
+    assert (lineage / "current").read_text().strip() == V1
+
+
+def test_a_refused_promotion_is_one_line_and_exit_1(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing version: exit 1, one stderr line naming it, current unchanged."""
+    assert main(["promote", "--artifacts", str(lineage), "nope", "--no-targets"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: version 'nope' does not exist")
+    assert (lineage / "current").read_text().strip() == V4
+
+
+def test_prune_prints_what_it_removed(lineage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """prune --keep 2 removes the two oldest (neither current nor its parent)."""
+    assert main(["prune", "--artifacts", str(lineage), "--keep", "2"]) == 0
+    assert f"removed 2 version(s): {V2}, {V1}" in capsys.readouterr().out
+
+
+def test_a_bad_command_line_exits_2(lineage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing VERSION argument is a usage error, not a traceback."""
+    with pytest.raises(SystemExit) as exited:
+        main(["promote", "--artifacts", str(lineage)])
+    assert exited.value.code == 2
+    assert "version" in capsys.readouterr().err
