@@ -119,6 +119,11 @@ bench-ci *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
 
+# promote and roll back under open-loop load (default 600 req/s, 2 workers, 2 s poll): errors, follow time, worst latency
+[group('bench')]
+bench-swap *ARGS:
+    {{python}} -m bench.swap {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:
