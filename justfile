@@ -68,6 +68,11 @@ rollback *ARGS:
 prune *ARGS:
     {{python}} -m export.models prune {{ARGS}}
 
+# a challenger from the store's labelled outcomes (SCANOPT_STORE_DSN), compared with the champion and promoted only if it wins
+[group('models')]
+retrain *ARGS:
+    {{python}} -m train.retrain {{ARGS}}
+
 # make sure a model exists (`just model`), then serve it
 [group('serve')]
 up: model
