@@ -65,8 +65,8 @@ def _save(fig: Any, path: Path) -> None:
 
 def _differences_png(comparison: RetrainComparison, path: Path) -> None:
     diffs = comparison.differences
-    fig, axes = plt.subplots(1, len(diffs), figsize=(4 * len(diffs), 3.2))
-    for ax, d in zip(axes, diffs, strict=True):
+    fig, axes = plt.subplots(1, len(diffs), figsize=(4 * len(diffs), 3.2), squeeze=False)
+    for ax, d in zip(axes[0], diffs, strict=True):
         colour = {"better": "tab:green", "worse": "tab:red"}.get(d.verdict, "tab:grey")
         ax.errorbar(
             [0],
