@@ -24,6 +24,7 @@ from typing import NoReturn
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from export.lifecycle import LifecycleError, Move, promote, prune, rollback
@@ -94,7 +95,7 @@ def versions_table(listing: VersionList) -> Table:
         table.add_column(column, justify="left" if named else "right", no_wrap=named)
     for v in listing.versions:
         if v.problem is not None:
-            table.add_row("!", v.version, "", "", f"[red]{v.problem}[/]")
+            table.add_row("[red]![/]", v.version, "[red]unreadable (below)[/]")
             continue
         m = v.metrics
         table.add_row(
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.write(msgspec.json.encode(listing).decode() + "\n")
             else:
                 console.print(versions_table(listing))
+                for v in listing.versions:
+                    if v.problem is not None:
+                        console.print(f"[red]![/] {v.version}: {escape(v.problem)}")
         elif args.command == "promote":
             _moved(
                 console,

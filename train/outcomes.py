@@ -33,7 +33,7 @@ import polars as pl
 
 from server.domain.scan import Scan, ScanRecord
 
-__all__ = ["OUTCOMES_QUERY", "OutcomeError", "outcome_records", "read_outcomes"]
+__all__ = ["OUTCOMES_QUERY", "OutcomeError", "outcome_records", "read_outcomes", "shown_dsn"]
 
 OUTCOMES_QUERY: Final = """
 SELECT p.prediction_id, p.user_id, p.created_us, p.model_version, p.scan,
@@ -72,8 +72,8 @@ class OutcomeError(Exception):
     """Labelled outcomes cannot be read; one line naming the store and the cause."""
 
 
-def _shown(dsn: str) -> str:
-    # Never print a password that a DSN may carry.
+def shown_dsn(dsn: str) -> str:
+    """`dsn` without its credentials (user and password), for messages and manifests."""
     scheme, sep, rest = dsn.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else dsn
 
@@ -96,9 +96,9 @@ def _connect(dsn: str) -> Any:
             return psycopg.connect(dsn, connect_timeout=5)
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OutcomeError(f"store {_shown(dsn)}: cannot connect ({reason})") from None
+            raise OutcomeError(f"store {shown_dsn(dsn)}: cannot connect ({reason})") from None
     raise OutcomeError(
-        f"store DSN {_shown(dsn)!r}: expected sqlite:///path.db or postgresql://user@host/db"
+        f"store DSN {shown_dsn(dsn)!r}: expected sqlite:///path.db or postgresql://user@host/db"
     )
 
 
@@ -110,7 +110,7 @@ def read_outcomes(dsn: str) -> pl.DataFrame:
     except Exception as exc:  # sqlite3, psycopg and polars each raise their own errors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OutcomeError(
-            f"store {_shown(dsn)}: cannot read labelled outcomes ({reason}): expected the "
+            f"store {shown_dsn(dsn)}: cannot read labelled outcomes ({reason}): expected the "
             "scanopt tables predictions and events"
         ) from None
     finally:

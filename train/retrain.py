@@ -49,9 +49,11 @@ from rich.console import Console
 from export.artifacts import ArtifactError, read_current, version_dir
 from export.graph import build_graph
 from export.lifecycle import LifecycleError, promote
+from export.manifest import ManifestError, read_manifest
 from export.parity import MIN_PARITY_ROWS, GraphError, ParityError, open_session, run_graph
 from export.version import export_version
 from server.domain.artifact import (
+    MANIFEST_FILE,
     DataWindow,
     PairedDifference,
     RetrainComparison,
@@ -62,7 +64,7 @@ from server.domain.scan import ScanRecord
 from train.compare import CompareError, decide, paired_difference
 from train.data import HistoryError, dataset_from_records, load_history, records_digest
 from train.models import predict_outputs
-from train.outcomes import OutcomeError, outcome_records, read_outcomes
+from train.outcomes import OutcomeError, outcome_records, read_outcomes, shown_dsn
 from train.retrain_report import write_report
 from train.training import FitSettings, TrainError, train_models
 
@@ -216,14 +218,15 @@ def retrain(
     if champion is None:
         raise RetrainError(f"{artifacts / 'current'}: no such file: no champion to compare with")
     frame = read_outcomes(store)
+    where = f"store {shown_dsn(store)}"
     if frame.height == 0:
         raise RetrainError(
-            f"store {store}: no labelled outcomes (scan_completed events joined to logged "
+            f"{where}: no labelled outcomes (scan_completed events joined to logged "
             f"predictions): expected at least {min_outcomes}"
         )
     if frame.height < min_outcomes:
         raise RetrainError(
-            f"store {store}: {frame.height} labelled outcomes: expected at least {min_outcomes} "
+            f"{where}: {frame.height} labelled outcomes: expected at least {min_outcomes} "
             f"({min_outcomes - frame.height} more)"
         )
     records = outcome_records(frame)
@@ -232,7 +235,7 @@ def retrain(
     holdout_users = len({u for u, h in zip(users, held, strict=True) if h})
     if holdout_users < MIN_HOLDOUT_USERS or held.all():
         raise RetrainError(
-            f"store {store}: {len(set(users))} users with outcomes, {holdout_users} held out: "
+            f"{where}: {len(set(users))} users with outcomes, {holdout_users} held out: "
             f"expected at least {MIN_HOLDOUT_USERS} holdout users and some to train on"
         )
     recent = [r for r, h in zip(records, held, strict=True) if not h]
@@ -250,7 +253,7 @@ def retrain(
     mix = base_kept + recent
     created_us = frame["created_us"].to_numpy()[~held]
     window = DataWindow(
-        source=store.rpartition("@")[2] if "@" in store else store,
+        source=shown_dsn(store),
         rows=len(recent),
         users=len({u for u, h in zip(users, held, strict=True) if not h}),
         first_at=_iso(int(created_us.min())),
@@ -277,9 +280,10 @@ def retrain(
     features = encode_scans(holdout)
     champion_folder = version_dir(artifacts, champion)
     try:
-        champion_session = open_session(champion_folder / "model.onnx")
+        champion_model = champion_folder / read_manifest(champion_folder / MANIFEST_FILE).model_file
+        champion_session = open_session(champion_model)
         champion_out = run_graph(champion_session, features)
-    except GraphError as exc:
+    except (GraphError, ManifestError) as exc:
         raise RetrainError(f"champion {champion}: {exc}") from None
     # The challenger's graph is checked against these very scikit-learn outputs at export.
     challenger_out = predict_outputs(result.models, features)
@@ -293,7 +297,7 @@ def retrain(
     # so the comparison goes into the manifest with it and the version is never rewritten.
     challenger_graph = build_graph(result.models).SerializeToString()
     checks["one_row_us"] = _one_row_us(challenger_graph, features[:1])
-    checks["champion_one_row_us"] = _one_row_us(champion_folder / "model.onnx", features[:1])
+    checks["champion_one_row_us"] = _one_row_us(champion_model, features[:1])
     checks.update({f"champion_{k}": v for k, v in _coverage(scored, "champion").items()})
     comparison = decide(champion, differences, checks)
     try:

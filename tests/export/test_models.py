@@ -68,3 +68,14 @@ def test_a_bad_command_line_exits_2(lineage: Path, capsys: pytest.CaptureFixture
         main(["promote", "--artifacts", str(lineage)])
     assert exited.value.code == 2
     assert "version" in capsys.readouterr().err
+
+
+def test_a_broken_version_shows_its_problem_in_the_table(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable manifest is a row with the reason (brackets and all), not a crash."""
+    (lineage / "models" / V2 / "manifest.json").write_text("[oops")
+    assert main(["list", "--artifacts", str(lineage)]) == 0
+    out = capsys.readouterr().out
+    assert "not a manifest" in out
+    assert V2 in out
