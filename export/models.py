@@ -1,13 +1,14 @@
 """`just models`, `just promote`, `just rollback`, `just prune`: the versions and the alias.
 
-    python -m export.models list     [--json]          (each command also takes
+    python -m export.models list     [--json] [--url URL]   (each command also takes
                                                          --artifacts DIR, default artifacts)
     python -m export.models promote  VERSION [--no-targets]
     python -m export.models rollback [--no-targets]
     python -m export.models prune    [--keep 5] [--dry-run]
 
 `list` shows every version newest first with its held-out metrics, its parent and which
-one `artifacts/current` names (the version every worker serves within one poll interval).
+one `artifacts/current` names (the version every worker serves within one poll interval);
+with --url it asks a running server instead and also marks what the answering worker serves.
 `promote` validates a version (the checks of `just validate`) and then switches the alias
 atomically; `rollback` promotes the current version's parent; `prune` keeps the N newest
 versions plus the current one and its parent. A refused move is one line on stderr, exit
@@ -20,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 from rich.console import Console
@@ -30,7 +31,10 @@ from rich.table import Table
 from export.lifecycle import LifecycleError, Move, promote, prune, rollback
 from server.domain.versions import VersionList, list_versions
 
-__all__ = ["main", "versions_table"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["fetch_versions", "main", "versions_table"]
 
 _DEFAULT_KEEP = 5
 
@@ -50,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="versions, metrics, lineage, the current one"
     )
     listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+    listing.add_argument(
+        "--url",
+        default=None,
+        help="ask a running server (GET URL/v1/models/versions) instead of reading --artifacts, "
+        "so the table also shows the version the answering worker serves",
+    )
     for name, text in (
         ("promote", "validate VERSION, then serve it"),
         ("rollback", "serve the parent"),
@@ -75,9 +85,27 @@ def _metric(listing_metrics: dict[str, dict[str, float]], group: str, key: str, 
     return "-" if value is None else format(value, fmt)
 
 
+def fetch_versions(url: str, client: httpx.Client | None = None) -> VersionList:
+    """GET /v1/models/versions from a running server; LifecycleError when it cannot answer."""
+    import httpx  # only for --url (a dev dependency, like the Python client's)
+
+    target = url.rstrip("/") + "/v1/models/versions"
+    try:
+        response = (client or httpx).get(target, timeout=10.0)
+        response.raise_for_status()
+        return msgspec.json.decode(response.content, type=VersionList)
+    except (httpx.HTTPError, msgspec.DecodeError) as exc:
+        raise LifecycleError(
+            f"{target}: {exc}: expected a scanopt server's version listing"
+        ) from None
+
+
 def versions_table(listing: VersionList) -> Table:
-    """The listing as a rich table, the current version marked."""
-    table = Table(title=f"Model versions (current: {listing.current or 'none'})")
+    """The listing as a rich table, the current version marked (* current, S served)."""
+    title = f"Model versions (current: {listing.current or 'none'}"
+    if listing.serving is not None:
+        title += f"; the answering worker serves {listing.serving}"
+    table = Table(title=title + ")")
     for column in (
         "",
         "version",
@@ -99,7 +127,8 @@ def versions_table(listing: VersionList) -> Table:
             continue
         m = v.metrics
         table.add_row(
-            "[green]*[/]" if v.current else "",
+            ("[green]*[/]" if v.current else "")
+            + ("[cyan]S[/]" if v.version == listing.serving else ""),
             v.version,
             v.parent_version or "-",
             "-" if v.training_rows is None else f"{v.training_rows:,}",
@@ -126,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=140)
     try:
         if args.command == "list":
-            listing = list_versions(args.artifacts)
+            listing = (
+                list_versions(args.artifacts) if args.url is None else fetch_versions(args.url)
+            )
             if args.json:
                 sys.stdout.write(msgspec.json.encode(listing).decode() + "\n")
             else:

@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
-from export.models import main
+from bench.servers import free_port
+from export.models import fetch_versions, main, versions_table
+from server.app import create_app
 from tests.export.conftest import LINEAGE
+from tests.server.conftest import make_settings
 
 V1, V2, V3, V4 = LINEAGE
 
@@ -79,3 +83,26 @@ def test_a_broken_version_shows_its_problem_in_the_table(
     out = capsys.readouterr().out
     assert "not a manifest" in out
     assert V2 in out
+
+
+def test_the_listing_from_a_running_server_marks_what_it_serves(lineage: Path) -> None:
+    """--url reads GET /v1/models/versions: the same versions plus the one served."""
+    with TestClient(create_app(make_settings(lineage))) as client:
+        listing = fetch_versions(str(client.base_url), client)
+    assert listing.serving == V4
+    assert listing.current == V4
+    assert [v.version for v in listing.versions] == [V4, V3, V2, V1]
+    table = versions_table(listing)
+    assert table.title is not None
+    assert f"the answering worker serves {V4}" in str(table.title)
+
+
+def test_an_unreachable_server_is_one_line(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--url to a closed port: exit 1 and one line naming the URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["list", "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{url}/v1/models/versions" in err
