@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,26 @@ def test_a_missing_artifacts_directory_is_one_line(tmp_path: Path) -> None:
     """Every move names the missing directory instead of raising OSError."""
     with pytest.raises(LifecycleError, match="no such folder"):
         rollback(tmp_path / "nowhere")
+
+
+def test_a_retrained_version_is_judged_by_its_comparison_not_the_targets(
+    lineage: Path,
+) -> None:
+    """A manifest with a retrain comparison skips the default-data bars (a tiny model
+    passes); its integrity is still checked."""
+    path = lineage / "models" / V2 / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["comparison"] = {
+        "champion": V1,
+        "rule": "r",
+        "promote": True,
+        "reasons": ["promote"],
+        "differences": [],
+        "checks": {},
+    }
+    path.write_text(json.dumps(manifest))
+    assert promote(lineage, V2).version == V2
+    _tamper(lineage, V2)
+    promote(lineage, V4, targets=False)
+    with pytest.raises(LifecycleError, match="checksums"):
+        promote(lineage, V2)
