@@ -61,6 +61,31 @@ model:
 serve:
     {{python}} -m server.serve
 
+# the model versions newest first: metrics, parent, which one artifacts/current names (--json for JSON)
+[group('models')]
+models *ARGS:
+    {{python}} -m export.models list {{ARGS}}
+
+# validate VERSION (the checks of `just validate`), then switch artifacts/current to it atomically
+[group('models')]
+promote VERSION *ARGS:
+    {{python}} -m export.models promote {{VERSION}} {{ARGS}}
+
+# serve the parent of the current version again (validated like a promotion)
+[group('models')]
+rollback *ARGS:
+    {{python}} -m export.models rollback {{ARGS}}
+
+# delete old versions, keeping the N newest (--keep, default 5) and always current and its parent
+[group('models')]
+prune *ARGS:
+    {{python}} -m export.models prune {{ARGS}}
+
+# a challenger from the store's labelled outcomes (SCANOPT_STORE_DSN), compared with the champion and promoted only if it wins
+[group('models')]
+retrain *ARGS:
+    {{python}} -m train.retrain {{ARGS}}
+
 # make sure a model exists (`just model`), then serve it
 [group('serve')]
 up: model
@@ -144,6 +169,11 @@ fuzz *ARGS:
 soak *ARGS:
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.soak {{ARGS}}
+
+# promote and roll back under open-loop load (default 600 req/s, 2 workers, 2 s poll): errors, follow time, worst latency
+[group('bench')]
+bench-swap *ARGS:
+    {{python}} -m bench.swap {{ARGS}}
 
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]

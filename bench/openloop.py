@@ -18,7 +18,9 @@ The client's own cost is reported with every run: how late requests left (send l
 the CPU time the client process used, since it shares the machine with the server.
 
 Any refused connection, transport error, timeout or non-2xx answer fails the run with
-`LoadRunError`; a failed run reports no latency figure at all.
+`LoadRunError`; a failed run reports no latency figure at all. `record_open_loop` is the
+same run without that verdict: every request's times, status and (optionally) answer
+body, for a caller that counts errors itself or reads the answers (bench.swap).
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ from bench.latency import LatencySummary, summarize
 __all__ = [
     "LoadRunError",
     "OpenLoopConfig",
+    "OpenLoopRecord",
     "OpenLoopResult",
     "build_requests",
     "main",
+    "record_open_loop",
     "run_open_loop",
 ]
 
@@ -100,8 +104,8 @@ def build_requests(url: str, bodies: Sequence[bytes]) -> list[bytes]:
     ]
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """Read one whole HTTP/1.1 response (length-delimited or chunked); return its status."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one whole HTTP/1.1 response (length-delimited or chunked): status and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -115,28 +119,47 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         elif key == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
     if chunked:
+        chunks = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            chunks.append((await reader.readexactly(size + 2))[:size])
             if size == 0:
                 break
-    elif length:
-        await reader.readexactly(length)
-    return status
+        return status, b"".join(chunks)
+    if length:
+        return status, await reader.readexactly(length)
+    return status, b""
 
 
-class _Recorder:
-    """Per-request times and outcomes, indexed by request number."""
+class OpenLoopRecord:
+    """Every request of one run, indexed by request number (perf_counter seconds).
 
-    def __init__(self, n: int) -> None:
+    `status` is 0 for a request never answered and -1 for a transport error; `bodies`
+    holds each answer's body when the run kept them, else stays empty.
+    """
+
+    def __init__(self, n: int, rate: float, keep_bodies: bool) -> None:
+        self.rate = rate
+        self.start = 0.0
         self.sent = [0.0] * n
         self.done = [0.0] * n
         self.status = [0] * n
+        self.bodies: list[bytes] = [b""] * n if keep_bodies else []
         self.errors: list[str] = []
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
 
     def fail(self, i: int, what: str) -> None:
         self.status[i] = -1
         self.errors.append(f"request {i}: {what}")
+
+    def intended(self, i: int) -> float:
+        """When request i was due: start + i / rate, whatever happened before."""
+        return self.start + i / self.rate
+
+    def latency(self, i: int) -> float:
+        """done - min(intended, sent): a request held back by the client is charged for it."""
+        return self.done[i] - min(self.intended(i), self.sent[i])
 
 
 async def _worker(
@@ -144,7 +167,7 @@ async def _worker(
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     queue: asyncio.Queue[int | None],
     requests: Sequence[bytes],
-    rec: _Recorder,
+    rec: OpenLoopRecord,
 ) -> None:
     reader, writer = conn
     parts = urlsplit(url)
@@ -153,7 +176,7 @@ async def _worker(
         rec.sent[i] = clock()
         try:
             writer.write(requests[i % len(requests)])
-            status = await _read_response(reader)
+            status, body = await _read_response(reader)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             rec.fail(i, f"{type(exc).__name__}: {exc}")
             writer.close()
@@ -165,6 +188,8 @@ async def _worker(
             continue
         rec.done[i] = clock()
         rec.status[i] = status
+        if rec.bodies:
+            rec.bodies[i] = body
     writer.close()
 
 
@@ -186,10 +211,15 @@ async def _dispatch(
             await asyncio.sleep(0)  # let the workers send what was just queued
 
 
-async def run_open_loop(
-    cfg: OpenLoopConfig, bodies: Sequence[bytes], *, requests: Sequence[bytes] | None = None
-) -> OpenLoopResult:
-    """Send `rate` requests/s for `duration_s` and return the figures; raise on any error.
+async def record_open_loop(
+    cfg: OpenLoopConfig,
+    bodies: Sequence[bytes],
+    *,
+    keep_bodies: bool = False,
+    requests: Sequence[bytes] | None = None,
+) -> OpenLoopRecord:
+    """Send `rate` requests/s for `duration_s` and record every request, errors included;
+    raise `LoadRunError` only when the server cannot be reached at all.
 
     Request i is `requests[i % len(requests)]` when raw HTTP/1.1 requests are given (a mix
     of endpoints, bodies made on demand), else POST `bodies` in turn to `cfg.url`."""
@@ -209,20 +239,30 @@ async def run_open_loop(
         raise LoadRunError(f"cannot reach {cfg.url}: {exc}") from None
 
     total = max(1, round(cfg.rate * cfg.duration_s))
-    rec = _Recorder(total)
+    rec = OpenLoopRecord(total, cfg.rate, keep_bodies)
     queue: asyncio.Queue[int | None] = asyncio.Queue()
     workers = [asyncio.create_task(_worker(cfg.url, conn, queue, requests, rec)) for conn in conns]
     cpu0 = time.process_time()
-    start = time.perf_counter() + 0.01
+    start = rec.start = time.perf_counter() + 0.01
     await _dispatch(queue, total, start, cfg)
     for _ in workers:
         queue.put_nowait(None)
     _, pending = await asyncio.wait(workers, timeout=cfg.drain_timeout_s)
     for task in pending:
         task.cancel()
-    wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu0
+    rec.wall_s = time.perf_counter() - start
+    rec.cpu_s = time.process_time() - cpu0
+    return rec
 
+
+async def run_open_loop(
+    cfg: OpenLoopConfig, bodies: Sequence[bytes], *, requests: Sequence[bytes] | None = None
+) -> OpenLoopResult:
+    """Send `rate` requests/s for `duration_s` and return the figures; raise on any error.
+    `requests`, when given, are raw HTTP/1.1 requests sent in turn instead of `bodies`."""
+    rec = await record_open_loop(cfg, bodies, requests=requests)
+    total = len(rec.status)
+    start = rec.start
     unanswered = sum(1 for s in rec.status if s == 0)
     bad = [s for s in rec.status if s >= 300]
     failed = sum(1 for s in rec.status if s < 0)
@@ -240,9 +280,8 @@ async def run_open_loop(
             f"out of {total} requests" + (f" ({samples})" if samples else "")
         )
 
-    intended = [start + i / cfg.rate for i in range(total)]
-    latencies = [d - min(t, s) for d, t, s in zip(rec.done, intended, rec.sent, strict=True)]
-    lags = [max(0.0, s - t) for s, t in zip(rec.sent, intended, strict=True)]
+    latencies = [rec.latency(i) for i in range(total)]
+    lags = [max(0.0, rec.sent[i] - rec.intended(i)) for i in range(total)]
     last_done = max(rec.done)
     return OpenLoopResult(
         url=cfg.url,
@@ -253,7 +292,7 @@ async def run_open_loop(
         achieved_rate=total / (last_done - start),
         latency=summarize(latencies),
         send_lag=summarize(lags),
-        client_cpu_share=cpu / wall,
+        client_cpu_share=rec.cpu_s / rec.wall_s,
     )
 
 

@@ -39,7 +39,9 @@ from server.domain.artifact import (
     MODEL_FILE,
     MODEL_INPUT,
     MODEL_OUTPUTS,
+    DataWindow,
     Manifest,
+    RetrainComparison,
 )
 from server.domain.features import FEATURE_SPEC, encode_scans, feature_spec_digest
 from train.models import predict_outputs
@@ -95,10 +97,16 @@ def export_version(
     min_parity_rows: int,
     extra_files: Mapping[str, bytes] | None = None,
     created: datetime | None = None,
+    point: bool = True,
+    data_window: DataWindow | None = None,
+    comparison: RetrainComparison | None = None,
 ) -> ExportedVersion:
     """Convert, check parity (ParityError otherwise), write the version, point `current`.
 
     `extra_files` (e.g. report/metrics.json, report/*.png) are written and checksummed too.
+    The parent is the version `current` names now. With `point=False` the version is only
+    written (a challenger waiting for its promotion); `data_window` and `comparison` go
+    into the manifest as they are.
     """
     models = result.models
     model_bytes = build_graph(models).SerializeToString()
@@ -147,7 +155,10 @@ def export_version(
         ),
         packages=package_versions(),
         opsets={domain or "ai.onnx": v for domain, v in TARGET_OPSET.items()},
+        data_window=data_window,
+        comparison=comparison,
     )
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
-    point_current(artifacts, version)
+    if point:
+        point_current(artifacts, version)
     return ExportedVersion(folder=folder, manifest=manifest, parity=parity)

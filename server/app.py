@@ -179,7 +179,7 @@ def create_app(
         *report.routes(worker.store),
         *events.routes(worker.store, worker.gate, worker.ids),
         *feedback.routes(worker.store, worker.ids),
-        *models.routes(worker.predictor),
+        *models.routes(worker.predictor, settings.artifacts),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
         *dashboard.routes(worker.dashboard),

@@ -32,8 +32,11 @@ __all__ = [
     "MODEL_INPUT",
     "MODEL_OUTPUTS",
     "CalibrationBin",
+    "DataWindow",
     "Manifest",
+    "PairedDifference",
     "ReferenceDistribution",
+    "RetrainComparison",
     "TrainingData",
     "confidence_score",
 ]
@@ -84,6 +87,51 @@ class TrainingData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rejected_rows: int = 0
 
 
+class DataWindow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The production outcomes a retrained version learned from (`just retrain`)."""
+
+    source: str  # the store, without credentials
+    rows: int  # labelled outcomes trained on (holdout users excluded)
+    users: int
+    first_at: str  # ISO-8601 UTC of the oldest and newest outcome's prediction
+    last_at: str
+    sha256: str  # of those outcomes as ScanRecord JSON lines, in order
+    base_rows: int  # base-history records kept beside them
+    recent_weight: float  # each outcome weighs this many base records
+    holdout_rows: int  # outcomes of users neither model saw, kept for the comparison
+    holdout_users: int
+
+
+class PairedDifference(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Champion minus challenger loss on the same rows (> 0: the challenger is better).
+
+    The interval is a 95% t-interval over users (each user's mean difference is one
+    observation, since a user's scans are not independent of each other).
+    """
+
+    metric: str  # "result_count MAE", "duration_s MAE", "p_empty Brier"
+    champion: float
+    challenger: float
+    difference: float
+    lower: float
+    upper: float
+    users: int
+    rows: int
+    verdict: str  # "better", "worse" or "no difference"
+
+
+class RetrainComparison(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Champion and challenger on one recent holdout, and what the promotion rule said."""
+
+    champion: str
+    rule: str
+    promote: bool
+    reasons: list[str]
+    differences: list[PairedDifference]
+    # e.g. {"result_count_coverage_90": 0.9, "one_row_us": 31.0}, challenger on the holdout
+    checks: dict[str, float]
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """manifest.json of one model version."""
 
@@ -111,6 +159,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reference: dict[str, ReferenceDistribution]
     packages: dict[str, str]
     opsets: dict[str, int]
+    # Only for versions `just retrain` made: the outcomes behind it, and the comparison.
+    data_window: DataWindow | None = None
+    comparison: RetrainComparison | None = None
 
 
 def confidence_score(

@@ -1,14 +1,24 @@
-"""GET /v1/models: the manifest summary of the version in service."""
+"""GET /v1/models: the version in service; GET /v1/models/versions: every version on disk.
+
+The listing reads each version's manifest (no graph, no checksum) on a worker thread, so
+a folder of many versions never stalls the event loop; `serving` is what this worker
+runs, `current` what artifacts/current names (the two differ for at most one poll
+interval after a promotion, or while a refused version is named).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
 
+from server.domain.versions import VersionList, list_versions
 from server.inference.predictor import Predictor
 from server.schemas import ModelSummary
 
-__all__ = ["routes", "summary"]
+__all__ = ["routes", "summary", "versions"]
 
 
 def summary(predictor: Predictor) -> ModelSummary:
@@ -32,12 +42,25 @@ def summary(predictor: Predictor) -> ModelSummary:
     )
 
 
-def routes(predictor: Predictor) -> list[HTTPRouteHandler]:
-    """The model description handler."""
+def versions(predictor: Predictor, artifacts: Path) -> VersionList:
+    """Every version under `artifacts`, with the one this worker serves."""
+    listing = list_versions(artifacts)
+    serving = predictor.model.version if predictor.ready else None
+    return msgspec.structs.replace(listing, serving=serving)
+
+
+def routes(predictor: Predictor, artifacts: Path) -> list[HTTPRouteHandler]:
+    """The model description handlers."""
 
     @get("/v1/models", tags=["models"])
     async def models() -> ModelSummary:
         """Version, features, metrics, importances and calibration of the model in service."""
         return summary(predictor)
 
-    return [models]
+    @get("/v1/models/versions", tags=["models"], sync_to_thread=True)
+    def model_versions() -> VersionList:
+        """Every version on disk, newest first: lineage, held-out metrics, which is current
+        (artifacts/current, the serving alias) and which this worker serves."""
+        return versions(predictor, artifacts)
+
+    return [models, model_versions]

@@ -14,6 +14,7 @@ from bench.openloop import (
     OpenLoopResult,
     build_requests,
     main,
+    record_open_loop,
     run_open_loop,
 )
 from bench.servers import free_port
@@ -116,3 +117,13 @@ def test_bad_rate_is_refused() -> None:
     """A zero rate is refused before any connection is opened."""
     with pytest.raises(ValueError, match="rate=0"):
         _run("http://127.0.0.1:1/x", rate=0.0)
+
+
+def test_record_open_loop_keeps_each_answer_body(tiny_server: Start) -> None:
+    """With keep_bodies, each request's status and body (length-framed or chunked) are kept."""
+    server = tiny_server(lambda n: Reply(chunked=n % 2 == 1, status=503 if n == 3 else 200))
+    cfg = OpenLoopConfig(url=server.url, rate=200.0, duration_s=0.05, connections=1)
+    rec = asyncio.run(record_open_loop(cfg, BODIES, keep_bodies=True))
+    assert rec.status == [200, 200, 200, 503, 200, 200, 200, 200, 200, 200]
+    assert rec.bodies == [b'{"ok":true}'] * 10
+    assert all(rec.latency(i) > 0 for i in range(10))

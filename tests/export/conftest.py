@@ -1,7 +1,10 @@
-"""Tiny real models, trained once per session in a temporary directory."""
+"""Tiny real models, trained once per session in a temporary directory, and lineages of
+versions built from them."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,28 @@ def exported(
 def built_artifacts(exported: ExportedVersion) -> Path:
     """The artifacts directory holding the exported version."""
     return exported.folder.parent.parent
+
+
+def _copy_as(source: Path, artifacts: Path, name: str, parent: str | None) -> None:
+    """A copy of the version at `source` under another name and parent (files unchanged)."""
+    dest = artifacts / "models" / name
+    shutil.copytree(source, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest.update(version=name, parent_version=parent, created_at=f"{name[:15]}Z")
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+
+
+LINEAGE = tuple(f"2026010{i}T000000Z-0000000{i}" for i in range(1, 5))
+
+
+@pytest.fixture
+def lineage(tmp_path: Path, exported: ExportedVersion) -> Path:
+    """An artifacts directory with four versions, each the parent of the next; current
+    names the newest. They share the exported version's files, so each validates."""
+    artifacts = tmp_path / "artifacts"
+    parent = None
+    for name in LINEAGE:
+        _copy_as(exported.folder, artifacts, name, parent)
+        parent = name
+    (artifacts / "current").write_text(LINEAGE[-1] + "\n")
+    return artifacts

@@ -29,3 +29,24 @@ def test_models_describes_the_served_version(
     assert body["metrics"] == manifest["metrics"]
     assert body["importances"] == manifest["importances"]
     assert "reference" not in body  # histograms stay out of the summary
+
+
+def test_versions_lists_every_version_and_the_served_one(
+    client: TestClient[Any], built_versions: Versions
+) -> None:
+    """GET /v1/models/versions: both versions, newest first, current and serving named."""
+    body = client.get("/v1/models/versions").json()
+    assert body["current"] == built_versions.first
+    assert body["serving"] == built_versions.first
+    assert [v["version"] for v in body["versions"]] == [built_versions.second, built_versions.first]
+    assert body["versions"][0]["parent_version"] == built_versions.first
+
+
+def test_versions_shows_current_ahead_of_serving_until_reload(
+    client: TestClient[Any], artifacts: Path, built_versions: Versions
+) -> None:
+    """After a promotion and before this worker reloads, current and serving differ."""
+    (artifacts / "current").write_text(built_versions.second + "\n")
+    body = client.get("/v1/models/versions").json()
+    assert body["current"] == built_versions.second
+    assert body["serving"] == built_versions.first

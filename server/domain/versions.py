@@ -1,0 +1,118 @@
+"""The model versions on disk, listed the same way by `just models` and GET /v1/models/versions.
+
+    list_versions(artifacts) -> VersionList
+
+Each `artifacts/models/<version>/manifest.json` is decoded (msgspec only: no graph is
+opened, no checksum is computed, so a listing costs one small read per version). A folder
+whose manifest cannot be read is still listed, with `problem` saying why, so an operator
+sees it instead of wondering where it went. Hidden folders (a version being written or
+pruned) are skipped. Versions come newest first: their names start with the UTC time of
+their export (`20261126T040512Z-1a2b3c4d`), so name order is time order.
+
+`current` is the version `artifacts/current` names: the serving alias every worker
+follows. Whether a given worker already serves it is the server's business (`serving`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
+from server.domain.scan import WireStruct
+
+__all__ = [
+    "HEADLINE_METRICS",
+    "VERSION_NAME",
+    "VersionInfo",
+    "VersionList",
+    "list_versions",
+    "read_alias",
+]
+
+# A version names one folder: no separators, no "..", nothing a shell would mangle.
+VERSION_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The metric groups a listing shows (the manifest holds more: learning curve, timings).
+HEADLINE_METRICS: Final = ("result_count", "duration_s", "empty")
+_DECODER: Final = msgspec.json.Decoder(Manifest)
+
+
+class VersionInfo(WireStruct, frozen=True):
+    """One version folder: its lineage, its held-out metrics and whether it is current."""
+
+    version: str
+    current: bool
+    created_at: str | None = None
+    parent_version: str | None = None
+    training_rows: int | None = None
+    model_bytes: int | None = None
+    # metrics[group][name] on the version's held-out test split (result_count, duration_s,
+    # empty); e.g. metrics["result_count"]["mae"], ["duration_s"]["coverage_90"].
+    metrics: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    # Why the manifest could not be read; None for a readable version.
+    problem: str | None = None
+
+
+class VersionList(WireStruct, frozen=True):
+    """Every version on disk, newest first; `current` is the serving alias."""
+
+    current: str | None
+    versions: list[VersionInfo]
+    # The version this worker serves (the server fills it in; None offline).
+    serving: str | None = None
+
+
+def read_alias(artifacts: Path) -> str | None:
+    """The version `artifacts/current` names, or None when it is missing or malformed."""
+    try:
+        name = (artifacts / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if VERSION_NAME.match(name) else None
+
+
+def _info(folder: Path, current: str | None) -> VersionInfo:
+    name = folder.name
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = _DECODER.decode(path.read_bytes())
+    except OSError as exc:
+        return VersionInfo(version=name, current=name == current, problem=f"{path}: {exc}")
+    except msgspec.DecodeError as exc:
+        return VersionInfo(
+            version=name, current=name == current, problem=f"{path}: not a manifest: {exc}"
+        )
+    if manifest.version != name:
+        return VersionInfo(
+            version=name,
+            current=name == current,
+            problem=f"{path} says version {manifest.version!r}",
+        )
+    try:
+        size: int | None = (folder / manifest.model_file).stat().st_size
+    except OSError:
+        size = None
+    return VersionInfo(
+        version=name,
+        current=name == current,
+        created_at=manifest.created_at,
+        parent_version=manifest.parent_version,
+        training_rows=manifest.training_data.rows,
+        model_bytes=size,
+        metrics={g: manifest.metrics[g] for g in HEADLINE_METRICS if g in manifest.metrics},
+    )
+
+
+def list_versions(artifacts: Path) -> VersionList:
+    """Every version folder under `artifacts/models`, newest first, and the alias."""
+    current = read_alias(artifacts)
+    models = artifacts / MODELS_DIR
+    try:
+        folders = [p for p in models.iterdir() if p.is_dir() and VERSION_NAME.match(p.name)]
+    except FileNotFoundError:
+        folders = []
+    folders.sort(key=lambda p: p.name, reverse=True)
+    return VersionList(current=current, versions=[_info(f, current) for f in folders])
