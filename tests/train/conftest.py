@@ -57,7 +57,7 @@ def write_outcomes(dsn: str, records: list[ScanRecord]) -> None:
     and the scanner would."""
 
     async def write() -> None:
-        store = store_from_dsn(dsn)
+        store = store_from_dsn(dsn, pool_size=2)
         await store.open()
         try:
             logged = [

@@ -17,7 +17,7 @@ from train.outcomes import OutcomeError, outcome_records, read_outcomes
 
 def _complete(dsn: str, event_id: str, prediction_id: str, count: int, **kw: object) -> None:
     async def write() -> None:
-        store = store_from_dsn(dsn)
+        store = store_from_dsn(dsn, pool_size=2)
         await store.open()
         try:
             at = generate_records(1, seed=5)[0].timestamp + timedelta(hours=1)

@@ -4,9 +4,10 @@
 connection, alternating `POST /v1/predict` and `POST /v1/events` (a fresh `event_id` each
 time) with a short pause between requests, so the rate stays bounded on a shared machine.
 Every request becomes an `Outcome`: when it started and ended (monotonic seconds), the
-status or the transport error. A fault test then counts what failed, how many requests
-were in flight when the fault hit, and which event writes the server acknowledged, to
-compare with the rows in the store.
+status or the transport error. Like the scanopt client, it resends an event once when its
+connection dropped under it (events are idempotent by id), and counts those in `resent`.
+A fault test then counts what failed, how many requests were in flight when the fault
+hit, and which event writes the server acknowledged, to compare with the rows in the store.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from server.client_wire import may_resend
 from tests.server.conftest import SCAN
 
 __all__ = ["Load", "Outcome", "event_body", "stored_event_ids"]
@@ -74,6 +76,7 @@ class Load:
         self.timeout_s = timeout_s
         self.kinds = tuple(kinds)
         self.outcomes: list[Outcome] = []
+        self.resent = 0  # requests sent a second time under the client's retry policy
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -101,15 +104,29 @@ class Load:
                 i += 1
                 event_id = f"e-{uuid.uuid4().hex}" if kind == "event" else ""
                 started = time.monotonic()
-                try:
-                    if kind == "event":
-                        response = client.post("/v1/events", json=event_body(event_id))
-                    else:
-                        response = client.post("/v1/predict", json=SCAN)
-                    status: int | None = response.status_code
-                    error = "" if response.is_success else response.text[:200]
-                except httpx.HTTPError as exc:
-                    status, error = None, repr(exc)
+                status: int | None = None
+                error = ""
+                for attempt in range(2):
+                    try:
+                        if kind == "event":
+                            response = client.post("/v1/events", json=event_body(event_id))
+                        else:
+                            response = client.post("/v1/predict", json=SCAN)
+                        status = response.status_code
+                        error = "" if response.is_success else response.text[:200]
+                        break
+                    except httpx.TransportError as exc:
+                        status, error = None, repr(exc)
+                        # Resend once exactly when the scanopt client would: a connection
+                        # that closed under a request (a worker going away between two
+                        # keep-alive requests) may be retried for an idempotent event.
+                        if attempt or not may_resend(exc, idempotent=kind == "event"):
+                            break
+                        with self._lock:
+                            self.resent += 1
+                    except httpx.HTTPError as exc:
+                        status, error = None, repr(exc)
+                        break
                 outcome = Outcome(kind, started, time.monotonic(), status, error, event_id)
                 with self._lock:
                     self.outcomes.append(outcome)

@@ -150,7 +150,11 @@ def test_sighup_replaces_workers_one_by_one_without_a_failed_request(
         failed = load.failed()
         record_property("requests", len(load.snapshot()))
         record_property("failed", len(failed))
-        print(f"SIGHUP: {len(load.snapshot())} requests, {len(failed)} failed, {took_s:.1f} s")
+        record_property("resent", load.resent)
+        print(
+            f"SIGHUP: {len(load.snapshot())} requests, {len(failed)} failed, "
+            f"{load.resent} events resent on a dropped keep-alive connection, {took_s:.1f} s"
+        )
         assert 1 in seen_counts, "one old worker should have served while the other was replaced"
         assert failed == []
     finally:
