@@ -293,10 +293,11 @@ class ModelSummary(WireStruct, frozen=True):
     ]
     importances: Annotated[
         dict[str, dict[str, float]],
-        _doc("feature importance by target, then by feature, share 0-1"),
+        _doc("permutation importance by target, then by feature: mean drop in score"),
     ]
     conformal: Annotated[
-        dict[str, float], _doc("conformal interval half-widths by target, in the target's unit")
+        dict[str, float],
+        _doc("the widening added to each target's quantile interval (CQR), in its unit"),
     ]
     calibration: Annotated[list[CalibrationBin], _doc("reliability bins of p_empty")]
     training_data: Annotated[TrainingData, _doc("the data the version was trained on")]
