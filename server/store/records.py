@@ -240,15 +240,15 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     - drop_off: sessions that ended right after an empty scan, over sessions with one.
     """
 
-    users: Annotated[int, _doc("users with a completed scan, count")]
-    sessions: Annotated[int, _doc("sessions with a completed scan, count")]
+    users: Annotated[int, _doc("users with an event in the window, count")]
+    sessions: Annotated[int, _doc("sessions with an event in the window, count")]
     scans_completed: Annotated[int, _doc("completed scans, count")]
     empty_scans: Annotated[int, _doc("completed scans that returned nothing, count")]
     scans_per_session: Annotated[
         float | None, _doc("completed scans per session, scans; null without sessions")
     ]
-    suggestions_shown: Annotated[int, _doc("completed scans that showed a suggestion, count")]
-    suggestions_applied: Annotated[int, _doc("completed scans whose suggestion was applied, count")]
+    suggestions_shown: Annotated[int, _doc("scans that showed a suggestion, count")]
+    suggestions_applied: Annotated[int, _doc("scans whose suggestion was applied, count")]
     suggestion_apply_rate: Annotated[
         float | None, _doc("suggestions applied over shown, share 0-1; null when none was shown")
     ]
