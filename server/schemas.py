@@ -56,38 +56,63 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class Interval(WireStruct, frozen=True):
     """A predicted value with its 90% prediction interval."""
 
-    predicted: float
-    lower: float
-    upper: float
+    predicted: Annotated[
+        float,
+        _doc("the point prediction, in the target's unit (results or seconds)"),
+    ]
+    lower: Annotated[float, _doc("lower end of the 90% prediction interval, in the same unit")]
+    upper: Annotated[float, _doc("upper end of the 90% prediction interval, in the same unit")]
 
 
 class Prediction(WireStruct, frozen=True):
     """What the model says about one scan, and which version said it (ids are the data
     plane's: server.store.prediction_ids)."""
 
-    model_version: str
-    result_count: Interval
-    duration_s: Interval
-    p_empty: float
-    confidence: float  # server.domain.artifact.confidence_score, in [0, 1]
+    model_version: Annotated[str, _doc("the model version that made the prediction")]
+    result_count: Annotated[
+        Interval, _doc("symbols the scan is predicted to return, results, with its interval")
+    ]
+    duration_s: Annotated[
+        Interval, _doc("how long the scan is predicted to run, seconds, with its interval")
+    ]
+    p_empty: Annotated[float, _doc("probability that the scan returns no symbol, share 0-1")]
+    confidence: Annotated[
+        float,
+        _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
+    ]  # server.domain.artifact.confidence_score, in [0, 1]
 
 
 class Outcome(WireStruct, frozen=True):
     """Predicted outcomes of a scan, without identity (used inside recommendations)."""
 
-    result_count: Interval
-    duration_s: Interval
-    p_empty: float
-    confidence: float
+    result_count: Annotated[
+        Interval, _doc("symbols the scan is predicted to return, results, with its interval")
+    ]
+    duration_s: Annotated[
+        Interval, _doc("how long the scan is predicted to run, seconds, with its interval")
+    ]
+    p_empty: Annotated[float, _doc("probability that the scan returns no symbol, share 0-1")]
+    confidence: Annotated[
+        float,
+        _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
+    ]
 
 
 class BatchRequest(WireStruct, frozen=True):
     """Many scans in one call; at most SCANOPT_MAX_BATCH (checked after decoding)."""
 
-    scans: Annotated[list[Scan], msgspec.Meta(min_length=1)]
+    scans: Annotated[
+        Annotated[list[Scan], msgspec.Meta(min_length=1)],
+        _doc("the scans to predict, in order; at most SCANOPT_MAX_BATCH"),
+    ]
 
 
 class PredictAnswer(WireStruct, frozen=True):
@@ -99,30 +124,57 @@ class PredictAnswer(WireStruct, frozen=True):
     `prediction_id` is still there, so outcome events and feedback link to the scan.
     """
 
-    prediction_id: str
-    arm: str | None
-    ml_enabled: bool
-    model_version: str | None = None
-    result_count: Interval | None = None
-    duration_s: Interval | None = None
-    p_empty: float | None = None
-    confidence: float | None = None
+    prediction_id: Annotated[
+        str, _doc("the id to send back with outcome events and feedback for this scan")
+    ]
+    arm: Annotated[
+        str | None,
+        _doc("the user's A/B arm: control or treatment; null outside the rollout or killed"),
+    ]
+    ml_enabled: Annotated[bool, _doc("whether the scanner should show ML content")]
+    model_version: Annotated[
+        str | None, _doc("the model version that made the prediction; left out without ML")
+    ] = None
+    result_count: Annotated[
+        Interval | None,
+        _doc("predicted symbols returned, results, with its interval; left out without ML"),
+    ] = None
+    duration_s: Annotated[
+        Interval | None,
+        _doc("predicted run time, seconds, with its interval; left out without ML"),
+    ] = None
+    p_empty: Annotated[
+        float | None,
+        _doc("probability that the scan returns no symbol, share 0-1; left out without ML"),
+    ] = None
+    confidence: Annotated[
+        float | None,
+        _doc("how tight the intervals are, score 0-1; left out without ML"),
+    ] = None
 
 
 class BatchResponse(WireStruct, frozen=True):
     """One answer per scan, in request order, each gated for its own user."""
 
-    predictions: list[PredictAnswer]
-    model_version: str | None = None  # absent when the model ran for no scan
+    predictions: Annotated[list[PredictAnswer], _doc("one answer per scan, in request order")]
+    model_version: Annotated[
+        str | None, _doc("the model version that ran; left out when it ran for no scan")
+    ] = None  # absent when the model ran for no scan
 
 
 class RecommendRequest(WireStruct, frozen=True):
     """A scan and the result count the user wants from it."""
 
-    scan: Scan
-    min_results: ResultCount = 5
-    max_results: ResultCount = 100
-    limit: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    scan: Annotated[Scan, _doc("the scan as the user set it up")]
+    min_results: Annotated[
+        ResultCount, _doc("fewest symbols the user wants, results; below max_results")
+    ] = 5
+    max_results: Annotated[
+        ResultCount, _doc("most symbols the user wants, results; above min_results")
+    ] = 100
+    limit: Annotated[
+        Annotated[int, msgspec.Meta(ge=1, le=20)], _doc("most suggestions to return, count")
+    ] = 3
 
     def __post_init__(self) -> None:
         if not self.min_results < self.max_results:
@@ -134,33 +186,48 @@ class RecommendRequest(WireStruct, frozen=True):
 class Change(WireStruct, frozen=True):
     """One parameter a suggestion changes."""
 
-    field: str
-    from_: str | int | float = msgspec.field(name="from")
-    to: str | int | float
+    field: Annotated[str, _doc("the Scan field the suggestion changes")]
+    from_: Annotated[
+        str | int | float, _doc("the field's value in the scan as sent, in the field's unit")
+    ] = msgspec.field(name="from")
+    to: Annotated[str | int | float, _doc("the field's suggested value, in the field's unit")]
 
 
 class Suggestion(WireStruct, frozen=True):
     """A changed scan, its predicted outcome and what changed; lower score is better."""
 
-    scan: Scan
-    prediction: Outcome
-    changes: list[Change]
-    score: float
+    scan: Annotated[Scan, _doc("the changed scan, ready to run")]
+    prediction: Annotated[Outcome, _doc("the changed scan's predicted outcome")]
+    changes: Annotated[list[Change], _doc("the fields changed, from the scan as sent")]
+    score: Annotated[
+        float,
+        _doc("distance of the outcome from the desired range, unitless; lower is better"),
+    ]
 
 
 class RecommendResponse(WireStruct, frozen=True):
     """The scan as sent, as predicted, and the best changes found."""
 
-    model_version: str
-    current: Outcome
-    current_in_range: bool
-    current_score: float
-    suggestions: list[Suggestion]
-    candidates_scored: int
+    model_version: Annotated[str, _doc("the model version that made the predictions")]
+    current: Annotated[Outcome, _doc("the predicted outcome of the scan as sent")]
+    current_in_range: Annotated[
+        bool, _doc("whether the scan as sent is predicted inside the desired result range")
+    ]
+    current_score: Annotated[
+        float,
+        _doc("distance of the scan as sent from the desired range, unitless; lower is better"),
+    ]
+    suggestions: Annotated[list[Suggestion], _doc("the best changed scans, best first")]
+    candidates_scored: Annotated[int, _doc("changed scans the search predicted, count")]
     # True when no suggestion is predicted inside the desired range: the first one is then
     # the closest candidate, and `note` says so in words.
-    unreachable: bool = False
-    note: str | None = None
+    unreachable: Annotated[
+        bool,
+        _doc("true when no suggestion is predicted in the desired range (the first is closest)"),
+    ] = False
+    note: Annotated[
+        str | None, _doc("why the desired range is unreachable, in words; left out otherwise")
+    ] = None
 
 
 class RecommendAnswer(WireStruct, frozen=True):
@@ -169,50 +236,93 @@ class RecommendAnswer(WireStruct, frozen=True):
     As for `PredictAnswer`: without ML only the id and the decision are sent.
     """
 
-    prediction_id: str
-    arm: str | None
-    ml_enabled: bool
-    model_version: str | None = None
-    current: Outcome | None = None
-    current_in_range: bool | None = None
-    current_score: float | None = None
-    suggestions: list[Suggestion] | None = None
-    candidates_scored: int | None = None
-    unreachable: bool | None = None
-    note: str | None = None
+    prediction_id: Annotated[
+        str, _doc("the id to send back with outcome events and feedback for this scan")
+    ]
+    arm: Annotated[
+        str | None,
+        _doc("the user's A/B arm: control or treatment; null outside the rollout or killed"),
+    ]
+    ml_enabled: Annotated[bool, _doc("whether the scanner should show ML content")]
+    model_version: Annotated[
+        str | None, _doc("the model version that made the predictions; left out without ML")
+    ] = None
+    current: Annotated[
+        Outcome | None, _doc("the predicted outcome of the scan as sent; left out without ML")
+    ] = None
+    current_in_range: Annotated[
+        bool | None,
+        _doc("whether the scan as sent is predicted in the desired range; left out without ML"),
+    ] = None
+    current_score: Annotated[
+        float | None,
+        _doc("distance of the scan as sent from the desired range, unitless; left out without ML"),
+    ] = None
+    suggestions: Annotated[
+        list[Suggestion] | None, _doc("the best changed scans, best first; left out without ML")
+    ] = None
+    candidates_scored: Annotated[
+        int | None, _doc("changed scans the search predicted, count; left out without ML")
+    ] = None
+    unreachable: Annotated[
+        bool | None,
+        _doc("true when no suggestion is predicted in the desired range; left out without ML"),
+    ] = None
+    note: Annotated[
+        str | None, _doc("why the desired range is unreachable, in words; left out otherwise")
+    ] = None
 
 
 class ModelSummary(WireStruct, frozen=True):
     """The manifest of the version in service, without its reference histograms."""
 
-    version: str
-    created_at: str
-    parent_version: str | None
-    model_sha256: str
-    feature_spec_sha256: str
-    features: list[FeatureSpec]
-    outputs: list[str]
-    metrics: dict[str, dict[str, float]]
-    importances: dict[str, dict[str, float]]
-    conformal: dict[str, float]
-    calibration: list[CalibrationBin]
-    training_data: TrainingData
-    packages: dict[str, str]
+    version: Annotated[str, _doc("the version in service")]
+    created_at: Annotated[str, _doc("when the version was trained, UTC ISO-8601")]
+    parent_version: Annotated[
+        str | None, _doc("the version it was retrained from; null for a first version")
+    ]
+    model_sha256: Annotated[str, _doc("SHA-256 of the ONNX model file, hex")]
+    feature_spec_sha256: Annotated[str, _doc("SHA-256 of the feature specification, hex")]
+    features: Annotated[list[FeatureSpec], _doc("the model's input features, in input order")]
+    outputs: Annotated[list[str], _doc("the model's output names, in output order")]
+    metrics: Annotated[
+        dict[str, dict[str, float]],
+        _doc(
+            "held-out metrics by target, then by metric name (MAE in the target's unit, shares 0-1)"
+        ),
+    ]
+    importances: Annotated[
+        dict[str, dict[str, float]],
+        _doc("permutation importance by target, then by feature: mean drop in score"),
+    ]
+    conformal: Annotated[
+        dict[str, float],
+        _doc("the widening added to each target's quantile interval (CQR), in its unit"),
+    ]
+    calibration: Annotated[list[CalibrationBin], _doc("reliability bins of p_empty")]
+    training_data: Annotated[TrainingData, _doc("the data the version was trained on")]
+    packages: Annotated[dict[str, str], _doc("versions of the training packages, by package name")]
 
 
 class Health(WireStruct, frozen=True):
     """Liveness or readiness of this worker."""
 
-    status: str  # "ok", "ready" or "not_ready"
-    model_version: str | None = None
-    reason: str | None = None
+    status: Annotated[str, _doc("ok (live), ready, or not_ready")]
+    model_version: Annotated[
+        str | None, _doc("the version this worker serves; left out when none is loaded")
+    ] = None
+    reason: Annotated[
+        str | None, _doc("why the worker is not ready, in words; left out when ready")
+    ] = None
 
 
 class ReloadResponse(WireStruct, frozen=True):
     """The version this worker serves after an admin reload."""
 
-    model_version: str
-    previous_version: str | None
+    model_version: Annotated[str, _doc("the version this worker serves after the reload")]
+    previous_version: Annotated[
+        str | None, _doc("the version it served before; null when none was loaded")
+    ]
 
 
 class ErrorBody(WireStruct, frozen=True):
@@ -222,9 +332,12 @@ class ErrorBody(WireStruct, frozen=True):
     `field` the offending input as a path such as ``scans[3].min_price``.
     """
 
-    error: str
-    kind: str
-    field: str | None = None
+    error: Annotated[str, _doc("what is wrong, naming the bad value and what was expected")]
+    kind: Annotated[str, _doc("a stable error code, for programs")]
+    field: Annotated[
+        str | None,
+        _doc("the offending input as a path such as scans[3].min_price; left out if none"),
+    ] = None
 
 
 # Open Inference Protocol V2 ------------------------------------------------------------
@@ -233,69 +346,87 @@ class ErrorBody(WireStruct, frozen=True):
 class V2Tensor(WireStruct, frozen=True):
     """An input or output tensor; `data` is absent when it travels as binary."""
 
-    name: str
-    shape: list[int]
-    datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[Any] | None = None
+    name: Annotated[str, _doc("the tensor's name")]
+    shape: Annotated[list[int], _doc("size of each dimension, elements")]
+    datatype: Annotated[
+        str, _doc("the element type, as the V2 protocol names it (FP32, INT64, BYTES, ...)")
+    ]
+    parameters: Annotated[
+        dict[str, Any] | None, _doc("protocol parameters such as binary_data_size, bytes")
+    ] = None
+    data: Annotated[
+        list[Any] | None,
+        _doc("the elements, flattened row-major; left out when the tensor travels as binary"),
+    ] = None
 
 
 class V2RequestedOutput(WireStruct, frozen=True):
     """An output the client asks for, optionally as binary (`binary_data`)."""
 
-    name: str
-    parameters: dict[str, Any] | None = None
+    name: Annotated[str, _doc("the output's name")]
+    parameters: Annotated[
+        dict[str, Any] | None,
+        _doc("protocol parameters such as binary_data (true: send it as binary)"),
+    ] = None
 
 
 class V2InferRequest(WireStruct, frozen=True):
     """POST /v2/models/{name}/infer body (its JSON part, for binary requests)."""
 
-    inputs: list[V2Tensor]
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    outputs: list[V2RequestedOutput] | None = None
+    inputs: Annotated[list[V2Tensor], _doc("the input tensors")]
+    id: Annotated[str | None, _doc("the client's request id, echoed in the response")] = None
+    parameters: Annotated[
+        dict[str, Any] | None, _doc("protocol parameters such as binary_data_output")
+    ] = None
+    outputs: Annotated[
+        list[V2RequestedOutput] | None, _doc("the outputs wanted; left out: all of them")
+    ] = None
 
 
 class V2InferResponse(WireStruct, frozen=True):
     """The inference answer (its JSON part, for binary responses)."""
 
-    model_name: str
-    model_version: str
-    outputs: list[V2Tensor]
-    id: str | None = None
+    model_name: Annotated[str, _doc("the model that answered")]
+    model_version: Annotated[str, _doc("the version that answered")]
+    outputs: Annotated[list[V2Tensor], _doc("the output tensors")]
+    id: Annotated[str | None, _doc("the client's request id, echoed")] = None
 
 
 class V2TensorMetadata(WireStruct, frozen=True):
     """Name, type and shape of a model input or output (-1: any size)."""
 
-    name: str
-    datatype: str
-    shape: list[int]
+    name: Annotated[str, _doc("the tensor's name")]
+    datatype: Annotated[
+        str, _doc("the element type, as the V2 protocol names it (FP32, INT64, BYTES, ...)")
+    ]
+    shape: Annotated[list[int], _doc("size of each dimension, elements; -1 for any size")]
 
 
 class V2ModelMetadata(WireStruct, frozen=True):
     """GET /v2/models/{name}."""
 
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[V2TensorMetadata]
-    outputs: list[V2TensorMetadata]
+    name: Annotated[str, _doc("the model's name")]
+    versions: Annotated[list[str], _doc("the versions available")]
+    platform: Annotated[str, _doc("the runtime that serves it (onnxruntime_onnx)")]
+    inputs: Annotated[list[V2TensorMetadata], _doc("the model's input tensors")]
+    outputs: Annotated[list[V2TensorMetadata], _doc("the model's output tensors")]
 
 
 class V2ModelReady(WireStruct, frozen=True):
     """GET /v2/models/{name}/ready."""
 
-    name: str
-    ready: bool
+    name: Annotated[str, _doc("the model's name")]
+    ready: Annotated[bool, _doc("whether it can answer inference requests now")]
 
 
 class V2ServerMetadata(WireStruct, frozen=True):
     """GET /v2."""
 
-    name: str
-    version: str
-    extensions: list[str]
+    name: Annotated[str, _doc("the server's name")]
+    version: Annotated[str, _doc("the server's version")]
+    extensions: Annotated[
+        list[str], _doc("the protocol extensions supported (such as binary_tensor_data)")
+    ]
 
 
 # Decoding ------------------------------------------------------------------------------

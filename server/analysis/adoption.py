@@ -17,7 +17,7 @@ and not met.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -25,6 +25,11 @@ from server.domain.scan import WireStruct
 from server.store.business import ArmBusiness
 
 __all__ = ["ADOPTION_CRITERIA", "AdoptionCriterion", "AdoptionTarget", "adoption_checklist"]
+
+
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
 
 
 class AdoptionTarget(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,13 +44,15 @@ class AdoptionTarget(msgspec.Struct, frozen=True, kw_only=True):
 class AdoptionCriterion(WireStruct, frozen=True):
     """One adoption line of the checklist: the share measured, over how many, and met."""
 
-    key: str
-    label: str
-    definition: str
-    target: float
-    n: int
-    measured: float | None = None
-    met: bool = False
+    key: Annotated[str, _doc("the criterion's stable key")]
+    label: Annotated[str, _doc("the criterion as the plan words it")]
+    definition: Annotated[str, _doc("how the share is measured, in words")]
+    target: Annotated[float, _doc("the share the plan promises, share 0-1")]
+    n: Annotated[int, _doc("users in the denominator, count")]
+    measured: Annotated[float | None, _doc("the share measured, share 0-1; null without users")] = (
+        None
+    )
+    met: Annotated[bool, _doc("whether the measured share reaches the target")] = False
 
 
 ADOPTION_CRITERIA: Final[tuple[AdoptionTarget, ...]] = (

@@ -8,6 +8,9 @@ null, never 0.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+
+import msgspec
 
 from server.domain.scan import WireStruct
 from server.monitoring.alerts import ActiveAlert
@@ -25,107 +28,161 @@ __all__ = [
 ]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class AccuracyRow(WireStruct, frozen=True):
     """One version's online figure for one target over the last hour, beside training."""
 
-    version: str
-    target: str
-    labelled: int
-    mae: float | None = None
-    training_mae: float | None = None
-    coverage: float | None = None
+    version: Annotated[str, _doc("the model version")]
+    target: Annotated[str, _doc("the target: result_count or duration_s")]
+    labelled: Annotated[int, _doc("labelled outcomes over the last hour, count")]
+    mae: Annotated[
+        float | None,
+        _doc("online mean absolute error, in the target's unit (results or seconds)"),
+    ] = None
+    training_mae: Annotated[
+        float | None,
+        _doc("the same MAE on the version's held-out test split, in the target's unit"),
+    ] = None
+    coverage: Annotated[
+        float | None,
+        _doc(
+            "share of outcomes inside the predicted 90% interval, share 0-1; null without outcomes"
+        ),
+    ] = None
 
 
 class DriftRow(WireStruct, frozen=True):
     """One drift score of one feature and the threshold it is compared with."""
 
-    feature: str
-    score: str
-    value: float | None = None
-    threshold: float | None = None
-    alarm: bool = False
+    feature: Annotated[str, _doc("the feature or model output scored")]
+    score: Annotated[str, _doc("the drift score's name: psi, wasserstein or jensen_shannon")]
+    value: Annotated[
+        float | None,
+        _doc("the score on recent traffic, in the score's unit; null with too few values"),
+    ] = None
+    threshold: Annotated[
+        float | None, _doc("the score above which the feature alarms, same unit")
+    ] = None
+    alarm: Annotated[bool, _doc("whether the score is above its threshold")] = False
 
 
 class ArmRate(WireStruct, frozen=True):
     """The empty-scan share of one arm over one window."""
 
-    arm: str
-    window: str
-    rate: float
+    arm: Annotated[str, _doc("the A/B arm")]
+    window: Annotated[str, _doc("the time window the rate covers (such as 1h)")]
+    rate: Annotated[float, _doc("share of completed scans that returned nothing, share 0-1")]
 
 
 class DashboardLive(WireStruct, frozen=True):
     """Everything from the merged /metrics: it keeps coming while the store is down."""
 
-    at: datetime
-    status: str  # ok | degraded (an alert holds or a worker is not ready) | down
-    instance: str
-    ready_workers: int
-    workers: int
-    store_up: bool | None
-    model_versions: list[str]
-    requests: float
-    errors_5xx: float
-    errors_4xx: float
-    cache_hits: float
-    cache_misses: float
+    at: Annotated[datetime, _doc("when the figures were read, UTC ISO-8601")]
+    status: Annotated[
+        str, _doc("ok, degraded (an alert holds or a worker is not ready) or down")
+    ]  # ok | degraded (an alert holds or a worker is not ready) | down
+    instance: Annotated[str, _doc("the instance the figures come from")]
+    ready_workers: Annotated[int, _doc("workers ready to serve, count")]
+    workers: Annotated[int, _doc("workers running, count")]
+    store_up: Annotated[bool | None, _doc("whether the store answers; null when unknown")]
+    model_versions: Annotated[list[str], _doc("the versions the workers serve")]
+    requests: Annotated[float, _doc("HTTP requests since start, count")]
+    errors_5xx: Annotated[float, _doc("5xx answers since start, count")]
+    errors_4xx: Annotated[float, _doc("4xx answers since start, count")]
+    cache_hits: Annotated[float, _doc("prediction cache hits since start, count")]
+    cache_misses: Annotated[float, _doc("prediction cache misses since start, count")]
     # (le seconds, cumulative count); le is None for the +Inf bucket, since JSON has no infinity
-    latency_buckets: list[tuple[float | None, float]]
-    latency_bound_s: float
-    sli_latency_error: dict[str, float]
-    sli_availability_error: dict[str, float]
-    alerts: list[ActiveAlert]
-    accuracy: list[AccuracyRow]
-    drift: list[DriftRow]
-    empty_rate: list[ArmRate]
+    latency_buckets: Annotated[
+        list[tuple[float | None, float]],
+        _doc("latency histogram: (upper bound in seconds, null for +Inf; cumulative count)"),
+    ]
+    latency_bound_s: Annotated[float, _doc("the latency SLO bound, seconds")]
+    sli_latency_error: Annotated[
+        dict[str, float], _doc("share of requests slower than the bound, by window, share 0-1")
+    ]
+    sli_availability_error: Annotated[
+        dict[str, float], _doc("share of requests answered 5xx, by window, share 0-1")
+    ]
+    alerts: Annotated[list[ActiveAlert], _doc("the alerts whose condition holds")]
+    accuracy: Annotated[
+        list[AccuracyRow], _doc("online accuracy per version and target over the last hour")
+    ]
+    drift: Annotated[list[DriftRow], _doc("drift scores per feature")]
+    empty_rate: Annotated[list[ArmRate], _doc("empty-scan share per arm and window")]
 
 
 class DashboardHistory(WireStruct, frozen=True):
     """Volume, 5xx share and slow-prediction share over a window, oldest first."""
 
-    window: str
-    t: list[float]  # unix seconds
-    requests_per_s: list[float]
-    error_ratio: list[float | None]
-    slow_ratio: list[float | None]
+    window: Annotated[str, _doc("the time window: 1h, 24h or 7d")]
+    t: Annotated[list[float], _doc("the sample instants, unix seconds")]  # unix seconds
+    requests_per_s: Annotated[
+        list[float], _doc("request volume at each instant, requests per second")
+    ]
+    error_ratio: Annotated[
+        list[float | None],
+        _doc("share of requests answered 5xx at each instant, share 0-1; null without requests"),
+    ]
+    slow_ratio: Annotated[
+        list[float | None],
+        _doc("share of predictions slower than the bound at each instant, share 0-1"),
+    ]
 
 
 class RecentFeedback(WireStruct, frozen=True):
     """One feedback as users wrote it (the page shows `suggestion` as text, never markup)."""
 
-    received_at: datetime
-    satisfaction: int
-    usefulness: int
-    suggestion: str | None = None
+    received_at: Annotated[datetime, _doc("when the feedback arrived, UTC ISO-8601")]
+    satisfaction: Annotated[int, _doc("the user's satisfaction, points on the feedback scale")]
+    usefulness: Annotated[
+        int, _doc("how useful the suggestions were, points on the feedback scale")
+    ]
+    suggestion: Annotated[
+        str | None, _doc("the user's free-text suggestion, shown as text; left out when empty")
+    ] = None
 
 
 class ArmSummary(WireStruct, frozen=True):
     """One arm of the A/B test over the window."""
 
-    arm: str
-    users: int
-    scans_completed: int
-    empty_rate: float | None = None
-    adoption: float | None = None
+    arm: Annotated[str, _doc("the A/B arm")]
+    users: Annotated[int, _doc("users assigned to the arm who scanned, count")]
+    scans_completed: Annotated[int, _doc("scans completed, count")]
+    empty_rate: Annotated[
+        float | None,
+        _doc("share of completed scans that returned nothing, share 0-1; null without scans"),
+    ] = None
+    adoption: Annotated[
+        float | None,
+        _doc("share of users shown a suggestion who applied one, share 0-1; null without any"),
+    ] = None
 
 
 class AccuracyPoint(WireStruct, frozen=True):
     """Online accuracy of one version and arm over one slice of the window."""
 
-    at: datetime
-    version: str
-    arm: str
-    n: int
-    count_mae: float
-    duration_mae: float
-    count_coverage: float
-    duration_coverage: float
+    at: Annotated[datetime, _doc("start of the slice, UTC ISO-8601")]
+    version: Annotated[str, _doc("the model version")]
+    arm: Annotated[str, _doc("the A/B arm")]
+    n: Annotated[int, _doc("labelled outcomes in the slice, count")]
+    count_mae: Annotated[float, _doc("mean absolute error of result_count, results")]
+    duration_mae: Annotated[float, _doc("mean absolute error of duration_s, seconds")]
+    count_coverage: Annotated[
+        float, _doc("share of result counts inside the 90% interval, share 0-1")
+    ]
+    duration_coverage: Annotated[
+        float, _doc("share of durations inside the 90% interval, share 0-1")
+    ]
 
 
 class DashboardStored(WireStruct, frozen=True):
     """What the dashboard reads from the store over a window."""
 
-    window: str
-    feedback: list[RecentFeedback]
-    arms: list[ArmSummary]
-    accuracy: list[AccuracyPoint]
+    window: Annotated[str, _doc("the time window: 1h, 24h or 7d")]
+    feedback: Annotated[list[RecentFeedback], _doc("the latest feedback, newest first")]
+    arms: Annotated[list[ArmSummary], _doc("the A/B figures per arm")]
+    accuracy: Annotated[list[AccuracyPoint], _doc("online accuracy per slice, version and arm")]

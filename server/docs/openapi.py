@@ -12,7 +12,8 @@ Every operation declares the errors it can answer, each with the one error body
 - 503 wherever the model or the store is needed (not ready, store unreachable), with
   Retry-After.
 
-Every property that has a description gets its range appended, read from the schema's own
+A tagged union's tag property (an event's `type`) is described as such. Every property
+that has a description gets its range appended, read from the schema's own
 constraints (minimum/maximum, lengths), so the numbers exist once: in the annotations of
 the domain module that msgspec turned into this schema.
 """
@@ -89,7 +90,21 @@ def document_errors(app: Litestar) -> None:
             operation.responses = responses
     for schema in schemas.values():
         for prop in (_get(schema, "properties") or {}).values():
+            _describe_tag(prop)
             _append_range(prop)
+
+
+def _describe_tag(prop: Any) -> None:
+    """Describe a tagged union's tag (an event's `type`): Litestar writes it as a bare
+    one-value enum, and msgspec has no annotation to hang a description on."""
+    values = _get(prop, "enum")
+    if _get(prop, "description") or not values or len(values) != 1:
+        return
+    text = f"which kind of body this is: always {values[0]} for this schema"
+    if isinstance(prop, dict):
+        prop["description"] = text
+    else:
+        prop.description = text
 
 
 def _get(schema: Any, key: str) -> Any:

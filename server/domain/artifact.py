@@ -18,7 +18,7 @@ The intervals are 90% prediction intervals calibrated on held-out data.
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -58,6 +58,11 @@ MODEL_OUTPUTS: Final[tuple[str, ...]] = (
 MANIFEST_SCHEMA: Final = 1
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Histogram of one feature (or output) on the training data, for drift checks.
 
@@ -71,20 +76,22 @@ class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_un
 class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One row of the p_empty reliability table on the test split."""
 
-    lower: float
-    upper: float
-    count: int
-    mean_predicted: float
-    observed_rate: float
+    lower: Annotated[float, _doc("lowest predicted p_empty in the bin, share 0-1")]
+    upper: Annotated[float, _doc("highest predicted p_empty in the bin, share 0-1")]
+    count: Annotated[int, _doc("test scans in the bin, count")]
+    mean_predicted: Annotated[float, _doc("mean predicted p_empty in the bin, share 0-1")]
+    observed_rate: Annotated[
+        float, _doc("share of the bin's scans that returned nothing, share 0-1")
+    ]
 
 
 class TrainingData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which data a version was fitted on."""
 
-    path: str
-    sha256: str
-    rows: int
-    rejected_rows: int = 0
+    path: Annotated[str, _doc("the training file, as given to the trainer")]
+    sha256: Annotated[str, _doc("SHA-256 of the training file, hex")]
+    rows: Annotated[int, _doc("rows trained on, count")]
+    rejected_rows: Annotated[int, _doc("rows refused by the domain checks, count")] = 0
 
 
 class DataWindow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

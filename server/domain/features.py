@@ -15,7 +15,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -47,14 +47,25 @@ MARKET_OPEN: Final = time(9, 30)
 SESSION_MINUTES: Final = 390
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One model input column: what it is, its kind and the values it can take."""
 
-    name: str
-    kind: Literal["numeric", "binary", "ordinal"]
-    source: str
-    min: float | None = None
-    max: float | None = None
+    name: Annotated[str, _doc("the input column's name")]
+    kind: Annotated[
+        Literal["numeric", "binary", "ordinal"], _doc("numeric, binary (0 or 1) or ordinal")
+    ]
+    source: Annotated[str, _doc("the Scan field the column is computed from")]
+    min: Annotated[
+        float | None, _doc("lowest value the column takes, in its own unit; null when unbounded")
+    ] = None
+    max: Annotated[
+        float | None, _doc("highest value the column takes, in its own unit; null when unbounded")
+    ] = None
 
 
 def _spec() -> tuple[FeatureSpec, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -40,29 +40,45 @@ HEADLINE_METRICS: Final = ("result_count", "duration_s", "empty")
 _DECODER: Final = msgspec.json.Decoder(Manifest)
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class VersionInfo(WireStruct, frozen=True):
     """One version folder: its lineage, its held-out metrics and whether it is current."""
 
-    version: str
-    current: bool
-    created_at: str | None = None
-    parent_version: str | None = None
-    training_rows: int | None = None
-    model_bytes: int | None = None
+    version: Annotated[str, _doc("the version's folder name")]
+    current: Annotated[bool, _doc("whether the current alias names it")]
+    created_at: Annotated[
+        str | None, _doc("when it was trained, UTC ISO-8601; null when the manifest is unreadable")
+    ] = None
+    parent_version: Annotated[
+        str | None, _doc("the version it was retrained from; null for a first version")
+    ] = None
+    training_rows: Annotated[int | None, _doc("rows it was trained on, count")] = None
+    model_bytes: Annotated[int | None, _doc("size of its ONNX model file, bytes")] = None
     # metrics[group][name] on the version's held-out test split (result_count, duration_s,
     # empty); e.g. metrics["result_count"]["mae"], ["duration_s"]["coverage_90"].
-    metrics: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    metrics: Annotated[
+        dict[str, dict[str, float]],
+        _doc("held-out test metrics by group (result_count, duration_s, empty), then by name"),
+    ] = msgspec.field(default_factory=dict)
     # Why the manifest could not be read; None for a readable version.
-    problem: str | None = None
+    problem: Annotated[
+        str | None, _doc("why its manifest could not be read; null for a readable version")
+    ] = None
 
 
 class VersionList(WireStruct, frozen=True):
     """Every version on disk, newest first; `current` is the serving alias."""
 
-    current: str | None
-    versions: list[VersionInfo]
+    current: Annotated[
+        str | None, _doc("the version the current alias names; null when it is missing")
+    ]
+    versions: Annotated[list[VersionInfo], _doc("every version on disk, newest first")]
     # The version this worker serves (the server fills it in; None offline).
-    serving: str | None = None
+    serving: Annotated[str | None, _doc("the version this worker serves; null offline")] = None
 
 
 def read_alias(artifacts: Path) -> str | None:

@@ -42,24 +42,31 @@ _WEIGHT_SUM_TOLERANCE: Final = 1e-6
 Share = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class Arm(WireStruct, frozen=True):
     """One arm and its share of the covered users."""
 
-    name: Name
-    weight: Share
+    name: Annotated[Name, _doc("the arm's name")]
+    weight: Annotated[
+        Share, _doc("the arm's share of the covered users, share; the arms' weights sum to 1")
+    ]
 
 
 class ExperimentConfig(WireStruct, frozen=True):
     """One experiment as stored; `version` grows by one with every change."""
 
-    name: Name
-    salt: str
-    arms: tuple[Arm, ...]
-    coverage: Share
-    kill_switch: bool
-    started_at: datetime
-    updated_at: datetime
-    version: int
+    name: Annotated[Name, _doc("the experiment's name")]
+    salt: Annotated[str, _doc("the salt of the assignment hash; fixed for the experiment's life")]
+    arms: Annotated[tuple[Arm, ...], _doc("the arms, in order")]
+    coverage: Annotated[Share, _doc("the rollout: share of users in the experiment, share")]
+    kill_switch: Annotated[bool, _doc("when true, every user gets the standard flow (arm null)")]
+    started_at: Annotated[datetime, _doc("when the experiment started, UTC ISO-8601")]
+    updated_at: Annotated[datetime, _doc("when it last changed, UTC ISO-8601")]
+    version: Annotated[int, _doc("the configuration's revision, grows by one with every change")]
 
     @property
     def arm_names(self) -> tuple[str, ...]:
@@ -78,10 +85,15 @@ class ExperimentUpdate(WireStruct, frozen=True):
     `force` is needed to lower the coverage of a running experiment (see apply_update).
     """
 
-    coverage: Share | None = None
-    weights: dict[str, Share] | None = None
-    kill_switch: bool | None = None
-    force: bool = False
+    coverage: Annotated[
+        Share | None, _doc("the new rollout share of users, share; left out: unchanged")
+    ] = None
+    weights: Annotated[
+        dict[str, Share] | None,
+        _doc("the new share of each arm by arm name, share; they sum to 1; left out: unchanged"),
+    ] = None
+    kill_switch: Annotated[bool | None, _doc("the new kill switch; left out: unchanged")] = None
+    force: Annotated[bool, _doc("allow lowering the coverage of a running experiment")] = False
 
 
 def default_experiment(now: datetime) -> ExperimentConfig:

@@ -18,7 +18,7 @@ SLOs over 30 days: latency, 99% of non-5xx prediction requests within 50 ms; ava
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -61,6 +61,11 @@ _SLO_ALERT: Final = {
 }
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class VersionAccuracy(msgspec.Struct, frozen=True, kw_only=True):
     """One model version's online figures over the 1h window, and its training MAE."""
 
@@ -95,10 +100,10 @@ class Figures(msgspec.Struct, frozen=True, kw_only=True):
 class ActiveAlert(WireStruct, frozen=True):
     """An alert whose condition holds: its name and labels as Prometheus sends them."""
 
-    name: str
-    severity: str
-    labels: dict[str, str]
-    value: float
+    name: Annotated[str, _doc("the alert's name, as in the Prometheus rules")]
+    severity: Annotated[str, _doc("the alert's severity label, as in the Prometheus rules")]
+    labels: Annotated[dict[str, str], _doc("the alert's labels, by name")]
+    value: Annotated[float, _doc("the figure that holds the condition, in the alert's own unit")]
 
 
 def evaluate(figures: Figures) -> list[ActiveAlert]:

@@ -34,7 +34,9 @@ allowed; a figure backed by fewer than `min_labelled` outcomes is null with
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+
+import msgspec
 
 from server.domain.scan import WireStruct
 from server.store.business import ArmBusiness
@@ -55,6 +57,11 @@ AccuracyWindow = Literal["1h", "24h", "7d", "live"]
 BusinessWindow = Literal["1h", "24h", "7d"]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class RegressionAccuracy(WireStruct, frozen=True):
     """Online accuracy of one regression target (result_count or duration_s).
 
@@ -62,94 +69,151 @@ class RegressionAccuracy(WireStruct, frozen=True):
     band is 0.85 to 0.95). Figures are null with a `note` when n < min_labelled.
     """
 
-    target: str
-    n: int
-    mae: float | None = None
-    r2: float | None = None
-    coverage: float | None = None
-    training_mae: float | None = None
-    training_r2: float | None = None
-    training_coverage: float | None = None
-    note: str | None = None
+    target: Annotated[str, _doc("the target: result_count or duration_s")]
+    n: Annotated[int, _doc("labelled outcomes the figures are computed on, count")]
+    mae: Annotated[
+        float | None,
+        _doc("mean absolute error, in the target's unit; null below min_labelled"),
+    ] = None
+    r2: Annotated[
+        float | None,
+        _doc("coefficient of determination, unitless (1 = perfect); null below min_labelled"),
+    ] = None
+    coverage: Annotated[
+        float | None,
+        _doc("share of outcomes inside the 90% interval, share 0-1; null below min_labelled"),
+    ] = None
+    training_mae: Annotated[
+        float | None,
+        _doc("the same MAE on the version's held-out test split, in the target's unit"),
+    ] = None
+    training_r2: Annotated[
+        float | None, _doc("the same R2 on the version's held-out test split, unitless")
+    ] = None
+    training_coverage: Annotated[
+        float | None, _doc("the same coverage on the version's held-out test split, share 0-1")
+    ] = None
+    note: Annotated[str | None, _doc("why the figures are null, in words; left out otherwise")] = (
+        None
+    )
 
 
 class ProbabilityAccuracy(WireStruct, frozen=True):
     """Online Brier score and expected calibration error of p_empty."""
 
-    n: int
-    brier: float | None = None
-    ece: float | None = None
-    training_brier: float | None = None
-    note: str | None = None
+    n: Annotated[int, _doc("labelled outcomes the figures are computed on, count")]
+    brier: Annotated[
+        float | None,
+        _doc("Brier score of p_empty, squared probability (0 = perfect); null below min_labelled"),
+    ] = None
+    ece: Annotated[
+        float | None,
+        _doc("expected calibration error of p_empty, probability; null below min_labelled"),
+    ] = None
+    training_brier: Annotated[
+        float | None, _doc("the same Brier score on the version's held-out test split")
+    ] = None
+    note: Annotated[str | None, _doc("why the figures are null, in words; left out otherwise")] = (
+        None
+    )
 
 
 class AccuracyGroup(WireStruct, frozen=True):
     """The figures of one model version, over both arms ("all") or one arm."""
 
-    version: str
-    arm: str
-    labelled: int
-    result_count: RegressionAccuracy
-    duration_s: RegressionAccuracy
-    p_empty: ProbabilityAccuracy
+    version: Annotated[str, _doc("the model version the figures are of")]
+    arm: Annotated[str, _doc("the A/B arm, or all for both arms")]
+    labelled: Annotated[int, _doc("scans with a known outcome, count")]
+    result_count: Annotated[RegressionAccuracy, _doc("accuracy of the predicted result count")]
+    duration_s: Annotated[RegressionAccuracy, _doc("accuracy of the predicted duration")]
+    p_empty: Annotated[
+        ProbabilityAccuracy, _doc("accuracy of the predicted probability of an empty scan")
+    ]
 
 
 class AccuracyReport(WireStruct, frozen=True):
     """Online accuracy over one window, per model version and arm."""
 
-    window: str
-    since: datetime
-    until: datetime
-    min_labelled: int
-    groups: list[AccuracyGroup]
+    window: Annotated[str, _doc("the time window: 1h, 24h, 7d or live")]
+    since: Annotated[datetime, _doc("start of the window, UTC ISO-8601")]
+    until: Annotated[datetime, _doc("end of the window, UTC ISO-8601")]
+    min_labelled: Annotated[int, _doc("fewest labelled outcomes before figures are given, count")]
+    groups: Annotated[list[AccuracyGroup], _doc("the figures per model version and arm")]
 
 
 class ColumnDrift(WireStruct, frozen=True):
     """One feature or model output of recent traffic against its reference histogram."""
 
-    column: str
-    kind: str
-    n: int
-    psi: float | None = None
-    psi_threshold: float | None = None
-    wasserstein: float | None = None
-    wasserstein_threshold: float | None = None
-    jensen_shannon: float | None = None
-    jensen_shannon_threshold: float | None = None
-    alarm: bool = False
+    column: Annotated[str, _doc("the feature or model output compared")]
+    kind: Annotated[
+        str, _doc("the column's kind: numeric, binary or ordinal (outputs are numeric)")
+    ]
+    n: Annotated[int, _doc("recent values compared, count")]
+    psi: Annotated[
+        float | None,
+        _doc(
+            "population stability index against the reference, unitless; null with too few values"
+        ),
+    ] = None
+    psi_threshold: Annotated[
+        float | None, _doc("the PSI above which the column alarms, unitless")
+    ] = None
+    wasserstein: Annotated[
+        float | None, _doc("Wasserstein distance against the reference, in the column's unit")
+    ] = None
+    wasserstein_threshold: Annotated[
+        float | None, _doc("the Wasserstein distance above which the column alarms, column's unit")
+    ] = None
+    jensen_shannon: Annotated[
+        float | None, _doc("Jensen-Shannon distance against the reference, unitless 0-1")
+    ] = None
+    jensen_shannon_threshold: Annotated[
+        float | None, _doc("the Jensen-Shannon distance above which the column alarms")
+    ] = None
+    alarm: Annotated[bool, _doc("whether a distance is above its threshold")] = False
 
 
 class DriftReport(WireStruct, frozen=True):
     """Drift of every column of one model version over the last `window_minutes`."""
 
-    version: str | None
-    window_minutes: int
-    since: datetime
-    until: datetime
-    n: int
-    false_alarm_rate: float
-    alarm: bool
-    columns: list[ColumnDrift]
-    note: str | None = None
+    version: Annotated[str | None, _doc("the model version compared; null when none is loaded")]
+    window_minutes: Annotated[int, _doc("how far back recent traffic goes, minutes")]
+    since: Annotated[datetime, _doc("start of the window, UTC ISO-8601")]
+    until: Annotated[datetime, _doc("end of the window, UTC ISO-8601")]
+    n: Annotated[int, _doc("recent scans compared, count")]
+    false_alarm_rate: Annotated[
+        float, _doc("the share of alarms expected without drift, share 0-1")
+    ]
+    alarm: Annotated[bool, _doc("whether any column alarms")]
+    columns: Annotated[list[ColumnDrift], _doc("every feature and model output")]
+    note: Annotated[
+        str | None, _doc("why there is nothing to compare, in words; left out otherwise")
+    ] = None
 
 
 class ImportanceReport(WireStruct, frozen=True):
     """nDCG of recent permutation importances against the manifest's, per target."""
 
-    version: str | None
-    computed_at: datetime | None
-    n: int
-    ndcg: float | None
-    threshold: float
-    violation: bool
-    by_target: dict[str, float]
-    note: str | None = None
+    version: Annotated[str | None, _doc("the model version compared; null when none is loaded")]
+    computed_at: Annotated[
+        datetime | None,
+        _doc("when the recent importances were computed, UTC ISO-8601; null before the first"),
+    ]
+    n: Annotated[int, _doc("recent scans the importances were computed on, count")]
+    ndcg: Annotated[
+        float | None,
+        _doc("agreement of the recent ranking with the manifest's, nDCG 0-1 (1 = same order)"),
+    ]
+    threshold: Annotated[float, _doc("the nDCG below which the ranking is a violation")]
+    violation: Annotated[bool, _doc("whether the nDCG is below the threshold")]
+    by_target: Annotated[dict[str, float], _doc("nDCG by target, 0-1")]
+    note: Annotated[str | None, _doc("why there is no figure, in words; left out otherwise")] = None
 
 
 class BusinessReport(WireStruct, frozen=True):
     """Business figures per arm over one window."""
 
-    window: str
-    since: datetime
-    until: datetime
-    arms: list[ArmBusiness]
+    window: Annotated[str, _doc("the time window: 1h, 24h or 7d")]
+    since: Annotated[datetime, _doc("start of the window, UTC ISO-8601")]
+    until: Annotated[datetime, _doc("end of the window, UTC ISO-8601")]
+    arms: Annotated[list[ArmBusiness], _doc("the figures per A/B arm")]

@@ -16,7 +16,9 @@ is always windowed by its arrival. Definitions (also on `ArmBusiness`):
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
+
+import msgspec
 
 from server.domain.scan import WireStruct
 from server.store.sql import Db
@@ -47,6 +49,11 @@ FROM feedback f LEFT JOIN predictions p ON p.prediction_id = f.prediction_id
 WHERE f.received_us >= ? AND f.received_us < ? GROUP BY 1"""
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class ArmBusiness(WireStruct, frozen=True):
     """Business figures of one arm over the window (null when nothing to divide by).
 
@@ -57,18 +64,31 @@ class ArmBusiness(WireStruct, frozen=True):
     - regular_usage: users active on >= 2 distinct days over users of the arm.
     """
 
-    arm: str
-    users: int
-    scans_completed: int
+    arm: Annotated[str, _doc("the A/B arm the scanner echoed (none for events without an arm)")]
+    users: Annotated[int, _doc("users with an event in the window, count")]
+    scans_completed: Annotated[int, _doc("completed scans, count")]
     # Users with a completed scan: the denominator of adoption and regular_usage.
-    active_users: int = 0
-    empty_rate: float | None = None
-    first_result_s: float | None = None
-    feedback: int = 0
-    satisfaction: float | None = None
-    positive_share: float | None = None
-    adoption: float | None = None
-    regular_usage: float | None = None
+    active_users: Annotated[int, _doc("users with a completed scan, count")] = 0
+    empty_rate: Annotated[
+        float | None, _doc("empty completed scans over completed scans, share 0-1")
+    ] = None
+    first_result_s: Annotated[
+        float | None, _doc("mean time from scan start to the first result, seconds")
+    ] = None
+    feedback: Annotated[int, _doc("feedback received, count")] = 0
+    satisfaction: Annotated[float | None, _doc("mean satisfaction rating, rating points 1-5")] = (
+        None
+    )
+    positive_share: Annotated[float | None, _doc("ratings of 4 or 5 over ratings, share 0-1")] = (
+        None
+    )
+    adoption: Annotated[
+        float | None, _doc("users who applied a suggestion over active users, share 0-1")
+    ] = None
+    regular_usage: Annotated[
+        float | None,
+        _doc("users applying suggestions on two or more UTC days over active users, share 0-1"),
+    ] = None
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -48,6 +48,11 @@ ElapsedSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
 EVENT_TYPES: Final = ("scan_started", "first_result", "scan_completed")
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description (meaning and unit), for the OpenAPI document."""
+    return msgspec.Meta(description=text)
+
+
 class _EventBase(WireStruct, frozen=True, kw_only=True, tag_field="type"):
     """Fields every scan lifecycle event carries.
 
@@ -56,13 +61,19 @@ class _EventBase(WireStruct, frozen=True, kw_only=True, tag_field="type"):
     `timestamp` is when it happened on the scanner; events may arrive in any order.
     """
 
-    event_id: Id
-    user_id: Id
-    session_id: Id
-    timestamp: AwareDatetime
-    prediction_id: Id | None = None
-    experiment: Name = DEFAULT_EXPERIMENT
-    arm: Name | None = None
+    event_id: Annotated[
+        Id, _doc("the event's own id, made by the client once and reused on retries")
+    ]
+    user_id: Annotated[Id, _doc("who scanned: the A/B assignment key")]
+    session_id: Annotated[Id, _doc("the scanner session the scan belongs to")]
+    timestamp: Annotated[
+        AwareDatetime, _doc("when it happened on the scanner, UTC ISO-8601 (an offset is required)")
+    ]
+    prediction_id: Annotated[
+        Id | None, _doc("the prediction_id of the scan's /v1/predict or /v1/recommend answer")
+    ] = None
+    experiment: Annotated[Name, _doc("the experiment the scan ran in")] = DEFAULT_EXPERIMENT
+    arm: Annotated[Name | None, _doc("the A/B arm the scanner used; left out when none")] = None
 
 
 class ScanStarted(_EventBase, frozen=True, kw_only=True, tag="scan_started"):
@@ -72,7 +83,9 @@ class ScanStarted(_EventBase, frozen=True, kw_only=True, tag="scan_started"):
 class FirstResult(_EventBase, frozen=True, kw_only=True, tag="first_result"):
     """The first result appeared; `elapsed_s` is the time since the scan started."""
 
-    elapsed_s: ElapsedSeconds | None = None
+    elapsed_s: Annotated[
+        ElapsedSeconds | None, _doc("time from the scan's start to its first result, seconds")
+    ] = None
 
 
 class ScanCompleted(_EventBase, frozen=True, kw_only=True, tag="scan_completed"):
@@ -82,12 +95,20 @@ class ScanCompleted(_EventBase, frozen=True, kw_only=True, tag="scan_completed")
     knows them (they say whether a scan was "good", not only non-empty).
     """
 
-    result_count: ResultCount
-    duration_s: Seconds
-    suggestion_shown: bool = False
-    suggestion_applied: bool = False
-    desired_min: ResultCount | None = None
-    desired_max: ResultCount | None = None
+    result_count: Annotated[ResultCount, _doc("symbols the scan really returned, results")]
+    duration_s: Annotated[Seconds, _doc("how long the scan really ran, seconds")]
+    suggestion_shown: Annotated[
+        bool, _doc("whether the scanner showed the user a suggestion for this scan")
+    ] = False
+    suggestion_applied: Annotated[
+        bool, _doc("whether the user applied a suggestion (only if one was shown)")
+    ] = False
+    desired_min: Annotated[
+        ResultCount | None, _doc("fewest symbols the user wanted, results; at most desired_max")
+    ] = None
+    desired_max: Annotated[
+        ResultCount | None, _doc("most symbols the user wanted, results; at least desired_min")
+    ] = None
 
     def __post_init__(self) -> None:
         if self.suggestion_applied and not self.suggestion_shown:
@@ -108,12 +129,16 @@ Event = ScanStarted | FirstResult | ScanCompleted
 class Feedback(WireStruct, frozen=True):
     """A user's rating of one prediction's scan: satisfaction and usefulness, 1 to 5."""
 
-    prediction_id: Id
-    satisfaction: Rating
-    usefulness: Rating
-    suggestion: SuggestionText | None = None
-    user_id: Id | None = None
-    session_id: Id | None = None
+    prediction_id: Annotated[Id, _doc("the prediction_id of the scan rated")]
+    satisfaction: Annotated[Rating, _doc("how satisfied the user is with the scan, rating points")]
+    usefulness: Annotated[
+        Rating, _doc("how useful the prediction or suggestions were, rating points")
+    ]
+    suggestion: Annotated[
+        SuggestionText | None, _doc("the user's free-text suggestion, plain text")
+    ] = None
+    user_id: Annotated[Id | None, _doc("who rates; left out when unknown")] = None
+    session_id: Annotated[Id | None, _doc("the scanner session; left out when unknown")] = None
 
 
 class Ack(WireStruct, frozen=True):
@@ -123,8 +148,11 @@ class Ack(WireStruct, frozen=True):
     already recorded, so a client retry is safe and counted once.
     """
 
-    id: str
-    status: Literal["created", "duplicate"]
+    id: Annotated[str, _doc("the recorded event_id, or the prediction_id for feedback")]
+    status: Annotated[
+        Literal["created", "duplicate"],
+        _doc("created (HTTP 201) the first time; duplicate (HTTP 200) for the same body again"),
+    ]
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,9 +220,12 @@ class MetricRollup(msgspec.Struct, frozen=True, kw_only=True):
 class DropOff(msgspec.Struct, frozen=True, kw_only=True):
     """Sessions that met an empty scan, and those whose last scan was empty."""
 
-    sessions_with_empty_scan: int
-    sessions_ending_empty: int
-    rate: float | None
+    sessions_with_empty_scan: Annotated[int, _doc("sessions that met an empty scan, count")]
+    sessions_ending_empty: Annotated[int, _doc("sessions whose last scan was empty, count")]
+    rate: Annotated[
+        float | None,
+        _doc("sessions ending empty over sessions with an empty scan, share 0-1; null without any"),
+    ]
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,29 +240,42 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     - drop_off: sessions that ended right after an empty scan, over sessions with one.
     """
 
-    users: int
-    sessions: int
-    scans_completed: int
-    empty_scans: int
-    scans_per_session: float | None
-    suggestions_shown: int
-    suggestions_applied: int
-    suggestion_apply_rate: float | None
-    users_shown_suggestion: int
-    users_adopting: int
-    adoption: float | None
-    returning_users: int
-    return_rate: float | None
-    drop_off: DropOff
+    users: Annotated[int, _doc("users with an event in the window, count")]
+    sessions: Annotated[int, _doc("sessions with an event in the window, count")]
+    scans_completed: Annotated[int, _doc("completed scans, count")]
+    empty_scans: Annotated[int, _doc("completed scans that returned nothing, count")]
+    scans_per_session: Annotated[
+        float | None, _doc("completed scans per session, scans; null without sessions")
+    ]
+    suggestions_shown: Annotated[int, _doc("scans that showed a suggestion, count")]
+    suggestions_applied: Annotated[int, _doc("scans whose suggestion was applied, count")]
+    suggestion_apply_rate: Annotated[
+        float | None, _doc("suggestions applied over shown, share 0-1; null when none was shown")
+    ]
+    users_shown_suggestion: Annotated[int, _doc("users shown at least one suggestion, count")]
+    users_adopting: Annotated[int, _doc("users who applied at least one suggestion, count")]
+    adoption: Annotated[
+        float | None,
+        _doc("users adopting over users shown a suggestion, share 0-1; null when none was shown"),
+    ]
+    returning_users: Annotated[
+        int, _doc("users with an event on a later UTC day than their first, count")
+    ]
+    return_rate: Annotated[
+        float | None, _doc("returning users over users, share 0-1; null without users")
+    ]
+    drop_off: Annotated[DropOff, _doc("sessions that ended right after an empty scan")]
 
 
 class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
     """Usage overall and per arm ("none" for events sent without an arm)."""
 
-    since: datetime
-    until: datetime
-    overall: Usage
-    by_arm: dict[str, Usage]
+    since: Annotated[datetime, _doc("start of the window, UTC ISO-8601")]
+    until: Annotated[datetime, _doc("end of the window, UTC ISO-8601")]
+    overall: Annotated[Usage, _doc("usage of everyone")]
+    by_arm: Annotated[
+        dict[str, Usage], _doc("usage per A/B arm (none for events sent without an arm)")
+    ]
 
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
