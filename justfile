@@ -139,6 +139,7 @@ bench-tools:
 [group('bench')]
 bench *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
+    test -f data/scan_history.jsonl || {{python}} -m train.generate  # the baseline refits on it
     {{python}} -m bench.run {{ARGS}}
 
 # the short benchmark guard CI runs (< 3 min): fails on a missed plan target or any errored request
