@@ -14,9 +14,7 @@ default:
 setup:
     test -x {{python}} || python3 -m venv .venv
     {{python}} -m pip install -q -e '.[dev]'
-    # GrowthBook's stats engine, the parity tests' reference: its numpy/pandas < 2 pins are for
-    # a DataFrame runner the tests never import, so it is installed without its dependencies.
-    {{python}} -m pip install -q --no-deps gbstats==0.8.0
+    {{just_executable()}} test-deps
 
 # write the simulated scan history (data/scan_history.{jsonl,parquet})
 [group('train')]
@@ -101,9 +99,15 @@ experiment *ARGS:
 report *ARGS:
     {{python}} -m bench.experiment_report {{ARGS}}
 
+# GrowthBook's stats engine, the parity tests' reference, when it is missing: its numpy/pandas < 2
+# pins are for a DataFrame runner the tests never import, so it is installed without them
+[group('test')]
+test-deps:
+    {{python}} -c "import gbstats" 2>/dev/null || {{python}} -m pip install -q --no-deps gbstats==0.8.0
+
 # run the whole test suite, after the linters
 [group('test')]
-test: lint
+test: lint test-deps
     {{python}} -m pytest
 
 # ruff format check, ruff lint and mypy --strict
