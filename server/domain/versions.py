@@ -122,6 +122,15 @@ def _info(folder: Path, current: str | None) -> VersionInfo:
     )
 
 
+def _age_key(folder: Path) -> tuple[str, int, str]:
+    """Sort key, oldest first: the name's timestamp, then the manifest's write time."""
+    try:
+        written = (folder / MANIFEST_FILE).stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return folder.name.split("-", 1)[0], written, folder.name
+
+
 def list_versions(artifacts: Path) -> VersionList:
     """Every version folder under `artifacts/models`, newest first, and the alias."""
     current = read_alias(artifacts)
@@ -130,5 +139,7 @@ def list_versions(artifacts: Path) -> VersionList:
         folders = [p for p in models.iterdir() if p.is_dir() and VERSION_NAME.match(p.name)]
     except FileNotFoundError:
         folders = []
-    folders.sort(key=lambda p: p.name, reverse=True)
+    # A name starts with its UTC second; two versions made in the same second (a retrain
+    # right after an export) are told apart by when their manifest was written.
+    folders.sort(key=_age_key, reverse=True)
     return VersionList(current=current, versions=[_info(f, current) for f in folders])
