@@ -22,8 +22,10 @@ scan, the decision, the prediction id, the endpoint, the time, the model version
 outputs (None when the model did not run). It must return at once (count, or queue work
 for a task of its own) and never raise into the request: `record` logs and counts an
 observer's exception (`scanopt_errors_total{kind="observer"}`) and carries on, so a
-broken monitor never costs an answer. Drift counting, the online-accuracy join and a
-shadow model scoring the same scan all fit that shape.
+broken monitor never costs an answer. A shadow model scoring the same scan fits that
+shape. Drift counting does not use it: it needs the encoded feature row, which only the
+predictor holds, so the predictor keeps it (server.monitoring.counts), and the online
+accuracy join reads the prediction log in the store.
 
 Counted here: `scanopt_predictions_total` rises by one per scan the model answered, on
 every endpoint (a recommendation counts its scan once, not the neighbours it scored).
