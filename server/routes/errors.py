@@ -56,6 +56,24 @@ _HTTP_KINDS: Final = {404: "not_found", 405: "method_not_allowed", 413: "body_to
 Req = Request[Any, Any, Any]
 
 
+def _parameter_problems(extra: object) -> tuple[str | None, str | None]:
+    """Litestar's parameter validation details as one message naming each parameter.
+
+    Litestar puts `[{"message", "key", "source"}, ...]` in `extra` when a query, path or
+    header parameter does not parse; its own text would show the Python repr of `source`.
+    """
+    if not isinstance(extra, list) or not extra:
+        return None, None
+    parts: list[str] = []
+    for item in extra:
+        if not isinstance(item, dict) or "key" not in item or "message" not in item:
+            return None, None
+        source = getattr(item.get("source"), "value", item.get("source"))
+        where = f" ({source} parameter)" if source else ""
+        parts.append(f"{item['key']}{where}: {item['message']}")
+    return "; ".join(parts), str(extra[0]["key"])
+
+
 def exception_handlers(
     settings: Settings, metrics: Metrics, logger: logging.Logger
 ) -> ExceptionHandlersMap:
@@ -82,6 +100,7 @@ def exception_handlers(
         status = exc.status_code
         kind = _HTTP_KINDS.get(status, "bad_input" if status < 500 else "internal")
         headers = dict(exc.headers or {})
+        field: str | None = None
         if status == 404:
             message = (
                 f"no route {request.method} {request.url.path}: the endpoints are listed at /schema"
@@ -95,12 +114,11 @@ def exception_handlers(
                 "(SCANOPT_MAX_BODY_BYTES)"
             )
         else:
-            message = str(exc.detail)
-            if exc.extra:
-                message = f"{message}: {exc.extra}"
+            named, field = _parameter_problems(exc.extra)
+            message = named or str(exc.detail) + (f": {exc.extra}" if exc.extra else "")
         if status >= 500:
             logger.error("request failed", extra={"fields": {"error": message}})
-        return respond(ErrorBody(error=message, kind=kind), status, headers or None)
+        return respond(ErrorBody(error=message, kind=kind, field=field), status, headers or None)
 
     def on_bug(_: Req, exc: Exception) -> Response[Any]:
         logger.error("unhandled error", exc_info=exc)

@@ -153,6 +153,16 @@ def test_usage_window_is_validated(
     assert client.get("/v1/analytics/usage", params=query).status_code == status
 
 
+def test_an_unparsable_query_parameter_is_named_in_plain_words(client: TestClient[Any]) -> None:
+    """A bad query parameter's 400 names it as the field, without Python reprs."""
+    response = client.get("/v1/analytics/usage", params={"until": "AAA"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["field"] == "until"
+    assert body["error"].startswith("until (query parameter): ")
+    assert "ParamType" not in body["error"]
+
+
 def test_store_unavailable_is_503_and_nothing_is_acknowledged(tmp_path: Path) -> None:
     """When the store cannot take the write, the answer is 503 with a clear message."""
     store = SqliteStore(tmp_path / "s.db", threads=4, busy_timeout_s=0.05)
