@@ -36,6 +36,7 @@ from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
 from server.monitoring.gauges import MonitoringGauges
+from server.monitoring.history import HistoryRecorder
 from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.monitoring.monitor import Monitor, MonitorSettings
@@ -118,15 +119,19 @@ class Worker:
                 retention_days=settings.rollup_retention_days,
                 min_labelled=settings.accuracy_min_labelled,
                 importance_interval_s=settings.importance_interval_s,
+                enabled=settings.monitoring,
             ),
             current=lambda: self.predictor.model.manifest if self.predictor.ready else None,
             run=lambda: self.predictor.model.run if self.predictor.ready else None,
             config_loaded=lambda: {self.gate.experiment: self.gate.refreshed_at},
+            history=HistoryRecorder(self.metrics),
         )
-        self.predictor.drift = self.monitor.counter
+        if settings.monitoring:
+            self.predictor.drift = self.monitor.counter
         self.dashboard = Dashboard(
             self.metrics,
             self.store,
+            self.monitor,
             workers=settings.workers,
             port=settings.port,
             logger=self.logger,
@@ -142,6 +147,7 @@ class Worker:
         self.log.start()
         await self.watcher.reload()
         self.watcher.start()
+        await self.monitor.probe()  # scanopt_store_up says the truth before the first flush
         self.monitor.start()
         self.dashboard.start()
         if not self.predictor.ready:

@@ -132,7 +132,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reload_poll_s: Annotated[
         float, _num(0.0, 3600.0, "how often each worker checks artifacts/current")
     ] = 2.0
-    # Monitoring (README, "Monitoring").
+    # Monitoring (README, "Monitoring"). Off leaves serving, /metrics and the prediction
+    # log as they are, and stops the per-request drift counting, the history rollups and
+    # the scheduled monitoring jobs: the pair `just bench` compares.
+    monitoring: Annotated[
+        bool,
+        msgspec.Meta(
+            description="drift counting, history rollups and the scheduled monitoring jobs",
+            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
+        ),
+    ] = True
     monitor_interval_s: Annotated[
         float, _num(1.0, 3600.0, "how often the lease holder recomputes rollups and gauges")
     ] = 30.0
@@ -216,12 +225,18 @@ _INFO: Final = {
     f.name: f.type
     for f in msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
 }
+# On/off settings: their words (on, off, yes, no, ...) are read the same way.
+_SWITCHES: Final = frozenset(
+    name
+    for name, info in _INFO.items()
+    if isinstance(getattr(info, "type", info), msgspec.inspect.BoolType)
+)
 _FIELDS: Final = tuple(name for name in _INFO if name != "multiproc_dir")
 
 
 def _prepare(name: str, value: str) -> Any:
     """The variable's text as msgspec should convert it (switch words, lists, an empty token)."""
-    if name == "batcher":
+    if name in _SWITCHES:
         return {**_SWITCH, **_SWITCH_OFF}.get(value.lower(), value)
     if name == "cors_origins":
         return [o.strip() for o in value.split(",") if o.strip()]

@@ -14,6 +14,7 @@ import msgspec
 
 from server.domain.scan import WireStruct
 from server.monitoring.alerts import ActiveAlert
+from server.monitoring.schemas import DriftSeries
 
 __all__ = [
     "AccuracyPoint",
@@ -116,20 +117,31 @@ class DashboardLive(WireStruct, frozen=True):
 
 
 class DashboardHistory(WireStruct, frozen=True):
-    """Volume, 5xx share and slow-prediction share over a window, oldest first."""
+    """Service history over a window from the store's 1-minute rollups, oldest first.
+
+    Every worker and replica adds its counts to the same rollups, so any of them answers
+    the same. One point per slice of `step_s` seconds; `t` is each slice's end."""
 
     window: Annotated[str, _doc("the time window: 1h, 24h or 7d")]
-    t: Annotated[list[float], _doc("the sample instants, unix seconds")]  # unix seconds
-    requests_per_s: Annotated[
-        list[float], _doc("request volume at each instant, requests per second")
-    ]
+    step_s: Annotated[float, _doc("the length of one slice, seconds")]
+    t: Annotated[list[float], _doc("the end of each slice, unix seconds")]
+    requests_per_s: Annotated[list[float], _doc("API requests in each slice, requests per second")]
     error_ratio: Annotated[
         list[float | None],
-        _doc("share of requests answered 5xx at each instant, share 0-1; null without requests"),
+        _doc("share of API requests answered 5xx in each slice, share 0-1; null without any"),
     ]
     slow_ratio: Annotated[
         list[float | None],
-        _doc("share of predictions slower than the bound at each instant, share 0-1"),
+        _doc("share of predictions slower than the SLO bound in each slice, share 0-1"),
+    ]
+    p50: Annotated[list[float | None], _doc("median prediction latency in each slice, seconds")]
+    p95: Annotated[list[float | None], _doc("95th percentile prediction latency, seconds")]
+    p99: Annotated[list[float | None], _doc("99th percentile prediction latency, seconds")]
+    drift_version: Annotated[
+        str | None, _doc("the model version whose drift is shown; null when none is loaded")
+    ]
+    drift: Annotated[
+        list[DriftSeries], _doc("per feature, its worst drift score over threshold per slice")
     ]
 
 
@@ -177,6 +189,7 @@ class AccuracyPoint(WireStruct, frozen=True):
     duration_coverage: Annotated[
         float, _doc("share of durations inside the 90% interval, share 0-1")
     ]
+    empty: Annotated[int, _doc("labelled outcomes that returned nothing, count")] = 0
 
 
 class DashboardStored(WireStruct, frozen=True):

@@ -4,11 +4,17 @@
 and the prediction-latency histogram (cumulative, summed over workers: the page turns two
 polls into rates and quantiles), the alert conditions that hold now
 (server.monitoring.alerts) and the monitoring gauges. So a store outage leaves the live
-figures flowing while `stored()` (feedback, the A/B summary, accuracy history) answers
-503 and the page says the store is unreachable.
+figures flowing while `history()` and `stored()` answer 503 and the page says the store
+is unreachable.
+
+`history()` is the 1h / 24h / 7d history of volume, errors, slow predictions, latency
+quantiles and drift per feature, from the store's 1-minute rollups that every worker adds
+to (server.monitoring.history, drift_counts), so it survives restarts and merges every
+worker and replica exactly. `stored()` adds online accuracy and the empty-scan share per
+version and arm (accuracy rollups), the A/B summary and recent feedback.
 
 Each worker samples the merged counters every `step_s` into its `SliHistory`, which gives
-the alert windows and the 1h / 24h / 7d history of volume, errors and slow requests.
+the alert windows.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import logging
 import math
 import socket
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import Final
 
 from prometheus_client.metrics_core import Metric
@@ -38,13 +43,16 @@ from server.dashboard.schemas import (
 )
 from server.monitoring.alerts import Figures, evaluate
 from server.monitoring.figures import LATENCY_BOUND, PREDICTION_ROUTES, SliHistory, read_figures
+from server.monitoring.history import API_REQUESTS, PREDICTION_LATENCY, series
 from server.monitoring.metrics import Metrics
+from server.monitoring.monitor import Monitor
 from server.store.interface import Store
 
 __all__ = ["HISTORY_WINDOWS", "Dashboard"]
 
 HISTORY_WINDOWS: Final = {"1h": 3600, "24h": 86400, "7d": 604800}
-_POINTS: Final = 120
+# Slices per window: 1 minute, 15 minutes, 2 hours (whole minutes, as the rollups).
+_SLICES: Final = {"1h": 60, "24h": 96, "7d": 84}
 _FEEDBACK_SHOWN: Final = 10
 
 
@@ -55,6 +63,7 @@ class Dashboard:
         self,
         metrics: Metrics,
         store: Store,
+        monitor: Monitor,
         *,
         workers: int,
         port: int,
@@ -63,10 +72,11 @@ class Dashboard:
     ) -> None:
         self._metrics = metrics
         self._store = store
+        self._monitor = monitor
         self._workers = workers
         self._instance = f"{socket.gethostname()}:{port}"
         self._logger = logger
-        self.history = SliHistory(step_s=step_s, keep_s=HISTORY_WINDOWS["7d"] + 60.0)
+        self.history = SliHistory(step_s=step_s)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -184,25 +194,32 @@ class Dashboard:
             empty_rate=sorted(empty, key=lambda r: (r.window, r.arm)),
         )
 
-    def history_points(self, window: str) -> DashboardHistory:
-        """Volume, 5xx share and slow-request share over `window` from the SLI history."""
-        snapshots = self.history.snapshots(HISTORY_WINDOWS[window])
-        step = max(1, len(snapshots) // _POINTS)
-        picked = snapshots[::step]
-        if snapshots and picked[-1] is not snapshots[-1]:
-            picked.append(snapshots[-1])
-        t, rate, errors, slow = [], [], [], []
-        for before, after in pairwise(picked):
-            seconds = after.at - before.at
-            requests = after.api - before.api
-            served = after.predictions - before.predictions
-            t.append(after.at)
-            rate.append(requests / seconds if seconds > 0 else 0.0)
-            errors.append((after.api_failed - before.api_failed) / requests if requests else None)
-            fast = after.predictions_fast - before.predictions_fast
-            slow.append(1 - fast / served if served else None)
+    async def history_points(self, window: str, now: datetime | None = None) -> DashboardHistory:
+        """Volume, errors, slow share, latency quantiles and drift over `window`, from the
+        store's rollups (raises the store's errors: the route answers 503)."""
+        since, until, step = _slices(window, now or datetime.now(UTC))
+        requests = await self._store.read_rollups(API_REQUESTS, since, until, step)
+        latency = await self._store.read_rollups(PREDICTION_LATENCY, since, until, step)
+        starts = [since + i * step for i in range(_SLICES[window])]
+        points = series(requests, latency, starts, step.total_seconds())
+        # The slice still running has lasted only until now: rates are over that.
+        elapsed = ((now or datetime.now(UTC)) - starts[-1]).total_seconds()
+        last = max(1.0, min(step.total_seconds(), elapsed))
+        rates = [p.requests_per_s for p in points]
+        rates[-1] = rates[-1] * step.total_seconds() / last
+        version, drift = await self._monitor.drift_history(since, until, step)
         return DashboardHistory(
-            window=window, t=t, requests_per_s=rate, error_ratio=errors, slow_ratio=slow
+            window=window,
+            step_s=step.total_seconds(),
+            t=[(p.at + step).timestamp() for p in points],
+            requests_per_s=rates,
+            error_ratio=[p.error_ratio for p in points],
+            slow_ratio=[p.slow_ratio for p in points],
+            p50=[p.p50 for p in points],
+            p95=[p.p95 for p in points],
+            p99=[p.p99 for p in points],
+            drift_version=version,
+            drift=drift,
         )
 
     async def stored(self, window: str) -> DashboardStored:
@@ -229,6 +246,7 @@ class Dashboard:
                         duration_mae=sums.duration_abs_err / sums.n,
                         count_coverage=sums.count_covered / sums.n,
                         duration_coverage=sums.duration_covered / sums.n,
+                        empty=sum(b.sum_empty for b in sums.calibration),
                     )
                 )
             start += step
@@ -256,6 +274,22 @@ class Dashboard:
             ],
             accuracy=points,
         )
+
+
+def _slices(window: str, now: datetime) -> tuple[datetime, datetime, timedelta]:
+    """(since, until, step) of `window`: whole minutes, the last slice holding now."""
+    step = timedelta(seconds=HISTORY_WINDOWS[window] / _SLICES[window])
+    minute = now.replace(second=0, microsecond=0)
+    until = minute + timedelta(minutes=1)
+    since = until - timedelta(seconds=HISTORY_WINDOWS[window])
+    # Align slices on multiples of the step (from the epoch), so a point stays put as
+    # the window moves on: the last slice ends at the next boundary at or after until.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    offset = (until - epoch) % step
+    if offset:
+        until += step - offset
+        since += step - offset
+    return since, until, step
 
 
 _ACCURACY_GAUGES: Final = {

@@ -41,6 +41,7 @@ from server.monitoring.schemas import ColumnDrift
 __all__ = [
     "CONVENTIONAL",
     "FALSE_ALARM_RATE",
+    "METHOD",
     "MIN_ROWS",
     "Column",
     "Reference",
@@ -58,6 +59,9 @@ MIN_ROWS: Final = 256
 CONVENTIONAL: Final[Mapping[str, float]] = {"psi": 0.2, "wasserstein": 0.1, "jensen_shannon": 0.1}
 _FLOOR: Final = 1e-4
 _DRAWS: Final = 40_000
+# Names the calibration below (draws, seed, the exact two-bin case), so thresholds kept in
+# the store are recomputed when it changes.
+METHOD: Final = f"mc{_DRAWS}-seed0-exact2"
 
 Counts = npt.NDArray[np.float64]
 
@@ -184,6 +188,42 @@ def calibration_rows(n: int) -> int:
     return 1 << (max(n, 1).bit_length() - 1)
 
 
+def _null_quantile(
+    column: Column, name: str, rows: int, level: float, draws: int, rng: np.random.Generator
+) -> float:
+    """The `level` quantile of score `name` on windows of `rows` rows drawn from the
+    reference: exact for a two-bin column, Monte Carlo (`draws` windows) otherwise."""
+    p = np.asarray(column.shares, dtype=np.float64)
+    p = p / p.sum()
+    if len(p) == 2:
+        # A window is fully described by the count in the first bin, k ~ Binomial(rows, p0):
+        # score every k once and read the quantile off the exact distribution.
+        k = np.arange(rows + 1, dtype=np.float64)
+        windows = np.stack([k, rows - k], axis=1)
+        values = score(column, name, windows)
+        mass = _binomial_pmf(rows, float(p[0]))
+        order = np.argsort(values, kind="stable")
+        cdf = np.cumsum(mass[order])
+        index = min(int(np.searchsorted(cdf, level - 1e-12)), rows)
+        return float(values[order][index])
+    null = rng.multinomial(rows, p, size=draws).astype(np.float64)
+    return float(np.quantile(score(column, name, null), level, method="higher"))
+
+
+def _binomial_pmf(n: int, p: float) -> Counts:
+    """P(K = k) for k = 0..n, K ~ Binomial(n, p): log-space recurrence, stable at any n."""
+    if p <= 0.0 or p >= 1.0:
+        out = np.zeros(n + 1)
+        out[0 if p <= 0.0 else -1] = 1.0
+        return out
+    k = np.arange(n, dtype=np.float64)
+    steps = np.log((n - k) / (k + 1)) + math.log(p) - math.log1p(-p)
+    log = n * math.log1p(-p) + np.concatenate(([0.0], np.cumsum(steps)))
+    mass: Counts = np.exp(log - log.max())
+    result: Counts = mass / mass.sum()
+    return result
+
+
 def calibrate(
     reference: Reference,
     rows: int,
@@ -197,13 +237,8 @@ def calibrate(
     level = 1.0 - alpha / reference.tests
     values: dict[str, dict[str, float]] = {}
     for column in reference.columns:
-        p = np.asarray(column.shares, dtype=np.float64)
-        null = rng.multinomial(rows, p / p.sum(), size=draws).astype(np.float64)
         values[column.name] = {
-            name: max(
-                CONVENTIONAL[name],
-                float(np.quantile(score(column, name, null), level, method="higher")),
-            )
+            name: max(CONVENTIONAL[name], _null_quantile(column, name, rows, level, draws, rng))
             for name in column.scores
         }
     return Thresholds(rows=rows, alpha=alpha, values=values)

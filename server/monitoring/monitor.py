@@ -12,8 +12,12 @@ Two background tasks, both off the request path:
   the newest labelled outcomes of the version in service.
 
 The read API (accuracy, drift) answers from the store on any worker, so every worker and
-replica agrees. Drift thresholds are calibrated per (version, window size) in a thread and
-cached.
+replica agrees. Drift thresholds are calibrated per (version, window size) in a thread by
+the first worker that needs them and kept in the store (`drift_thresholds`), so the
+fleet calibrates each once; every worker also keeps them in memory.
+
+With monitoring switched off (`SCANOPT_MONITORING=off`) only the worker's health gauges
+are kept up to date: nothing counts drift or records history, and no scheduled job runs.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from server.monitoring.accuracy import WINDOWS, report_groups
 from server.monitoring.counts import DriftCounter
 from server.monitoring.drift import (
     FALSE_ALARM_RATE,
+    METHOD,
     MIN_ROWS,
     Reference,
     Thresholds,
@@ -47,11 +52,13 @@ from server.monitoring.drift import (
     evaluate,
 )
 from server.monitoring.gauges import MonitoringGauges
+from server.monitoring.history import HistoryRecorder
 from server.monitoring.importance import NDCG_THRESHOLD, Run, ndcg, permutation_importances
 from server.monitoring.schemas import (
     AccuracyReport,
     BusinessReport,
     DriftReport,
+    DriftSeries,
     ImportanceReport,
 )
 from server.store.interface import Store
@@ -64,6 +71,7 @@ LEASE: Final = "monitoring"
 # Outcomes whose prediction row lands more than this late are not counted.
 RECOMPUTE: Final = timedelta(minutes=10)
 _MANIFEST = msgspec.json.Decoder(Manifest)
+_THRESHOLDS = msgspec.json.Decoder(Thresholds)
 BUSINESS_WINDOWS: Final = {
     "1h": timedelta(hours=1),
     "24h": timedelta(hours=24),
@@ -83,6 +91,8 @@ class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Newest labelled outcomes (of the last day) the importances are measured on.
     importance_rows: int = 1000
     importance_min_rows: int = 200
+    # Off: health gauges only (no drift counting, no history, no scheduled jobs).
+    enabled: bool = True
 
 
 class Monitor:
@@ -98,6 +108,7 @@ class Monitor:
         current: Callable[[], Manifest | None],
         run: Callable[[], Run | None] = lambda: None,
         config_loaded: Callable[[], Mapping[str, float]] = dict,
+        history: HistoryRecorder | None = None,
     ) -> None:
         self.store = store
         self.gauges = gauges
@@ -113,6 +124,7 @@ class Monitor:
             f"outcomes of the last day, and runs every {settings.importance_interval_s:g} s"
         )
         self._config_loaded = config_loaded
+        self._history = history if settings.enabled else None
         self._manifests: dict[str, Manifest | None] = {}
         self._references: dict[str, Reference] = {}
         self._thresholds: dict[tuple[str, int], Thresholds] = {}
@@ -149,8 +161,21 @@ class Monitor:
             return None
         key = (version, calibration_rows(rows))
         if key not in self._thresholds:
-            self._thresholds[key] = await asyncio.to_thread(calibrate, reference, key[1])
+            self._thresholds[key] = await self._kept_thresholds(reference, key[1])
         return self._thresholds[key]
+
+    async def _kept_thresholds(self, reference: Reference, rows: int) -> Thresholds:
+        """From the store if a worker calibrated them already, else calibrated and kept."""
+        with contextlib.suppress(StoreUnavailableError, msgspec.DecodeError):
+            kept = await self.store.drift_thresholds(reference.version, rows, METHOD)
+            if kept is not None:
+                return _THRESHOLDS.decode(kept)
+        thresholds = await asyncio.to_thread(calibrate, reference, rows)
+        with contextlib.suppress(StoreUnavailableError):
+            await self.store.keep_drift_thresholds(
+                reference.version, rows, METHOD, msgspec.json.encode(thresholds).decode()
+            )
+        return thresholds
 
     # --- the read API -------------------------------------------------------------------
 
@@ -231,6 +256,36 @@ class Monitor:
             columns=columns,
         )
 
+    async def drift_history(
+        self, since: datetime, until: datetime, step: timedelta, version: str | None = None
+    ) -> tuple[str | None, list[DriftSeries]]:
+        """Per column, its worst score over that score's threshold in each slice of `step`
+        from `since` (None where a slice holds fewer than MIN_ROWS rows); above 1 alarms."""
+        current = self._current()
+        name = version or (current.version if current is not None else None)
+        reference = None if name is None else self.reference(name)
+        if name is None or reference is None:
+            return name, []
+        slices = await self.store.drift_series(name, since, until, step)
+        starts = _starts(since, until, step)
+        ratios: dict[str, list[float | None]] = {c.name: [] for c in reference.columns}
+        for start in starts:
+            counts = slices.get(start, {})
+            n = max((sum(bins.values()) for bins in counts.values()), default=0)
+            found = {}
+            if n >= MIN_ROWS:
+                thresholds = await self.thresholds(name, n)
+                assert thresholds is not None  # the reference exists
+                found = {c.column: c for c in evaluate(reference, counts, thresholds)}
+            for column in reference.columns:
+                drift = found.get(column.name)
+                ratios[column.name].append(None if drift is None else drift.worst_ratio)
+        return name, [
+            DriftSeries(feature=feature, ratio=values)
+            for feature, values in ratios.items()
+            if any(v is not None for v in values)
+        ]
+
     # --- jobs ------------------------------------------------------------------------------
 
     async def flush(self, now: datetime | None = None) -> int:
@@ -243,9 +298,16 @@ class Monitor:
             if reference is not None:
                 references[version] = reference
         counts = self.counter.drain(references, at)
+        rollups = [] if self._history is None else self._history.take(at)
         try:
             if counts:
                 await self.store.add_drift_counts(counts)
+            if rollups:
+                await self.store.write_rollups(rollups)
+            if not counts and not rollups:
+                await self.store.schema_version()  # nothing to write: still ask the store
+            if self._history is not None:
+                self._history.written()
             self.gauges.store_up.set(1)
         except StoreUnavailableError as exc:
             self.gauges.store_up.set(0)
@@ -364,15 +426,26 @@ class Monitor:
             except Exception:  # never let a monitoring task die
                 _LOG.exception("monitoring job crashed")
 
+    async def probe(self) -> bool:
+        """Ask the store once and set `scanopt_store_up` (at start-up: true from the start)."""
+        try:
+            await self.store.schema_version()
+        except StoreUnavailableError:
+            self.gauges.store_up.set(0)
+            return False
+        self.gauges.store_up.set(1)
+        return True
+
     def start(self) -> None:
         """Start the flush and job tasks (in the worker's startup, after fork)."""
         if self._tasks:
             return
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._every(self.settings.flush_s, self.flush)),
-            loop.create_task(self._every(self.settings.interval_s, self.run_jobs)),
-        ]
+        self._tasks = [loop.create_task(self._every(self.settings.flush_s, self.flush))]
+        if self.settings.enabled:
+            self._tasks.append(
+                loop.create_task(self._every(self.settings.interval_s, self.run_jobs))
+            )
 
     async def stop(self) -> None:
         """Stop the tasks and flush the last counts."""
@@ -384,3 +457,12 @@ class Monitor:
                 await task
         with contextlib.suppress(StoreUnavailableError):
             await self.flush()
+
+
+def _starts(since: datetime, until: datetime, step: timedelta) -> list[datetime]:
+    """The slice starts of [since, until) in steps of `step` (as the store groups them)."""
+    starts, start = [], since
+    while start < until:
+        starts.append(start)
+        start += step
+    return starts

@@ -48,6 +48,7 @@ __all__ = [
     "BusinessReport",
     "ColumnDrift",
     "DriftReport",
+    "DriftSeries",
     "ImportanceReport",
     "ProbabilityAccuracy",
     "RegressionAccuracy",
@@ -171,6 +172,30 @@ class ColumnDrift(WireStruct, frozen=True):
         float | None, _doc("the Jensen-Shannon distance above which the column alarms")
     ] = None
     alarm: Annotated[bool, _doc("whether a distance is above its threshold")] = False
+
+    @property
+    def worst_ratio(self) -> float | None:
+        """The largest score over its threshold (above 1 alarms); None without scores."""
+        pairs = (
+            (self.psi, self.psi_threshold),
+            (self.wasserstein, self.wasserstein_threshold),
+            (self.jensen_shannon, self.jensen_shannon_threshold),
+        )
+        ratios = [v / t for v, t in pairs if v is not None and t]
+        return max(ratios) if ratios else None
+
+
+class DriftSeries(WireStruct, frozen=True):
+    """One column's drift over a window's slices: worst score over its threshold."""
+
+    feature: Annotated[str, _doc("the feature or model output scored")]
+    ratio: Annotated[
+        list[float | None],
+        _doc(
+            "per slice, the column's largest score over that score's threshold, unitless "
+            "(above 1 alarms); null where the slice held too few predictions"
+        ),
+    ]
 
 
 class DriftReport(WireStruct, frozen=True):

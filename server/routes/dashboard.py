@@ -1,8 +1,8 @@
 """GET /dashboard (the page and its vendored assets) and the JSON it polls.
 
-/v1/dashboard/live comes from /metrics only; /v1/dashboard/history?window=1h|24h|7d from
-the worker's SLI history; /v1/dashboard/stored?window=... from the store (503 while it is
-unreachable, which the page shows as a store outage). A bad window is a 400 naming it.
+/v1/dashboard/live comes from /metrics only; /v1/dashboard/history?window=1h|24h|7d and
+/v1/dashboard/stored?window=... from the store's rollups (503 while it is unreachable,
+which the page shows as a store outage). A bad window is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def routes(dashboard: Dashboard) -> list[HTTPRouteHandler]:
 
     @get("/v1/dashboard/history", tags=["monitoring"])
     async def history(window: FromQuery[str] = "1h") -> DashboardHistory:
-        """Requests/s, 5xx share and slow-prediction share over the window."""
-        return dashboard.history_points(_window(window))
+        """Requests/s, 5xx and slow shares, latency quantiles and drift per feature over the
+        window, from the store's rollups (503: store down)."""
+        return await dashboard.history_points(_window(window))
 
     @get("/v1/dashboard/stored", tags=["monitoring"])
     async def stored(window: FromQuery[str] = "24h") -> DashboardStored:

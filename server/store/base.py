@@ -196,10 +196,13 @@ class SqlStore(abc.ABC):
         await self._tx(lambda db: ops.upsert_rollups(db, list(rollups)))
 
     async def read_rollups(
-        self, metric: str, since: datetime, until: datetime
+        self, metric: str, since: datetime, until: datetime, step: timedelta | None = None
     ) -> list[MetricRollup]:
         window = (to_us(since), to_us(until))
-        return await self._tx(lambda db: ops.select_rollups(db, metric, *window), write=False)
+        step_us = None if step is None else round(step.total_seconds() * 1e6)
+        return await self._tx(
+            lambda db: ops.select_rollups(db, metric, *window, step_us), write=False
+        )
 
     async def usage(self, since: datetime, until: datetime) -> UsageReport:
         return await self._tx(lambda db: usage_queries.usage_report(db, since, until), write=False)
@@ -250,6 +253,25 @@ class SqlStore(abc.ABC):
     ) -> dict[str, dict[int, int]]:
         window = (to_us(since), to_us(until))
         return await self._tx(lambda db: mon.select_drift_counts(db, version, *window), write=False)
+
+    async def drift_series(
+        self, version: str, since: datetime, until: datetime, step: timedelta
+    ) -> dict[datetime, dict[str, dict[int, int]]]:
+        window = (to_us(since), to_us(until))
+        step_us = round(step.total_seconds() * 1e6)
+        return await self._tx(
+            lambda db: mon.select_drift_series(db, version, *window, step_us), write=False
+        )
+
+    async def drift_thresholds(self, version: str, rows: int, method: str) -> str | None:
+        return await self._tx(
+            lambda db: mon.select_thresholds(db, version, rows, method), write=False
+        )
+
+    async def keep_drift_thresholds(
+        self, version: str, rows: int, method: str, thresholds: str
+    ) -> None:
+        await self._tx(lambda db: mon.insert_thresholds(db, version, rows, method, thresholds))
 
     async def record_importance(self, result: ImportanceResult) -> None:
         await self._tx(lambda db: mon.insert_importance(db, result))

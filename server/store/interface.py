@@ -95,8 +95,10 @@ class Store(Protocol):
         ...
 
     async def read_rollups(
-        self, metric: str, since: datetime, until: datetime
-    ) -> list[MetricRollup]: ...
+        self, metric: str, since: datetime, until: datetime, step: timedelta | None = None
+    ) -> list[MetricRollup]:
+        """Rollups of `metric` per minute, or summed over slices of `step` from `since`."""
+        ...
 
     async def usage(self, since: datetime, until: datetime) -> UsageReport: ...
 
@@ -142,6 +144,23 @@ class Store(Protocol):
         self, version: str, since: datetime, until: datetime
     ) -> dict[str, dict[int, int]]:
         """feature -> reference bin -> predictions of `version` in [since, until)."""
+        ...
+
+    async def drift_series(
+        self, version: str, since: datetime, until: datetime, step: timedelta
+    ) -> dict[datetime, dict[str, dict[int, int]]]:
+        """slice start -> feature -> reference bin -> predictions, slices of `step` from
+        `since`."""
+        ...
+
+    async def drift_thresholds(self, version: str, rows: int, method: str) -> str | None:
+        """Drift thresholds (JSON) kept for `version` and windows of `rows` rows, or None."""
+        ...
+
+    async def keep_drift_thresholds(
+        self, version: str, rows: int, method: str, thresholds: str
+    ) -> None:
+        """Keep calibrated thresholds for every worker and replica (first writer wins)."""
         ...
 
     async def record_importance(self, result: ImportanceResult) -> None: ...

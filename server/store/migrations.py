@@ -174,6 +174,18 @@ _V2: Final = (
     "CREATE INDEX events_received ON events (received_us)",
 )
 
+# Drift thresholds, calibrated once per model version and window size by whichever worker
+# needs them first and shared by every worker and replica (a calibration costs ~1 s CPU).
+_V3: Final = (
+    """CREATE TABLE drift_thresholds (
+        model_version TEXT NOT NULL,
+        window_rows BIGINT NOT NULL,
+        method TEXT NOT NULL,
+        thresholds TEXT NOT NULL,
+        PRIMARY KEY (model_version, window_rows, method)
+    )""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
@@ -184,6 +196,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         version=2,
         description="monitoring: accuracy and calibration rollups, drift, importance, leases",
         statements=_V2,
+    ),
+    Migration(
+        version=3,
+        description="monitoring: drift thresholds per model version and window size",
+        statements=_V3,
     ),
 )
 

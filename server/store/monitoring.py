@@ -36,12 +36,15 @@ __all__ = [
     "acquire_lease",
     "add_drift_counts",
     "insert_importance",
+    "insert_thresholds",
     "prune_before",
     "refresh_accuracy",
     "select_accuracy",
     "select_drift_counts",
+    "select_drift_series",
     "select_importance",
     "select_labelled",
+    "select_thresholds",
 ]
 
 MINUTE_US: Final = 60_000_000
@@ -253,6 +256,42 @@ def select_drift_counts(
     ):
         out.setdefault(str(feature), {})[int(b)] = int(n)
     return out
+
+
+def select_drift_series(
+    db: Db, version: str, since_us: int, until_us: int, step_us: int
+) -> dict[datetime, dict[str, dict[int, int]]]:
+    """slice start -> feature -> bin -> predictions of `version`, slices of `step_us` from
+    `since_us` (the drift history: one window per slice)."""
+    since, step = int(since_us), int(step_us)  # integers, formatted in (same on both backends)
+    out: dict[datetime, dict[str, dict[int, int]]] = {}
+    for start, feature, b, n in db.rows(
+        f"SELECT {since} + ((bucket_us - {since}) / {step}) * {step}, feature, bin, SUM(n) "  # noqa: S608
+        "FROM drift_counts WHERE model_version = ? AND bucket_us >= ? AND bucket_us < ? "
+        "GROUP BY 1, feature, bin",
+        (version, since_us, until_us),
+    ):
+        out.setdefault(from_us(int(start)), {}).setdefault(str(feature), {})[int(b)] = int(n)
+    return out
+
+
+def select_thresholds(db: Db, version: str, rows: int, method: str) -> str | None:
+    """The stored drift thresholds (JSON) of `version` for windows of `rows` rows, or None."""
+    row = db.one(
+        "SELECT thresholds FROM drift_thresholds WHERE model_version = ? AND window_rows = ? "
+        "AND method = ?",
+        (version, rows, method),
+    )
+    return None if row is None else str(row[0])
+
+
+def insert_thresholds(db: Db, version: str, rows: int, method: str, thresholds: str) -> None:
+    """Keep calibrated thresholds (the first writer wins: a calibration is deterministic)."""
+    db.run(
+        "INSERT INTO drift_thresholds (model_version, window_rows, method, thresholds) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (model_version, window_rows, method) DO NOTHING",
+        (version, rows, method, thresholds),
+    )
 
 
 # --- importance results --------------------------------------------------------------------

@@ -247,17 +247,28 @@ def upsert_rollups(db: Db, rollups: list[MetricRollup]) -> None:
     )
 
 
-def select_rollups(db: Db, metric: str, since_us: int, until_us: int) -> list[MetricRollup]:
+def select_rollups(
+    db: Db, metric: str, since_us: int, until_us: int, step_us: int | None = None
+) -> list[MetricRollup]:
+    """Rollups of `metric` in [since, until): per minute, or summed over slices of
+    `step_us` starting at `since_us` (each row's `bucket_start` is its slice's start)."""
+    if step_us is None:
+        bucket = "bucket_us"
+    else:  # integers, formatted in: the same integer division on both backends
+        bucket = (
+            f"({int(since_us)} + ((bucket_us - {int(since_us)}) / {int(step_us)}) * {int(step_us)})"
+        )
     rows = db.rows(
-        "SELECT labels, bucket_us, n, total, minimum, maximum FROM metric_rollups "
-        "WHERE metric = ? AND bucket_us >= ? AND bucket_us < ? ORDER BY bucket_us, labels",
+        f"SELECT labels, {bucket}, SUM(n), SUM(total), MIN(minimum), MAX(maximum) "  # noqa: S608
+        "FROM metric_rollups WHERE metric = ? AND bucket_us >= ? AND bucket_us < ? "
+        "GROUP BY labels, 2 ORDER BY 2, labels",
         (metric, since_us, until_us),
     )
     return [
         MetricRollup(
             metric=metric,
             labels=str(labels),
-            bucket_start=from_us(bucket),
+            bucket_start=from_us(int(bucket)),
             count=int(n),
             total=float(total),
             minimum=float(lo),

@@ -138,3 +138,11 @@ def test_every_setting_declares_its_meaning_and_its_rule() -> None:
             info = info.types[0]
         assert isinstance(info, msgspec.inspect.Metadata), field.name
         assert (info.extra_json_schema or {}).get("description"), field.name
+
+
+def test_monitoring_is_on_by_default_and_reads_switch_words() -> None:
+    """SCANOPT_MONITORING is on unless switched off with a switch word."""
+    assert Settings.from_env({}).monitoring is True
+    assert Settings.from_env({"SCANOPT_MONITORING": "off"}).monitoring is False
+    with pytest.raises(SettingsError, match="SCANOPT_MONITORING='maybe': expected on/off"):
+        Settings.from_env({"SCANOPT_MONITORING": "maybe"})

@@ -36,12 +36,12 @@ function chart(id, labels, fmt) {
 
 // A chart whose series are not known in advance (one per version and arm) is rebuilt
 // when its set of series changes.
-function keyedChart(id, keys, fmt) {
+function keyedChart(id, keys, fmt, none = "no labelled outcomes yet") {
   const existing = charts[id];
   if (existing && existing.keys === keys.join("|")) return existing;
   if (existing) existing.destroy();
   $(id).textContent = "";
-  const made = chart(id, keys.length ? keys : ["no labelled outcomes yet"], fmt);
+  const made = chart(id, keys.length ? keys : [none], fmt);
   made.keys = keys.join("|");
   return made;
 }
@@ -189,9 +189,18 @@ async function pollLive() {
   setTimeout(pollLive, LIVE_MS);
 }
 
+const DRIFT_SHOWN = 6; // the features that came closest to their thresholds
+
 function showHistory(h) {
   charts["c-volume"].setData([h.t, h.requests_per_s]);
+  const inMs = (xs) => xs.map((v) => (v == null ? null : 1000 * v));
+  charts["c-hlatency"].setData([h.t, inMs(h.p50), inMs(h.p95), inMs(h.p99)]);
   charts["c-errors"].setData([h.t, h.error_ratio, h.slow_ratio]);
+  const peak = (d) => Math.max(...d.ratio.map((v) => (v == null ? -1 : v)));
+  const top = [...h.drift].sort((a, b) => peak(b) - peak(a)).slice(0, DRIFT_SHOWN);
+  const keys = top.map((d) => d.feature);
+  keyedChart("c-drift", keys, num(2), "no drift windows yet")
+    .setData([h.t, ...(keys.length ? top.map((d) => d.ratio) : [[]])]);
 }
 
 function showStored(s) {
@@ -205,6 +214,15 @@ function showStored(s) {
   }));
   keyedChart("c-mae", keys, num(1)).setData([times, ...(keys.length ? series("count_mae") : [[]])]);
   keyedChart("c-coverage", keys, pct).setData([times, ...(keys.length ? series("count_coverage") : [[]])]);
+
+  // Empty-scan share per arm, every version's labelled outcomes together.
+  const arms = [...new Set(s.accuracy.map((p) => p.arm))].sort();
+  const share = arms.map((arm) => times.map((t) => {
+    const here = s.accuracy.filter((p) => p.arm === arm && Date.parse(p.at) / 1000 === t);
+    const n = here.reduce((a, p) => a + p.n, 0);
+    return n ? here.reduce((a, p) => a + p.empty, 0) / n : null;
+  }));
+  keyedChart("c-empty", arms, pct).setData([times, ...(arms.length ? share : [[]])]);
 
   fill($("arms"), s.arms.map((a) => row([
     a.arm, String(a.users), String(a.scans_completed), pct(a.empty_rate), pct(a.adoption),
@@ -233,7 +251,7 @@ async function pollSlow() {
   catch (e) {
     const banner = $("store-banner");
     banner.hidden = false;
-    text(banner, `Store unreachable (${e.message}): feedback, the A/B summary and accuracy history are paused; live figures keep coming.`);
+    text(banner, `Store unreachable (${e.message}): history, feedback, the A/B summary and accuracy are paused; live figures keep coming.`);
   }
 }
 
@@ -241,9 +259,12 @@ function start() {
   chart("c-rate", ["req/s"], num(1));
   chart("c-latency", ["p50", "p95", "p99"], num(2));
   chart("c-volume", ["req/s"], num(1));
+  chart("c-hlatency", ["p50", "p95", "p99"], num(2));
   chart("c-errors", ["5xx share", "slow (> 50 ms) share"], pct);
+  keyedChart("c-drift", [], num(2), "no drift windows yet");
   keyedChart("c-mae", [], num(1));
   keyedChart("c-coverage", [], pct);
+  keyedChart("c-empty", [], pct);
   $("window").addEventListener("change", pollSlow);
   pollLive();
   pollSlow();

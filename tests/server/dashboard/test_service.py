@@ -1,41 +1,115 @@
-"""server.dashboard.service: history points are per-interval rates and shares."""
+"""server.dashboard.service: history comes from the store's rollups, per slice, and
+drift per feature over time from the stored drift counts."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+import msgspec
+import pytest
 
 from server.dashboard.service import Dashboard
-from server.monitoring.figures import Snapshot
+from server.domain.artifact import Manifest
+from server.monitoring.gauges import MonitoringGauges
+from server.monitoring.history import API_REQUESTS, PREDICTION_LATENCY
 from server.monitoring.metrics import Metrics
+from server.monitoring.monitor import Monitor, MonitorSettings
+from server.store.interface import Store
+from server.store.monitoring import DriftCount
+from server.store.records import MetricRollup
 from tests.server.conftest import make_settings
+from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
+
+__all__ = ["anyio_backend", "pg_dsn", "store", "store_dsn"]
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[3]
+NOW = datetime(2026, 11, 30, 14, 30, 20, tzinfo=UTC)
 
 
-def _dashboard(artifacts: Path) -> Dashboard:
-    settings = make_settings(artifacts)
-    store: Any = None  # history never reads the store
-    return Dashboard(
-        Metrics(settings), store, workers=1, port=1, logger=logging.getLogger("t"), step_s=1.0
+def _manifest() -> Manifest:
+    current = (ROOT / "artifacts" / "current").read_text().strip()
+    path = ROOT / "artifacts" / "models" / current / "manifest.json"
+    return msgspec.json.decode(path.read_bytes(), type=Manifest)
+
+
+def _dashboard(store: Store, tmp_path: Path, manifest: Manifest | None = None) -> Dashboard:
+    metrics = Metrics(make_settings(tmp_path / "artifacts"))
+    monitor = Monitor(
+        store,
+        MonitoringGauges(metrics.registry),
+        ROOT / "artifacts",
+        MonitorSettings(),
+        current=lambda: manifest,
     )
+    return Dashboard(metrics, store, monitor, workers=1, port=1, logger=logging.getLogger("t"))
 
 
-def test_history_is_rates_between_snapshots(artifacts: Path) -> None:
-    """Each point is the interval's requests/s, 5xx share and slow-prediction share."""
-    dashboard = _dashboard(artifacts)
-    dashboard.history.add(Snapshot(at=0.0))
-    dashboard.history.add(
-        Snapshot(at=60.0, predictions=100, predictions_fast=90, api=120, api_failed=6)
+def _rollup(metric: str, labels: str, minute: datetime, n: int, low: float = 0.0) -> MetricRollup:
+    return MetricRollup(
+        metric=metric, labels=labels, bucket_start=minute, count=n, total=0.0, minimum=low,
+        maximum=0.0,
+    )  # fmt: skip
+
+
+async def test_history_is_rates_and_quantiles_per_slice(store: Store, tmp_path: Path) -> None:
+    """1 h is 60 one-minute slices ending with the running one; each point is its slice's
+    requests/s, 5xx share, slow share and quantiles; an idle slice has no shares."""
+    minute = NOW.replace(second=0)
+    earlier = minute - timedelta(minutes=10)
+    await store.write_rollups(
+        [
+            _rollup(API_REQUESTS, '{"status":"2xx"}', earlier, 114),
+            _rollup(API_REQUESTS, '{"status":"5xx"}', earlier, 6),
+            _rollup(PREDICTION_LATENCY, '{"le":"0.005"}', earlier, 90),
+            _rollup(PREDICTION_LATENCY, '{"le":"0.1"}', earlier, 10, 0.05),
+            _rollup(API_REQUESTS, '{"status":"2xx"}', minute, 40),
+        ]
     )
-    dashboard.history.add(Snapshot(at=120.0, predictions=100, predictions_fast=90, api=120))
-    points = dashboard.history_points("1h")
-    assert points.t == [60.0, 120.0]
-    assert points.requests_per_s == [2.0, 0.0]
-    assert points.error_ratio == [0.05, None]  # no request in the second minute: no share
-    assert points.slow_ratio[0] is not None
-    assert abs(points.slow_ratio[0] - 0.1) < 1e-12
+    history = await _dashboard(store, tmp_path).history_points("1h", now=NOW)
+    assert len(history.t) == 60 and history.step_s == 60.0
+    assert history.t[-1] == (minute + timedelta(minutes=1)).timestamp()
+    at = history.t.index((earlier + timedelta(minutes=1)).timestamp())
+    assert history.requests_per_s[at] == pytest.approx(2.0)
+    assert history.error_ratio[at] == pytest.approx(0.05)
+    assert history.slow_ratio[at] == pytest.approx(0.1)
+    assert history.p99[at] is not None and 0.05 < history.p99[at] <= 0.1
+    assert history.error_ratio[at - 1] is None and history.p50[at - 1] is None
+    # the running slice has lasted 20 s: 40 requests in it are 2 per second
+    assert history.requests_per_s[-1] == pytest.approx(2.0)
+    assert history.drift_version is None and history.drift == []
 
 
-def test_history_of_a_fresh_worker_is_empty(artifacts: Path) -> None:
-    """Before two snapshots there is no interval, so no point (the chart shows none)."""
-    assert _dashboard(artifacts).history_points("24h").t == []
+async def test_drift_history_scores_each_slice(store: Store, tmp_path: Path) -> None:
+    """Drift per feature over time: a slice of shifted VIX alarms on volatility_index, a
+    slice of reference-like VIX does not, and a slice with too few rows has no score."""
+    manifest = _manifest()
+    reference = manifest.reference["volatility_index"]
+    calm = max(range(len(reference.shares)), key=lambda b: reference.shares[b])
+    high = len(reference.shares) - 1
+    minute = NOW.replace(second=0)
+
+    def counts(at: datetime, bins: dict[int, int]) -> list[DriftCount]:
+        return [
+            DriftCount(
+                bucket_start=at, version=manifest.version, feature="volatility_index", bin=b, n=n
+            )
+            for b, n in bins.items()
+        ]
+
+    shares = {b: round(2000 * s) for b, s in enumerate(reference.shares) if round(2000 * s)}
+    await store.add_drift_counts(
+        counts(minute - timedelta(minutes=30), shares)
+        + counts(minute - timedelta(minutes=5), {high: 2000})
+        + counts(minute - timedelta(minutes=2), {calm: 10})
+    )
+    history = await _dashboard(store, tmp_path, manifest).history_points("1h", now=NOW)
+    assert history.drift_version == manifest.version
+    (vix,) = [d for d in history.drift if d.feature == "volatility_index"]
+    ratios = dict(zip(history.t, vix.ratio, strict=True))
+    end = lambda m: (minute - timedelta(minutes=m) + timedelta(minutes=1)).timestamp()  # noqa: E731
+    assert ratios[end(30)] is not None and ratios[end(30)] < 1.0
+    assert ratios[end(5)] is not None and ratios[end(5)] > 1.0
+    assert ratios[end(2)] is None

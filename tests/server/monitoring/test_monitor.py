@@ -1,0 +1,52 @@
+"""server.monitoring.monitor: the store gauge is true from the start, and the monitoring
+switch turns the per-request counting and the scheduled jobs off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+
+from server.app import create_app
+from tests.server.conftest import SCAN, make_settings
+
+
+def _gauge(client: TestClient[Any], name: str) -> float | None:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_store_up_is_probed_at_start_up(artifacts: Path) -> None:
+    """scanopt_store_up reads 1 before the first drift flush has run."""
+    settings = make_settings(artifacts, drift_flush_s=600.0, monitor_interval_s=3600.0)
+    with TestClient(create_app(settings)) as client:
+        assert _gauge(client, "scanopt_store_up") == 1.0
+
+
+def test_monitoring_off_counts_nothing_and_runs_no_job(artifacts: Path) -> None:
+    """Off: served rows are not kept for drift, no history is recorded, only the health
+    flush runs; serving answers as before."""
+    settings = make_settings(artifacts, monitoring=False, drift_flush_s=600.0)
+    with TestClient(create_app(settings)) as client:
+        worker = client.app.state.worker
+        assert client.post("/v1/predict", json=SCAN).status_code == 200
+        assert worker.predictor.drift is None
+        assert worker.monitor.counter.pending == 0
+        assert len(worker.monitor._tasks) == 1  # the health flush only
+        portal = client.blocking_portal
+        assert portal is not None
+        assert portal.call(worker.monitor.flush) == 0
+        assert _gauge(client, "scanopt_store_up") == 1.0
+
+
+def test_monitoring_on_keeps_served_rows(artifacts: Path) -> None:
+    """On (the default): a served row is kept for the drift counts."""
+    settings = make_settings(artifacts, drift_flush_s=600.0, monitor_interval_s=3600.0)
+    with TestClient(create_app(settings)) as client:
+        worker = client.app.state.worker
+        assert client.post("/v1/predict", json=SCAN).status_code == 200
+        assert worker.monitor.counter.pending == 1
+        assert len(worker.monitor._tasks) == 2
