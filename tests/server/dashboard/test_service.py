@@ -69,17 +69,22 @@ async def test_history_is_rates_and_quantiles_per_slice(store: Store, tmp_path: 
         ]
     )
     history = await _dashboard(store, tmp_path).history_points("1h", now=NOW)
-    assert len(history.t) == 60 and history.step_s == 60.0
+    assert len(history.t) == 60
+    assert history.step_s == 60.0
     assert history.t[-1] == (minute + timedelta(minutes=1)).timestamp()
     at = history.t.index((earlier + timedelta(minutes=1)).timestamp())
     assert history.requests_per_s[at] == pytest.approx(2.0)
     assert history.error_ratio[at] == pytest.approx(0.05)
     assert history.slow_ratio[at] == pytest.approx(0.1)
-    assert history.p99[at] is not None and 0.05 < history.p99[at] <= 0.1
-    assert history.error_ratio[at - 1] is None and history.p50[at - 1] is None
+    p99 = history.p99[at]
+    assert p99 is not None
+    assert 0.05 < p99 <= 0.1
+    assert history.error_ratio[at - 1] is None
+    assert history.p50[at - 1] is None
     # the running slice has lasted 20 s: 40 requests in it are 2 per second
     assert history.requests_per_s[-1] == pytest.approx(2.0)
-    assert history.drift_version is None and history.drift == []
+    assert history.drift_version is None
+    assert history.drift == []
 
 
 async def test_drift_history_scores_each_slice(store: Store, tmp_path: Path) -> None:
@@ -109,7 +114,13 @@ async def test_drift_history_scores_each_slice(store: Store, tmp_path: Path) -> 
     assert history.drift_version == manifest.version
     (vix,) = [d for d in history.drift if d.feature == "volatility_index"]
     ratios = dict(zip(history.t, vix.ratio, strict=True))
-    end = lambda m: (minute - timedelta(minutes=m) + timedelta(minutes=1)).timestamp()  # noqa: E731
-    assert ratios[end(30)] is not None and ratios[end(30)] < 1.0
-    assert ratios[end(5)] is not None and ratios[end(5)] > 1.0
-    assert ratios[end(2)] is None
+
+    def end(minutes: int) -> float:
+        return (minute - timedelta(minutes=minutes - 1)).timestamp()
+
+    calm_ratio, shifted, thin = ratios[end(30)], ratios[end(5)], ratios[end(2)]
+    assert calm_ratio is not None
+    assert calm_ratio < 1.0
+    assert shifted is not None
+    assert shifted > 1.0
+    assert thin is None
