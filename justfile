@@ -152,6 +152,12 @@ bench-ci *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.run --ci {{ARGS}}
 
+# monitoring on vs off (1 worker, interleaved on/off/on/off): /v1/predict req/s ratio, goal >= 0.97
+[group('bench')]
+bench-monitoring *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.run --monitoring {{ARGS}}
+
 # profile one worker under wrk with py-spy: top frames by own samples and by scanopt stack share
 [group('bench')]
 profile *ARGS: bench-tools

@@ -2,8 +2,11 @@
 
 `full` (just bench) puts scanopt with the micro-batcher on and off at 1 and 2 Granian
 workers beside the FastAPI + scikit-learn baseline and the constant-answer ceiling, every
-one under the same requests. `ci` (just bench-ci) is the short guard: scanopt as configured
-by default, the ceiling, and shorter loads, in well under 3 minutes.
+one under the same requests, and ends with the monitoring pair: 1 worker with monitoring on,
+off, on, off (interleaved, so a drift in the machine's load hits both sides alike).
+`monitoring` (just bench-monitoring) runs that pair alone. `ci` (just bench-ci) is the
+short guard: scanopt as configured by default, the ceiling, and shorter loads, in well
+under 3 minutes.
 
 The FastAPI baseline cannot sustain 1,000 requests/s (its scikit-learn predict of the seven
 estimators costs ~25 ms a row), so its open-loop run goes at a rate it can hold (20/s);
@@ -20,7 +23,15 @@ import msgspec
 
 from bench.servers import ServerSpec
 
-__all__ = ["LoadPlan", "RunConfig", "ci_plan", "full_plan", "server_spec"]
+__all__ = [
+    "MONITORING_RUNS",
+    "LoadPlan",
+    "RunConfig",
+    "ci_plan",
+    "full_plan",
+    "monitoring_plan",
+    "server_spec",
+]
 
 ServerKind = Literal["scanopt", "fastapi-sklearn", "ceiling"]
 
@@ -43,7 +54,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 class LoadPlan(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A whole run: mode, in-process rounds, warm-up and the configurations in order."""
 
-    mode: Literal["full", "ci"]
+    mode: Literal["full", "ci", "monitoring"]
     quick_inprocess: bool
     warmup_s: float
     runs: list[RunConfig]
@@ -58,6 +69,30 @@ def _scanopt(workers: int, batcher: bool, **load: float) -> RunConfig:
         batcher=batcher,
         **load,  # type: ignore[arg-type]
     )
+
+
+def _monitoring_runs() -> list[RunConfig]:
+    """1 worker with monitoring on, off, on, off: what drift counting, history rollups and
+    the monitoring jobs cost /v1/predict (the issue's goal: within 3% req/s)."""
+    return [
+        RunConfig(
+            name=f"scanopt 1w monitoring {state} #{round_}",
+            server="scanopt",
+            workers=1,
+            batcher=False,
+            env={"SCANOPT_MONITORING": state},
+        )
+        for round_ in (1, 2)
+        for state in ("on", "off")
+    ]
+
+
+MONITORING_RUNS = tuple(r.name for r in _monitoring_runs())
+
+
+def monitoring_plan() -> LoadPlan:
+    """The monitoring pair alone (about 3 minutes)."""
+    return LoadPlan(mode="monitoring", quick_inprocess=True, warmup_s=2.0, runs=_monitoring_runs())
 
 
 def full_plan() -> LoadPlan:
@@ -92,6 +127,7 @@ def full_plan() -> LoadPlan:
             open_rate=100.0,
             open_s=20.0,
         ),
+        *_monitoring_runs(),
     ]
     return LoadPlan(mode="full", quick_inprocess=False, warmup_s=2.0, runs=runs)
 

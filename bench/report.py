@@ -70,7 +70,7 @@ class BenchReport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     started_at: str
     finished_at: str
-    mode: Literal["full", "ci"]
+    mode: Literal["full", "ci", "monitoring"]
     machine: Machine
     load_after: tuple[float, float, float]
     model_version: str

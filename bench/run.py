@@ -2,6 +2,7 @@
 
     python -m bench.run          # full: bench/results/<date>.{json,md}
     python -m bench.run --ci     # the short CI guard: var/bench/results/<date>-ci.{json,md}
+    python -m bench.run --monitoring  # monitoring on/off, interleaved: var/bench/results/
 
 Steps, all on this machine in one run: the in-process pytest-benchmark suite
 (bench/test_inference.py, in its own process), then for each server configuration of the
@@ -32,7 +33,7 @@ from bench.baseline_model import ensure_baseline_model
 from bench.corpus import recommend_bodies, scan_bodies, write_bodies
 from bench.machine import describe_machine, load_average
 from bench.openloop import LoadRunError, OpenLoopResult
-from bench.plan import LoadPlan, RunConfig, ci_plan, full_plan, server_spec
+from bench.plan import LoadPlan, RunConfig, ci_plan, full_plan, monitoring_plan, server_spec
 from bench.report import BenchReport, HttpRun, InProcessFigure, render_markdown, write_report
 from bench.servers import free_port, preflight, running_server
 from bench.verdict import (
@@ -172,14 +173,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; exit 0 only when nothing failed and every plan target was met."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--ci", action="store_true", help="the short CI guard")
+    parser.add_argument("--monitoring", action="store_true", help="only the monitoring on/off pair")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--results", type=Path, help="results directory")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     args = parser.parse_args(argv)
 
     defaults = Settings()
-    plan = ci_plan(defaults.workers, defaults.batcher) if args.ci else full_plan()
-    results = args.results or (Path("var/bench/results") if args.ci else Path("bench/results"))
+    if args.monitoring:
+        plan = monitoring_plan()
+    else:
+        plan = ci_plan(defaults.workers, defaults.batcher) if args.ci else full_plan()
+    scratch = args.ci or args.monitoring
+    results = args.results or (Path("var/bench/results") if scratch else Path("bench/results"))
     # Wide enough for the tables when the output is a file or a CI log, not a terminal.
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
     machine = describe_machine()
@@ -201,9 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = progress.add_task("preparing requests", total=len(plan.runs) + 2)
         paths, failures = _prepare(plan, args.artifacts, args.workdir)
         progress.advance(task)
-        progress.update(task, description="in-process suite (pytest-benchmark)")
-        inprocess, failure = run_inprocess(plan.quick_inprocess, args.artifacts, args.workdir)
-        failures += [failure] if failure else []
+        inprocess: list[InProcessFigure] = []
+        if plan.mode != "monitoring":  # the pair is HTTP only
+            progress.update(task, description="in-process suite (pytest-benchmark)")
+            inprocess, failure = run_inprocess(plan.quick_inprocess, args.artifacts, args.workdir)
+            failures += [failure] if failure else []
         for f in inprocess:
             progress.console.log(f"{f.name}: median {f.median_us:,.1f} µs, p99 {f.p99_us:,.1f} µs")
         progress.advance(task)
@@ -239,7 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures=failures,
         passed=passed(checks, failures),
     )
-    stem = started.strftime("%Y-%m-%d") + ("-ci" if args.ci else "")
+    stem = started.strftime("%Y-%m-%d") + (
+        "-ci" if args.ci else "-monitoring" if args.monitoring else ""
+    )
     json_path, md_path = write_report(report, results, stem)
     console.print(Markdown(render_markdown(report)))
     console.print(f"wrote {json_path} and {md_path}")

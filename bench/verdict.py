@@ -34,6 +34,8 @@ GOAL_RECOMMEND_P95_MS: Final = 20.0
 GOAL_VS_BASELINE: Final = 25.0
 GOAL_VS_CEILING: Final = 0.7
 GOAL_RSS_MB: Final = 200.0
+# /v1/predict req/s with monitoring on over the same server with it off.
+GOAL_MONITORING_RATIO: Final = 0.97
 # Capacity math: the load to plan for, and how hot a replica may run. Latency stays near
 # its idle value only well below saturation (queueing grows as 1 / (1 - utilisation)).
 CAPACITY_TARGET_RPS: Final = 10_000.0
@@ -148,7 +150,34 @@ def build_checks(
     for key, value in ratios.items():
         limit = GOAL_VS_BASELINE if "fastapi" in key else GOAL_VS_CEILING
         checks.append(_check(key, "goal", f">= {limit:g}x", value, "x", limit, True))
+    cost = monitoring_ratio(runs)
+    if cost is not None:
+        checks.append(
+            _check(
+                "monitoring on / off /v1/predict wrk req/s (1 worker, interleaved)",
+                "goal",
+                f">= {GOAL_MONITORING_RATIO:g}x",
+                cost,
+                "x",
+                GOAL_MONITORING_RATIO,
+                True,
+            )
+        )
     return checks
+
+
+def monitoring_ratio(runs: Sequence[HttpRun]) -> float | None:
+    """Mean wrk req/s of the monitoring-on runs over the monitoring-off runs (the pair is
+    interleaved on, off, on, off); None unless both sides were measured."""
+    sides: dict[str, list[float]] = {"on": [], "off": []}
+    for run in runs:
+        state = run.settings.get("SCANOPT_MONITORING")
+        rps = _rps(run) if run.failure is None else None
+        if state in sides and rps is not None:
+            sides[state].append(rps)
+    if not sides["on"] or not sides["off"]:
+        return None
+    return (sum(sides["on"]) / len(sides["on"])) / (sum(sides["off"]) / len(sides["off"]))
 
 
 def passed(checks: Sequence[Check], failures: Sequence[str]) -> bool:

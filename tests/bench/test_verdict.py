@@ -11,6 +11,7 @@ from bench.verdict import (
     batcher_recommendation,
     build_checks,
     capacity,
+    monitoring_ratio,
     passed,
     throughput_ratios,
 )
@@ -187,3 +188,20 @@ def test_capacity_claims_no_verified_rate_when_p95_missed_the_goal() -> None:
 def test_capacity_is_empty_without_a_scanopt_figure() -> None:
     """No successful scanopt run: no capacity is invented."""
     assert capacity([_run(failure="died")], nproc=2, default_batcher=False) == {}
+
+
+def test_monitoring_cost_is_the_mean_on_over_the_mean_off() -> None:
+    """The interleaved pair gives one ratio, checked against the 3% goal; without both
+    sides there is no check."""
+
+    def pair(state: str, rps: float) -> HttpRun:
+        return msgspec.structs.replace(_run(rps=rps), settings={"SCANOPT_MONITORING": state})
+
+    runs = [pair("on", 4800.0), pair("off", 5000.0), pair("on", 4900.0), pair("off", 5000.0)]
+    assert monitoring_ratio(runs) == 4850.0 / 5000.0
+    check = _by_name(build_checks([], runs, {}), "monitoring on / off", "goal")
+    assert check.passed is True
+    slow = [pair("on", 4000.0), pair("off", 5000.0)]
+    assert _by_name(build_checks([], slow, {}), "monitoring on / off", "goal").passed is False
+    assert monitoring_ratio(runs[:1]) is None
+    assert not [c for c in build_checks([], runs[:1], {}) if c.name.startswith("monitoring")]

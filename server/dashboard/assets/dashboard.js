@@ -201,6 +201,9 @@ function showHistory(h) {
   const keys = top.map((d) => d.feature);
   keyedChart("c-drift", keys, num(2), "no drift windows yet")
     .setData([h.t, ...(keys.length ? top.map((d) => d.ratio) : [[]])]);
+  // What each history chart holds, for people reading the page's markup and for tests.
+  $("c-hlatency").dataset.points = String(h.p95.filter((v) => v != null).length);
+  $("c-drift").dataset.series = String(keys.length);
 }
 
 function showStored(s) {
@@ -223,6 +226,7 @@ function showStored(s) {
     return n ? here.reduce((a, p) => a + p.empty, 0) / n : null;
   }));
   keyedChart("c-empty", arms, pct).setData([times, ...(arms.length ? share : [[]])]);
+  $("c-empty").dataset.series = String(arms.length);
 
   fill($("arms"), s.arms.map((a) => row([
     a.arm, String(a.users), String(a.scans_completed), pct(a.empty_rate), pct(a.adoption),
@@ -245,14 +249,15 @@ function showStored(s) {
 
 async function pollSlow() {
   const window = $("window").value;
-  try { showHistory(await getJson(`/v1/dashboard/history?window=${window}`)); }
-  catch (e) { /* the live poll reports an unreachable app */ }
-  try { showStored(await getJson(`/v1/dashboard/stored?window=${window}`)); }
-  catch (e) {
+  // Both at once: the history may wait for a first drift calibration, the rest must not.
+  const history = getJson(`/v1/dashboard/history?window=${window}`)
+    .then(showHistory, () => { /* the stored poll below reports a store outage */ });
+  const stored = getJson(`/v1/dashboard/stored?window=${window}`).then(showStored, (e) => {
     const banner = $("store-banner");
     banner.hidden = false;
     text(banner, `Store unreachable (${e.message}): history, feedback, the A/B summary and accuracy are paused; live figures keep coming.`);
-  }
+  });
+  await Promise.all([history, stored]);
 }
 
 function start() {

@@ -115,8 +115,9 @@ def _traffic(server: ServerProcess, stop: threading.Event) -> None:
 
 
 def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
-    """Live figures arrive, all six charts draw, nothing logs an error, the hostile
-    suggestion is shown as text, and a failing store shows a banner while live goes on."""
+    """Live figures arrive, all nine charts draw (the history ones with stored points),
+    nothing logs an error, the hostile suggestion is shown as text, and a failing store
+    shows a banner while live goes on."""
     sync_playwright = _playwright()
     _seed(server)
     stop = threading.Event()
@@ -145,8 +146,16 @@ def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
             page.wait_for_selector("#accuracy tr:not(:has(td.muted))", timeout=60_000)
             page.wait_for_selector("#drift tr:not(:has(td.muted))", timeout=60_000)
             page.wait_for_selector("#arms tr:not(:has(td.muted))", timeout=60_000)
+            # History from the store's rollups: latency quantiles, drift per feature and
+            # the empty-scan share per arm have points (the slow poll runs every 15 s).
+            page.wait_for_function(
+                "() => Number(document.getElementById('c-hlatency').dataset.points || 0) > 0"
+                " && Number(document.getElementById('c-drift').dataset.series || 0) > 0"
+                " && Number(document.getElementById('c-empty').dataset.series || 0) > 0",
+                timeout=45_000,
+            )
             charts = page.eval_on_selector_all(".chart", DRAWN_CHARTS)
-            assert len(charts) == 6
+            assert len(charts) == 9
             assert all(drawn == "1" and width > 0 for _, drawn, width in charts), charts
             assert float(page.text_content("#t-rate") or "0") > 0
             assert page.text_content("#status") in {"ok", "degraded"}
@@ -160,7 +169,7 @@ def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
 
             # The store goes away: the page says so, live figures keep updating.
             page.route(
-                "**/v1/dashboard/stored*",
+                "**/v1/dashboard/{stored,history}*",
                 lambda route: route.fulfill(
                     status=503,
                     content_type="application/json",
