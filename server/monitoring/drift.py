@@ -188,11 +188,12 @@ def calibration_rows(n: int) -> int:
     return 1 << (max(n, 1).bit_length() - 1)
 
 
-def _null_quantile(
-    column: Column, name: str, rows: int, level: float, draws: int, rng: np.random.Generator
-) -> float:
-    """The `level` quantile of score `name` on windows of `rows` rows drawn from the
-    reference: exact for a two-bin column, Monte Carlo (`draws` windows) otherwise."""
+def _null_quantiles(
+    column: Column, rows: int, level: float, draws: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """The `level` quantile of each of the column's scores on windows of `rows` rows drawn
+    from the reference: exact for a two-bin column, Monte Carlo (`draws` windows, shared
+    by the scores) otherwise."""
     p = np.asarray(column.shares, dtype=np.float64)
     p = p / p.sum()
     if len(p) == 2:
@@ -200,14 +201,20 @@ def _null_quantile(
         # score every k once and read the quantile off the exact distribution.
         k = np.arange(rows + 1, dtype=np.float64)
         windows = np.stack([k, rows - k], axis=1)
-        values = score(column, name, windows)
         mass = _binomial_pmf(rows, float(p[0]))
-        order = np.argsort(values, kind="stable")
-        cdf = np.cumsum(mass[order])
-        index = min(int(np.searchsorted(cdf, level - 1e-12)), rows)
-        return float(values[order][index])
+        out = {}
+        for name in column.scores:
+            values = score(column, name, windows)
+            order = np.argsort(values, kind="stable")
+            cdf = np.cumsum(mass[order])
+            index = min(int(np.searchsorted(cdf, level - 1e-12)), rows)
+            out[name] = float(values[order][index])
+        return out
     null = rng.multinomial(rows, p, size=draws).astype(np.float64)
-    return float(np.quantile(score(column, name, null), level, method="higher"))
+    return {
+        name: float(np.quantile(score(column, name, null), level, method="higher"))
+        for name in column.scores
+    }
 
 
 def _binomial_pmf(n: int, p: float) -> Counts:
@@ -237,10 +244,8 @@ def calibrate(
     level = 1.0 - alpha / reference.tests
     values: dict[str, dict[str, float]] = {}
     for column in reference.columns:
-        values[column.name] = {
-            name: max(CONVENTIONAL[name], _null_quantile(column, name, rows, level, draws, rng))
-            for name in column.scores
-        }
+        null = _null_quantiles(column, rows, level, draws, rng)
+        values[column.name] = {name: max(CONVENTIONAL[name], q) for name, q in null.items()}
     return Thresholds(rows=rows, alpha=alpha, values=values)
 
 

@@ -1,15 +1,27 @@
-"""server.monitoring.monitor: the store gauge is true from the start, and the monitoring
-switch turns the per-request counting and the scheduled jobs off."""
+"""server.monitoring.monitor: the store gauge is true from the start, the monitoring
+switch turns the per-request counting and the scheduled jobs off, and drift thresholds
+are calibrated once per version and window size for every worker."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
 from litestar.testing import TestClient
+from prometheus_client import CollectorRegistry
 
 from server.app import create_app
+from server.domain.artifact import Manifest
+from server.monitoring.gauges import MonitoringGauges
+from server.monitoring.monitor import Monitor, MonitorSettings
+from server.store.interface import Store
 from tests.server.conftest import SCAN, make_settings
+from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
+
+__all__ = ["anyio_backend", "pg_dsn", "store", "store_dsn"]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _gauge(client: TestClient[Any], name: str) -> float | None:
@@ -50,3 +62,38 @@ def test_monitoring_on_keeps_served_rows(artifacts: Path) -> None:
         assert client.post("/v1/predict", json=SCAN).status_code == 200
         assert worker.monitor.counter.pending == 1
         assert len(worker.monitor._tasks) == 2
+
+
+@pytest.mark.anyio
+async def test_thresholds_are_calibrated_once_and_kept_in_the_store(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker calibrates and keeps the thresholds; a second worker (a restart,
+    another replica) reads the same ones back without calibrating."""
+    manifest = msgspec.json.decode(
+        (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
+        type=Manifest,
+    )
+
+    def worker() -> Monitor:
+        return Monitor(
+            store,
+            MonitoringGauges(CollectorRegistry()),
+            ROOT / "artifacts",
+            MonitorSettings(),
+            current=lambda: manifest,
+        )
+
+    first = await worker().thresholds(manifest.version, 300)
+    assert first is not None
+    assert first.rows == 256
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("calibrated again")
+
+    monkeypatch.setattr("server.monitoring.monitor.calibrate", refuse)
+    assert await worker().thresholds(manifest.version, 500) == first
+
+
+def _current() -> str:
+    return (ROOT / "artifacts" / "current").read_text().strip()
