@@ -120,11 +120,12 @@ class DashboardHistory(WireStruct, frozen=True):
     """Service history over a window from the store's 1-minute rollups, oldest first.
 
     Every worker and replica adds its counts to the same rollups, so any of them answers
-    the same. One point per slice of `step_s` seconds; `t` is each slice's end."""
+    the same. One point per slice of `step_s` seconds; `t` is each slice's end (now, for
+    the slice still running)."""
 
     window: Annotated[str, _doc("the time window: 1h, 24h or 7d")]
     step_s: Annotated[float, _doc("the length of one slice, seconds")]
-    t: Annotated[list[float], _doc("the end of each slice, unix seconds")]
+    t: Annotated[list[float], _doc("the end of each slice (now for the running one), unix seconds")]
     requests_per_s: Annotated[list[float], _doc("API requests in each slice, requests per second")]
     error_ratio: Annotated[
         list[float | None],

@@ -197,13 +197,15 @@ class Dashboard:
     async def history_points(self, window: str, now: datetime | None = None) -> DashboardHistory:
         """Volume, errors, slow share, latency quantiles and drift over `window`, from the
         store's rollups (raises the store's errors: the route answers 503)."""
-        since, until, step = _slices(window, now or datetime.now(UTC))
+        at = now or datetime.now(UTC)
+        since, until, step = _slices(window, at)
         requests = await self._store.read_rollups(API_REQUESTS, since, until, step)
         latency = await self._store.read_rollups(PREDICTION_LATENCY, since, until, step)
         starts = [since + i * step for i in range(_SLICES[window])]
         points = series(requests, latency, starts, step.total_seconds())
-        # The slice still running has lasted only until now: rates are over that.
-        elapsed = ((now or datetime.now(UTC)) - starts[-1]).total_seconds()
+        # The slice still running has lasted only until now: rates are over that, and
+        # its point stands at now (a chart ending now would not show a later instant).
+        elapsed = (at - starts[-1]).total_seconds()
         last = max(1.0, min(step.total_seconds(), elapsed))
         rates = [p.requests_per_s for p in points]
         rates[-1] = rates[-1] * step.total_seconds() / last
@@ -211,7 +213,7 @@ class Dashboard:
         return DashboardHistory(
             window=window,
             step_s=step.total_seconds(),
-            t=[(p.at + step).timestamp() for p in points],
+            t=[min(p.at + step, at).timestamp() for p in points],
             requests_per_s=rates,
             error_ratio=[p.error_ratio for p in points],
             slow_ratio=[p.slow_ratio for p in points],

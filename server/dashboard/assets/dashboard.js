@@ -19,13 +19,17 @@ const span = (id) => (spans[id] ? spans[id]() : SPAN_S[$("window").value]);
 
 function chart(id, labels, fmt) {
   const el = $(id);
+  // Dots as well as lines: a slice with data between empty ones is still seen.
   const series = [{}].concat(labels.map((label, i) => ({
     label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+    points: { show: true, size: 4, fill: COLORS[i % COLORS.length] },
     value: (u, v) => (v == null ? "-" : fmt(v)),
   })));
+  // Shares start at 0 and never pass 100%, even when every value is 0.
+  const y = fmt === pct ? { range: (u, lo, hi) => [0, Math.min(1, Math.max(0.01, hi || 0) * 1.1)] } : {};
   const opts = {
     width: Math.max(300, el.clientWidth), height: 200, series,
-    scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - span(id), now]; } } },
+    scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - span(id), now]; } }, y },
     axes: [{}, { size: 64, values: (u, vals) => vals.map((v) => fmt(v)) }],
     hooks: { draw: [(u) => { el.dataset.drawn = "1"; }] },
   };

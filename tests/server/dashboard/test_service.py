@@ -71,7 +71,8 @@ async def test_history_is_rates_and_quantiles_per_slice(store: Store, tmp_path: 
     history = await _dashboard(store, tmp_path).history_points("1h", now=NOW)
     assert len(history.t) == 60
     assert history.step_s == 60.0
-    assert history.t[-1] == (minute + timedelta(minutes=1)).timestamp()
+    assert history.t[-1] == NOW.timestamp()  # the running slice stands at now
+    assert history.t[-2] == minute.timestamp()
     at = history.t.index((earlier + timedelta(minutes=1)).timestamp())
     assert history.requests_per_s[at] == pytest.approx(2.0)
     assert history.error_ratio[at] == pytest.approx(0.05)
