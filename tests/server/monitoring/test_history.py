@@ -98,3 +98,15 @@ async def test_only_growth_is_written_and_a_failed_write_is_kept(
     assert recorder.take(T0 + timedelta(minutes=2)) == []
     rows = await store.read_rollups(API_REQUESTS, T0, T0 + timedelta(minutes=3))
     assert [(r.bucket_start, r.count) for r in rows] == [(T0 + timedelta(minutes=1), 2)]
+
+
+@pytest.mark.anyio
+async def test_history_rollups_are_pruned_by_the_retention(store: Store, tmp_path: Path) -> None:
+    """The monitoring prune (rows older than SCANOPT_ROLLUP_RETENTION_DAYS) takes them too."""
+    metrics = Metrics(make_settings(tmp_path / "artifacts"))
+    recorder = HistoryRecorder(metrics)
+    metrics.observe_request("/v1/predict", "POST", "200", 0.003)
+    await store.write_rollups(recorder.take(T0))
+    later = T0 + timedelta(days=30)
+    assert await store.prune(later) >= 2  # the request row and its latency bucket
+    assert await store.read_rollups(API_REQUESTS, T0, later) == []
