@@ -30,6 +30,7 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "Change",
+    "Decision",
     "ErrorBody",
     "Health",
     "Interval",
@@ -115,12 +116,12 @@ class BatchRequest(WireStruct, frozen=True):
     ]
 
 
-class PredictAnswer(WireStruct, frozen=True):
-    """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction.
+class Decision(WireStruct, frozen=True):
+    """The A/B decision every gated answer starts with (/v1/predict, /v1/recommend).
 
     `arm` is "control", "treatment" or null (outside the rollout, or the kill switch is
     on); `ml_enabled` says whether the scanner should show ML content. Without ML the
-    prediction fields are left out (the scanner runs its standard flow) but the
+    answer holds only these fields (the scanner runs its standard flow), and the
     `prediction_id` is still there, so outcome events and feedback link to the scan.
     """
 
@@ -135,6 +136,11 @@ class PredictAnswer(WireStruct, frozen=True):
     model_version: Annotated[
         str | None, _doc("the model version that made the prediction; left out without ML")
     ] = None
+
+
+class PredictAnswer(Decision, frozen=True):
+    """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction."""
+
     result_count: Annotated[
         Interval | None,
         _doc("predicted symbols returned, results, with its interval; left out without ML"),
@@ -230,23 +236,9 @@ class RecommendResponse(WireStruct, frozen=True):
     ] = None
 
 
-class RecommendAnswer(WireStruct, frozen=True):
-    """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields.
+class RecommendAnswer(Decision, frozen=True):
+    """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields."""
 
-    As for `PredictAnswer`: without ML only the id and the decision are sent.
-    """
-
-    prediction_id: Annotated[
-        str, _doc("the id to send back with outcome events and feedback for this scan")
-    ]
-    arm: Annotated[
-        str | None,
-        _doc("the user's A/B arm: control or treatment; null outside the rollout or killed"),
-    ]
-    ml_enabled: Annotated[bool, _doc("whether the scanner should show ML content")]
-    model_version: Annotated[
-        str | None, _doc("the model version that made the predictions; left out without ML")
-    ] = None
     current: Annotated[
         Outcome | None, _doc("the predicted outcome of the scan as sent; left out without ML")
     ] = None
