@@ -117,9 +117,6 @@ class SqlStore(abc.ABC):
         await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
         executor.shutdown(wait=True)
 
-    async def schema_version(self) -> int:
-        return await self._tx(ops.schema_version, write=False)
-
     async def secret(self, name: str) -> bytes:
         candidate = secrets.token_hex(32)
         return bytes.fromhex(await self._tx(lambda db: ops.ensure_secret(db, name, candidate)))
@@ -131,13 +128,6 @@ class SqlStore(abc.ABC):
 
     async def get_experiment(self, name: str) -> ExperimentConfig:
         return await self._tx(lambda db: _require(db, name), write=False)
-
-    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
-        def create(db: Db) -> ExperimentConfig:
-            ops.insert_experiment_if_absent(db, config)
-            return _require(db, config.name)
-
-        return await self._tx(create)
 
     async def update_experiment(
         self, name: str, update: ExperimentUpdate, now: datetime

@@ -33,11 +33,6 @@ __all__ = ["Store"]
 class Store(Protocol):
     """Experiment config, exposures, the prediction log, events, feedback and rollups."""
 
-    @property
-    def backend(self) -> str:
-        """ "sqlite" or "postgresql"."""
-        ...
-
     async def open(self) -> None:
         """Connect, apply pending migrations and create the default experiment (idempotent)."""
         ...
@@ -45,8 +40,6 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections and threads; the store cannot be used afterwards."""
         ...
-
-    async def schema_version(self) -> int: ...
 
     async def secret(self, name: str) -> bytes:
         """A random secret created once per database and shared by every replica."""
@@ -56,10 +49,6 @@ class Store(Protocol):
 
     async def get_experiment(self, name: str) -> ExperimentConfig:
         """The stored config, or ExperimentNotFoundError naming the known ones."""
-        ...
-
-    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
-        """Insert `config` unless one with its name exists; the stored config either way."""
         ...
 
     async def update_experiment(
