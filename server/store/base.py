@@ -117,6 +117,9 @@ class SqlStore(abc.ABC):
         await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
         executor.shutdown(wait=True)
 
+    async def schema_version(self) -> int:
+        return await self._tx(ops.schema_version, write=False)
+
     async def secret(self, name: str) -> bytes:
         candidate = secrets.token_hex(32)
         return bytes.fromhex(await self._tx(lambda db: ops.ensure_secret(db, name, candidate)))

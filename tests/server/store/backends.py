@@ -18,11 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from server.store import operations, store_from_dsn
-from server.store.base import SqlStore
+from server.store import store_from_dsn
 from server.store.interface import Store
 
-__all__ = ["anyio_backend", "pg_dsn", "schema_version", "store", "store_dsn"]
+__all__ = ["anyio_backend", "pg_dsn", "store", "store_dsn"]
 
 PG_ENV = "SCANOPT_TEST_PG_DSN"
 BACKENDS = ("sqlite", "postgresql")
@@ -93,12 +92,3 @@ async def store(store_dsn: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
-
-
-async def schema_version(store: Store) -> int:
-    """The newest migration recorded, read in the store's own transaction.
-
-    Only the migration tests ask, so the store offers no method for it.
-    """
-    assert isinstance(store, SqlStore)
-    return await store._tx(operations.schema_version, write=False)

@@ -6,7 +6,7 @@ import pytest
 
 from server.store import operations, store_from_dsn
 from server.store.migrations import MIGRATIONS, Migration, latest_version
-from tests.server.store.backends import anyio_backend, pg_dsn, schema_version, store_dsn
+from tests.server.store.backends import anyio_backend, pg_dsn, store_dsn
 
 __all__ = ["anyio_backend", "pg_dsn", "store_dsn"]
 
@@ -24,7 +24,7 @@ async def test_reopening_applies_nothing_again(store_dsn: str) -> None:
     for _ in range(2):
         store = store_from_dsn(store_dsn, pool_size=4)
         await store.open()
-        assert await schema_version(store) == latest_version()
+        assert await store.schema_version() == latest_version()
         await store.close()
 
 
@@ -48,6 +48,6 @@ async def test_a_failing_migration_changes_nothing(
     store = store_from_dsn(store_dsn, pool_size=4)
     await store.open()
     try:
-        assert await schema_version(store) == latest_version() + 1
+        assert await store.schema_version() == latest_version() + 1
     finally:
         await store.close()

@@ -19,7 +19,7 @@ from server.store import store_from_dsn
 from server.store.interface import Store
 from server.store.migrations import latest_version
 from server.store.records import Exposure, MetricRollup
-from tests.server.store.backends import anyio_backend, pg_dsn, schema_version, store, store_dsn
+from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
 from tests.server.store.records_factory import T0, completed, feedback, prediction, started
 
 __all__ = ["anyio_backend", "pg_dsn", "store", "store_dsn"]
@@ -30,7 +30,7 @@ LATER = T0 + timedelta(days=1)
 
 async def test_open_migrates_and_seeds_the_default_experiment(store: Store) -> None:
     """A fresh store has the latest schema and ml_scanning at 50/50, full coverage."""
-    assert await schema_version(store) == latest_version()
+    assert await store.schema_version() == latest_version()
     (config,) = await store.list_experiments()
     assert config.name == "ml_scanning"
     assert [(a.name, a.weight) for a in config.arms] == [("control", 0.5), ("treatment", 0.5)]
@@ -43,7 +43,7 @@ async def test_concurrent_opens_are_safe_and_idempotent(store_dsn: str) -> None:
     await asyncio.gather(*(s.open() for s in stores))
     try:
         for s in stores:
-            assert await schema_version(s) == latest_version()
+            assert await s.schema_version() == latest_version()
         assert len(await stores[0].list_experiments()) == 1
     finally:
         await asyncio.gather(*(s.close() for s in stores))
@@ -164,7 +164,7 @@ async def test_free_text_is_stored_verbatim_never_as_sql(store: Store) -> None:
     note = feedback("p2", suggestion=text)
     await store.record_feedback(note, T0)
     assert [r.feedback for r in await store.list_feedback(T0, LATER)] == [note]
-    assert await schema_version(store) == latest_version()
+    assert await store.schema_version() == latest_version()
 
 
 async def test_rollups_merge_into_one_minute_buckets(store: Store) -> None:
