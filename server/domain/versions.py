@@ -11,9 +11,6 @@ their export (`20261126T040512Z-1a2b3c4d`), so name order is time order.
 
 `current` is the version `artifacts/current` names: the serving alias every worker
 follows. Whether a given worker already serves it is the server's business (`serving`).
-`read_current` is the one reader of that pointer (the server's verification, `just
-validate`, export, promote and retrain all call it); `read_alias` is its lenient form for
-listings.
 """
 
 from __future__ import annotations
@@ -89,6 +86,8 @@ class VersionList(WireStruct, frozen=True):
 def read_current(artifacts: Path) -> str | None:
     """The version `artifacts/current` names, or None when there is no pointer yet.
 
+    The one reader of the pointer: the server's verification, `just validate`, export,
+    promote and retrain all call it (`read_alias` is its lenient form, for listings).
     ArtifactError when the pointer cannot be read or names no plain folder (a separator,
     "..", an empty line): it must never lead a reader outside `artifacts/models`.
     """
