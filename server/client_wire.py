@@ -74,7 +74,7 @@ class Outcome(_Answer, frozen=True):
     confidence: float
 
 
-class _Decision(_Answer, frozen=True):
+class _Gated(_Answer, frozen=True):
     """The A/B decision both gated answers start with."""
 
     prediction_id: str
@@ -83,7 +83,7 @@ class _Decision(_Answer, frozen=True):
     model_version: str | None = None
 
 
-class Answer(_Decision, frozen=True):
+class Answer(_Gated, frozen=True):
     """/v1/predict: the A/B decision and, when `ml_enabled`, the prediction."""
 
     result_count: Interval | None = None
@@ -105,7 +105,7 @@ class Suggestion(_Answer, frozen=True):
     score: float
 
 
-class RecommendAnswer(_Decision, frozen=True):
+class RecommendAnswer(_Gated, frozen=True):
     """/v1/recommend: the decision and, when `ml_enabled`, the suggestions."""
 
     current: Outcome | None = None

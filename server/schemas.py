@@ -30,8 +30,8 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "Change",
-    "Decision",
     "ErrorBody",
+    "GatedAnswer",
     "Health",
     "Interval",
     "ModelSummary",
@@ -73,24 +73,6 @@ class Interval(WireStruct, frozen=True):
     upper: Annotated[float, _doc("upper end of the 90% prediction interval, in the same unit")]
 
 
-class Prediction(WireStruct, frozen=True):
-    """What the model says about one scan, and which version said it (ids are the data
-    plane's: server.store.prediction_ids)."""
-
-    model_version: Annotated[str, _doc("the model version that made the prediction")]
-    result_count: Annotated[
-        Interval, _doc("symbols the scan is predicted to return, results, with its interval")
-    ]
-    duration_s: Annotated[
-        Interval, _doc("how long the scan is predicted to run, seconds, with its interval")
-    ]
-    p_empty: Annotated[float, _doc("probability that the scan returns no symbol, share 0-1")]
-    confidence: Annotated[
-        float,
-        _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
-    ]  # server.domain.artifact.confidence_score, in [0, 1]
-
-
 class Outcome(WireStruct, frozen=True):
     """Predicted outcomes of a scan, without identity (used inside recommendations)."""
 
@@ -104,7 +86,14 @@ class Outcome(WireStruct, frozen=True):
     confidence: Annotated[
         float,
         _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
-    ]
+    ]  # server.domain.artifact.confidence_score, in [0, 1]
+
+
+class Prediction(Outcome, frozen=True):
+    """What the model says about one scan, and which version said it (ids are the data
+    plane's: server.store.prediction_ids)."""
+
+    model_version: Annotated[str, _doc("the model version that made the prediction")]
 
 
 class BatchRequest(WireStruct, frozen=True):
@@ -116,7 +105,7 @@ class BatchRequest(WireStruct, frozen=True):
     ]
 
 
-class Decision(WireStruct, frozen=True):
+class GatedAnswer(WireStruct, frozen=True):
     """The A/B decision every gated answer starts with (/v1/predict, /v1/recommend).
 
     `arm` is "control", "treatment" or null (outside the rollout, or the kill switch is
@@ -138,7 +127,7 @@ class Decision(WireStruct, frozen=True):
     ] = None
 
 
-class PredictAnswer(Decision, frozen=True):
+class PredictAnswer(GatedAnswer, frozen=True):
     """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction."""
 
     result_count: Annotated[
@@ -236,7 +225,7 @@ class RecommendResponse(WireStruct, frozen=True):
     ] = None
 
 
-class RecommendAnswer(Decision, frozen=True):
+class RecommendAnswer(GatedAnswer, frozen=True):
     """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields."""
 
     current: Annotated[

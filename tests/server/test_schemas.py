@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from server.schemas import Decision, Interval, Outcome, PredictAnswer, RecommendAnswer
+from server.schemas import GatedAnswer, Interval, Outcome, PredictAnswer, RecommendAnswer
 
 COUNT = Interval(predicted=12.5, lower=3.0, upper=40.0)
 DURATION = Interval(predicted=1.5, lower=0.5, upper=4.0)
@@ -14,9 +14,9 @@ DECISION_FIELDS = ("prediction_id", "arm", "ml_enabled", "model_version")
 
 def test_both_answers_start_with_the_decision_fields() -> None:
     """The four decision fields are declared once and come first, in the same order."""
-    assert tuple(f.name for f in msgspec.structs.fields(Decision)) == DECISION_FIELDS
+    assert tuple(f.name for f in msgspec.structs.fields(GatedAnswer)) == DECISION_FIELDS
     for answer in (PredictAnswer, RecommendAnswer):
-        assert issubclass(answer, Decision)
+        assert issubclass(answer, GatedAnswer)
         assert tuple(f.name for f in msgspec.structs.fields(answer))[:4] == DECISION_FIELDS
 
 
