@@ -3,7 +3,6 @@ every operation from the app's own Redoc bundle."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from server.docs import ASSET_PATH, REDOC_VERSION
 from tests.browser import CHROMIUM_ARGS, chromium
 from tests.server.conftest import TOKEN
-from tests.server.granian_process import REPO, ServerProcess, server_env
+from tests.server.granian_process import REPO, one_worker_server
 
 ASSETS = REPO / "server" / "docs" / "assets"
 
@@ -22,16 +21,8 @@ ASSETS = REPO / "server" / "docs" / "assets"
 def server(tmp_path_factory: pytest.TempPathFactory, built_versions: Any) -> Iterator[str]:
     """A real server (Granian, one worker) serving a tiny model."""
     home = tmp_path_factory.mktemp("docs-server")
-    artifacts = home / "artifacts"
-    shutil.copytree(built_versions.root, artifacts)
-    (artifacts / "current").write_text(built_versions.first + "\n")
-    env = server_env(home, artifacts, workers=1, admin_token=TOKEN, log_level="WARNING")
-    process = ServerProcess(env, home / "server.log")
-    try:
-        process.wait_ready()
-        yield process.url
-    finally:
-        process.stop()
+    with one_worker_server(home, built_versions.root, built_versions.first, TOKEN) as url:
+        yield url
 
 
 def test_the_page_refers_to_nothing_off_the_machine(server: str) -> None:
