@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -67,14 +68,18 @@ def test_feature_spec_mismatch_is_refused(tmp_path: Path) -> None:
         verify_version(tmp_path)
 
 
+def _edit_manifest(folder: Path, edit: Callable[[dict[str, Any]], object]) -> None:
+    """Apply `edit` to the folder's manifest.json (as JSON) and write it back."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_manifest_that_does_not_decode_is_refused(
     artifacts: Path, built_versions: Versions
 ) -> None:
     """A manifest missing a field is refused with msgspec's reason."""
-    path = artifacts / "models" / built_versions.first / "manifest.json"
-    manifest = json.loads(path.read_text())
-    del manifest["files"]
-    path.write_text(json.dumps(manifest))
+    _edit_manifest(artifacts / "models" / built_versions.first, lambda m: m.pop("files"))
     with pytest.raises(ArtifactError, match=r"not a valid manifest.*files"):
         verify_version(artifacts)
 
@@ -83,10 +88,9 @@ def test_manifest_naming_another_version_is_refused(
     artifacts: Path, built_versions: Versions
 ) -> None:
     """A folder whose manifest claims another version is refused."""
-    path = artifacts / "models" / built_versions.first / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["version"] = "someone-else"
-    path.write_text(json.dumps(manifest))
+    _edit_manifest(
+        artifacts / "models" / built_versions.first, lambda m: m.update(version="someone-else")
+    )
     with pytest.raises(ArtifactError, match="its manifest says version 'someone-else'"):
         verify_version(artifacts)
 
@@ -101,10 +105,8 @@ def test_stamp_changes_when_current_changes(artifacts: Path, built_versions: Ver
 
 
 def _list_file(artifacts: Path, version: str, name: str, content: bytes) -> None:
-    folder = artifacts / "models" / version
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"][name] = hashlib.sha256(content).hexdigest()
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    digest = hashlib.sha256(content).hexdigest()
+    _edit_manifest(artifacts / "models" / version, lambda m: m["files"].update({name: digest}))
 
 
 def test_files_in_sub_folders_are_verified(artifacts: Path, built_versions: Versions) -> None:
@@ -138,9 +140,8 @@ def test_listed_files_outside_the_version_are_refused(
 def _rewrite_model(folder: Path, data: bytes) -> None:
     """Replace model.onnx and record its new checksum, so only the graph itself is wrong."""
     (folder / "model.onnx").write_bytes(data)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["model.onnx"] = hashlib.sha256(data).hexdigest()
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    digest = hashlib.sha256(data).hexdigest()
+    _edit_manifest(folder, lambda m: m["files"].update({"model.onnx": digest}))
 
 
 def _flip_a_byte(folder: Path) -> None:
@@ -164,9 +165,7 @@ def _drop_p_empty(folder: Path) -> None:
 
 
 def _future_schema(folder: Path) -> None:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["schema"] = 2
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _edit_manifest(folder, lambda m: m.update(schema=2))
 
 
 TAMPERS: dict[str, tuple[Callable[[Path], None], str, str]] = {
