@@ -11,6 +11,7 @@ failing integrity check ends the run: later checks would say nothing new.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -29,9 +30,9 @@ from server.domain.artifact import MODEL_OUTPUTS, Manifest
 from server.errors import ArtifactError
 from server.inference.artifacts import resolve_version
 from server.inference.model import Features, LoadedModel, load_model
-from train.targets import check_targets
+from train.targets import TargetCheck, check_targets
 
-__all__ = ["Check", "ValidationRun", "validate_version"]
+__all__ = ["Check", "ValidationRun", "target_checks", "validate_version"]
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +53,19 @@ class ValidationRun(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def ready(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
+
+
+def target_checks(results: Sequence[TargetCheck], prefix: str) -> list[Check]:
+    """One check per target result, named `{prefix}: {label}`, with the value and the bar."""
+    return [
+        Check(
+            name=f"{prefix}: {t.target.label}",
+            passed=t.passed,
+            detail=f"{'missing' if t.measured is None else f'{t.measured:.4g}'} "
+            f"(bar {t.target.describe()})",
+        )
+        for t in results
+    ]
 
 
 def _outputs(model: LoadedModel, features: Features) -> dict[str, npt.NDArray[np.float32]]:
@@ -139,13 +153,5 @@ def validate_version(
                 detail=f"{rows:.0f} rows compared at export (bar >= {MIN_PARITY_ROWS})",
             )
         )
-        for t in check_targets(manifest.metrics):
-            measured = "missing" if t.measured is None else f"{t.measured:.4g}"
-            checks.append(
-                Check(
-                    name=f"target: {t.target.label}",
-                    passed=t.passed,
-                    detail=f"{measured} (bar {t.target.describe()})",
-                )
-            )
+        checks += target_checks(check_targets(manifest.metrics), "target")
     return ValidationRun(folder=folder, manifest=manifest, checks=checks)
