@@ -102,7 +102,8 @@ def resolve_version(artifacts: Path, version: str | None = None) -> Path:
     """The folder of `version` (default: the one artifacts/current names); the "version" step."""
     folder = artifacts / MODELS_DIR / _named(artifacts, version)
     if not folder.is_dir():
-        raise ArtifactError(f"{folder}: no such folder: expected the version named by current")
+        which = "named by current" if version is None else "asked for"
+        raise ArtifactError(f"{folder}: no such folder: expected the version {which}")
     return folder
 
 

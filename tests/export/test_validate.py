@@ -13,6 +13,7 @@ import pytest
 from export.checks import validate_version
 from export.validate import main
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODEL_FILE
+from server.inference.artifacts import CHECKS
 
 
 @pytest.fixture
@@ -41,6 +42,13 @@ def test_an_intact_version_is_ready(artifacts: Path, capsys: pytest.CaptureFixtu
     """A freshly exported version passes every integrity check and predicts sample scans."""
     code, err = _run(artifacts, capsys)
     assert (code, err) == (0, "")
+
+
+def test_the_servers_steps_come_first_in_order(artifacts: Path) -> None:
+    """validate runs the server's verification, every step of it in order, then its own."""
+    names = [c.name for c in validate_version(artifacts, targets=False).checks]
+    assert names[: len(CHECKS)] == list(CHECKS)
+    assert names[len(CHECKS) :] == ["parity", "export parity", "output ranges"]
 
 
 def test_targets_are_checked_unless_switched_off(artifacts: Path) -> None:
