@@ -16,7 +16,8 @@ import msgspec
 import pytest
 
 from server.domain.scan import Scan
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import sync_playwright as _playwright
 from tests.server.conftest import SCAN
 from tests.server.granian_process import REPO, ServerProcess, server_env
 from train.generate import generate_records
@@ -92,15 +93,15 @@ def _traffic(server: ServerProcess, stop: threading.Event) -> None:
 def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
     """Live figures arrive, all six charts draw, nothing logs an error, the hostile
     suggestion is shown as text, and a failing store shows a banner while live goes on."""
-    start = sync_playwright()
+    sync_playwright = _playwright()
     _seed(server)
     stop = threading.Event()
     load = threading.Thread(target=_traffic, args=(server, stop), daemon=True)
     load.start()
     errors: list[str] = []
     try:
-        with start() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1700})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
