@@ -50,6 +50,9 @@ def version_dir(artifacts: Path, version: str) -> Path:
     return artifacts / MODELS_DIR / _check_name(version, artifacts)
 
 
+# read_current is server.domain.versions.read_current, re-exported: the one pointer reader.
+
+
 def point_current(artifacts: Path, version: str) -> None:
     """Atomically make `version` (an existing folder with a manifest) the one in service."""
     folder = version_dir(artifacts, version)
