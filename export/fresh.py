@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from export.checks import Check, ValidationRun
+from export.checks import Check, ValidationRun, target_checks
 from export.parity import GraphError, open_session, run_graph
 from server.domain.artifact import Manifest
 from train.fresh import FRESH_ROWS, FRESH_SEEDS, fresh_metrics
@@ -46,16 +46,7 @@ def fresh_population_checks(
             f"(seeds {', '.join(str(s) for s in seeds)}) through {manifest.model_file}",
         )
     ]
-    for t in check_targets(metrics, FRESH_TARGETS):
-        measured = "missing" if t.measured is None else f"{t.measured:.4g}"
-        checks.append(
-            Check(
-                name=f"measured now: {t.target.label}",
-                passed=t.passed,
-                detail=f"{measured} (bar {t.target.describe()})",
-            )
-        )
-    return checks
+    return checks + target_checks(check_targets(metrics, FRESH_TARGETS), "measured now")
 
 
 def with_fresh_checks(run: ValidationRun) -> ValidationRun:

@@ -50,9 +50,10 @@ def main() -> int:
     for name in Settings.unknown_variables(os.environ):
         logger.warning("unknown setting ignored", extra={"fields": {"variable": name}})
     try:
-        # The workers' whole load (checksums, onnxruntime, signature, warm-up), so a version
-        # whose graph is truncated or lacks an output its manifest lists stops start-up here
-        # instead of leaving every worker not ready. One thread, no pool to inherit; the
+        # The workers' whole load, the verification `just validate` and every hot reload
+        # run too (server.inference.artifacts), so a version whose graph is truncated or
+        # lacks an output its manifest lists stops start-up here, with the reason they
+        # would give, instead of leaving every worker not ready. One thread, no pool to inherit; the
         # session is dropped before the fork: each worker builds its own after it.
         checked = load_model(settings.artifacts, intra_op_threads=1, cache_size=0)
     except ArtifactError as exc:

@@ -13,6 +13,7 @@ import pytest
 from export.checks import validate_version
 from export.validate import main
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODEL_FILE
+from server.inference.artifacts import CHECKS
 
 
 @pytest.fixture
@@ -43,6 +44,13 @@ def test_an_intact_version_is_ready(artifacts: Path, capsys: pytest.CaptureFixtu
     assert (code, err) == (0, "")
 
 
+def test_the_servers_steps_come_first_in_order(artifacts: Path) -> None:
+    """validate runs the server's verification, every step of it in order, then its own."""
+    names = [c.name for c in validate_version(artifacts, targets=False).checks]
+    assert names[: len(CHECKS)] == list(CHECKS)
+    assert names[len(CHECKS) :] == ["parity", "export parity", "output ranges"]
+
+
 def test_targets_are_checked_unless_switched_off(artifacts: Path) -> None:
     """A tiny model misses the default bars (parity rows at least), so validate says not ready."""
     run = validate_version(artifacts, targets=True)
@@ -64,7 +72,8 @@ def test_a_flipped_byte_in_the_model_fails_its_checksum(
     assert code == 1
     assert err.count("\n") == 1
     assert "checksums failed" in err
-    assert f"{model} sha256 differs" in err
+    assert f"{model} sha256 " in err
+    assert "differs from the manifest's" in err
 
 
 def test_a_corrupt_onnx_with_a_matching_checksum_fails_to_load(
@@ -156,7 +165,7 @@ def test_missing_current_is_one_line_naming_it(
     assert code == 1
     assert err == (
         f"error: {artifacts / CURRENT_FILE}: no such file: expected the name of the version "
-        "in service (run `just export`)\n"
+        "in service (run `just model`)\n"
     )
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,19 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError):  # a worker outliving its parent
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._out.close()
+
+
+@contextlib.contextmanager
+def one_worker_server(home: Path, versions_root: Path, version: str, token: str) -> Iterator[str]:
+    """A one-worker server (SQLite, admin token `token`) on a copy of the built versions
+    with `version` current, for the tests that talk to a real server; yields its URL."""
+    artifacts = home / "artifacts"
+    shutil.copytree(versions_root, artifacts)
+    (artifacts / "current").write_text(version + "\n")
+    env = server_env(home, artifacts, workers=1, admin_token=token, log_level="WARNING")
+    process = ServerProcess(env, home / "server.log")
+    try:
+        process.wait_ready()
+        yield process.url
+    finally:
+        process.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from server.client import Answer, ReportStats, ScanoptClient, ScanoptError
 from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
-from tests.server.granian_process import ServerProcess, server_env
+from tests.server.granian_process import one_worker_server
 
 PREDICTION_ID = "a" * 40
 ANSWER = {"prediction_id": PREDICTION_ID, "arm": "control", "ml_enabled": False}
@@ -124,16 +123,8 @@ def test_events_carry_the_answer_they_follow() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory, built_versions: Any) -> Iterator[str]:
     """One real server (Granian, one worker, SQLite) for the end-to-end client flow."""
     home = tmp_path_factory.mktemp("client-server")
-    artifacts = home / "artifacts"
-    shutil.copytree(built_versions.root, artifacts)
-    (artifacts / "current").write_text(built_versions.first + "\n")
-    env = server_env(home, artifacts, workers=1, admin_token=TOKEN, log_level="WARNING")
-    process = ServerProcess(env, home / "server.log")
-    try:
-        process.wait_ready()
-        yield process.url
-    finally:
-        process.stop()
+    with one_worker_server(home, built_versions.root, built_versions.first, TOKEN) as url:
+        yield url
 
 
 @pytest.mark.slow

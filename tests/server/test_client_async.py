@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from server.client_async import AsyncScanoptClient
 from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
-from tests.server.granian_process import ServerProcess, server_env
+from tests.server.granian_process import one_worker_server
 
 CREATED = {"id": "e", "status": "created"}
 
@@ -130,16 +129,8 @@ def test_strict_mode_raises() -> None:
 def server(tmp_path_factory: pytest.TempPathFactory, built_versions: Any) -> Iterator[str]:
     """One real server (Granian, one worker, SQLite)."""
     home = tmp_path_factory.mktemp("async-client-server")
-    artifacts = home / "artifacts"
-    shutil.copytree(built_versions.root, artifacts)
-    (artifacts / "current").write_text(built_versions.first + "\n")
-    env = server_env(home, artifacts, workers=1, admin_token=TOKEN, log_level="WARNING")
-    process = ServerProcess(env, home / "server.log")
-    try:
-        process.wait_ready()
-        yield process.url
-    finally:
-        process.stop()
+    with one_worker_server(home, built_versions.root, built_versions.first, TOKEN) as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from server.client import ReportStats, ScanoptClient
 from server.domain.scan import Scan
 from tests.server.conftest import SCAN, TOKEN
-from tests.server.granian_process import REPO, ServerProcess, free_port, server_env
+from tests.server.granian_process import REPO, free_port, one_worker_server
 
 
 def snippet() -> str:
@@ -49,16 +48,8 @@ def run_snippet(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def server(tmp_path_factory: pytest.TempPathFactory, built_versions: Any) -> Iterator[str]:
     """A real server (Granian, one worker) serving a tiny model."""
     home = tmp_path_factory.mktemp("readme-server")
-    artifacts = home / "artifacts"
-    shutil.copytree(built_versions.root, artifacts)
-    (artifacts / "current").write_text(built_versions.first + "\n")
-    env = server_env(home, artifacts, workers=1, admin_token=TOKEN, log_level="WARNING")
-    process = ServerProcess(env, home / "server.log")
-    try:
-        process.wait_ready()
-        yield process.url
-    finally:
-        process.stop()
+    with one_worker_server(home, built_versions.root, built_versions.first, TOKEN) as url:
+        yield url
 
 
 @pytest.mark.slow
