@@ -5,8 +5,9 @@
       models/<version>/            model.onnx, manifest.json, parity.npz, report/...
 
 A version folder is written under a temporary name and renamed into place, and `current`
-is replaced through a temporary file and os.replace, so a reader (the server, validate)
-never sees half a version or half a pointer.
+is replaced through a temporary file and os.replace (server.domain.alias.write_alias, the
+one writer of the pointer), so a reader (the server, validate) never sees half a version
+or half a pointer.
 
 Errors:
 
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from server.domain.alias import write_alias
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR
 
 __all__ = [
@@ -70,16 +72,7 @@ def point_current(artifacts: Path, version: str) -> None:
     folder = version_dir(artifacts, version)
     if not (folder / MANIFEST_FILE).is_file():
         raise ArtifactError(f"{folder}: no {MANIFEST_FILE}: expected a written model version")
-    fd, tmp = tempfile.mkstemp(dir=artifacts, prefix=".current-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(version + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, artifacts / CURRENT_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_alias(artifacts, version)
 
 
 def write_version(artifacts: Path, version: str, files: Mapping[str, bytes]) -> Path:

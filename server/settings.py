@@ -149,6 +149,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     importance_interval_s: Annotated[
         float, _num(10.0, 86_400.0, "how often importance drift is measured")
     ] = 3600.0
+    # Probation after a promotion, and the automatic rollback (README, "Model lifecycle").
+    probation: Annotated[
+        bool,
+        msgspec.Meta(
+            description="watch a newly promoted version and roll back to its parent if it fails",
+            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
+        ),
+    ] = True
+    probation_outcomes: Annotated[
+        int, _int(1, 10_000_000, "labelled outcomes of the new version after which it passed")
+    ] = 1000
+    probation_minutes: Annotated[
+        float, _num(1.0, 10_080.0, "minutes after the promotion after which it passed")
+    ] = 60.0
+    probation_min_labelled: Annotated[
+        int, _int(1, 10_000_000, "fewest labelled outcomes before accuracy is judged")
+    ] = 400
+    probation_min_requests: Annotated[
+        int, _int(1, 10_000_000, "fewest prediction requests before the 5xx share is judged")
+    ] = 200
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
@@ -168,6 +188,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SCANOPT_STORE_DSN=(value not shown): expected {exc}", field="SCANOPT_STORE_DSN"
             ) from None
+        if self.probation_min_labelled > self.probation_outcomes:
+            raise SettingsError(
+                f"SCANOPT_PROBATION_MIN_LABELLED={self.probation_min_labelled}: expected at "
+                f"most SCANOPT_PROBATION_OUTCOMES ({self.probation_outcomes})",
+                field="SCANOPT_PROBATION_MIN_LABELLED",
+            )
         if self.batch_max_size > self.max_batch:
             raise SettingsError(
                 f"SCANOPT_BATCH_MAX_SIZE={self.batch_max_size}: expected at most "
@@ -210,6 +236,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_SWITCHES: Final = frozenset({"batcher", "probation"})
 # A token, or a DSN's password, must not reach a log: errors name the variable only.
 _SECRET: Final = frozenset({"admin_token", "store_dsn"})
 _INFO: Final = {
@@ -221,7 +248,7 @@ _FIELDS: Final = tuple(name for name in _INFO if name != "multiproc_dir")
 
 def _prepare(name: str, value: str) -> Any:
     """The variable's text as msgspec should convert it (switch words, lists, an empty token)."""
-    if name == "batcher":
+    if name in _SWITCHES:
         return {**_SWITCH, **_SWITCH_OFF}.get(value.lower(), value)
     if name == "cors_origins":
         return [o.strip() for o in value.split(",") if o.strip()]
