@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from server.domain.alias import write_alias
+from server.domain.alias import MoveKind, write_alias
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR
 
 __all__ = [
@@ -67,12 +67,13 @@ def read_current(artifacts: Path) -> str | None:
     return _check_name(text.strip(), pointer)
 
 
-def point_current(artifacts: Path, version: str) -> None:
-    """Atomically make `version` (an existing folder with a manifest) the one in service."""
+def point_current(artifacts: Path, version: str, *, kind: MoveKind = "promote") -> None:
+    """Atomically make `version` (an existing folder with a manifest) the one in service;
+    `kind` says whether this is a promotion (its probation starts) or a rollback."""
     folder = version_dir(artifacts, version)
     if not (folder / MANIFEST_FILE).is_file():
         raise ArtifactError(f"{folder}: no {MANIFEST_FILE}: expected a written model version")
-    write_alias(artifacts, version)
+    write_alias(artifacts, version, kind=kind)
 
 
 def write_version(artifacts: Path, version: str, files: Mapping[str, bytes]) -> Path:

@@ -53,7 +53,7 @@ import msgspec
 from export.artifacts import ArtifactError, point_current, read_current, version_dir
 from export.checks import validate_version
 from export.manifest import ManifestError, read_manifest
-from server.domain.alias import LOCK_FILE, alias_lock, read_rollback_mark
+from server.domain.alias import LOCK_FILE, MoveKind, alias_lock, read_rollback_mark
 from server.domain.artifact import MANIFEST_FILE, MODELS_DIR
 from server.domain.versions import list_versions
 
@@ -104,7 +104,12 @@ def _retrained(artifacts: Path, version: str) -> bool:
 
 
 def _promote_locked(
-    artifacts: Path, version: str, *, targets: bool, allow_rolled_back: bool = False
+    artifacts: Path,
+    version: str,
+    *,
+    targets: bool,
+    allow_rolled_back: bool = False,
+    kind: MoveKind = "promote",
 ) -> Move:
     previous = _current(artifacts)
     try:
@@ -135,7 +140,7 @@ def _promote_locked(
     if previous == version:
         return Move(previous=previous, version=version, changed=False)
     try:
-        point_current(artifacts, version)
+        point_current(artifacts, version, kind=kind)
     except (ArtifactError, OSError) as exc:
         raise LifecycleError(f"version {version!r} not promoted: {exc}") from None
     return Move(previous=previous, version=version, changed=True)
@@ -167,7 +172,9 @@ def rollback(artifacts: Path, *, targets: bool = True) -> Move:
                 "back to (promote a version by name instead)"
             )
         # Going back to what served before is an explicit request: a mark does not stop it.
-        return _promote_locked(artifacts, parent, targets=targets, allow_rolled_back=True)
+        return _promote_locked(
+            artifacts, parent, targets=targets, allow_rolled_back=True, kind="rollback"
+        )
 
 
 def prune(artifacts: Path, *, keep: int, dry_run: bool = False) -> list[str]:

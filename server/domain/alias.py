@@ -1,7 +1,8 @@
 """The serving alias `artifacts/current`: the one way it is written, and the lock of moves.
 
     with alias_lock(artifacts):          every move and prune holds it
-        write_alias(artifacts, version)  temporary file + fsync + os.replace
+        write_alias(artifacts, version, kind="promote")   temporary file + fsync + os.replace
+    read_last_move(artifacts) -> AliasMove | None   the last move, if it made `current`
     mark_rolled_back(artifacts, version, RollbackMark(...))
     read_rollback_mark(artifacts, version) -> RollbackMark | None
 
@@ -12,6 +13,12 @@ old line or the new one. The lock is an exclusive flock on `artifacts/.lifecycle
 beside the pointer: every process that may move the alias mounts that directory, so
 workers and replicas on several hosts serialise on the same file (Linux NFS clients map
 flock to an NFS lock).
+
+Beside the pointer, `artifacts/.last-move.json` says what the last move was (promote or
+rollback, from which version, when), written just before the pointer itself. A rollback
+starts no probation; a promotion does. When the record does not name what `current` names
+(the pointer was written by hand, or a crash fell between the two writes), the pointer's
+mtime is when its version went live and the move counts as a promotion.
 
 A version the server rolled back gets `rolled_back.json` in its folder (when, to which
 version, why). The folder's checked files are the ones its manifest lists, so the mark
@@ -26,8 +33,9 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
@@ -35,16 +43,31 @@ from server.domain.artifact import CURRENT_FILE, MODELS_DIR
 
 __all__ = [
     "LOCK_FILE",
+    "MOVE_FILE",
     "ROLLBACK_FILE",
+    "AliasMove",
+    "MoveKind",
     "RollbackMark",
     "alias_lock",
     "mark_rolled_back",
+    "read_last_move",
     "read_rollback_mark",
     "write_alias",
 ]
 
 LOCK_FILE: Final = ".lifecycle.lock"
 ROLLBACK_FILE: Final = "rolled_back.json"
+MOVE_FILE: Final = ".last-move.json"
+MoveKind = Literal["promote", "rollback"]
+
+
+class AliasMove(msgspec.Struct, frozen=True, kw_only=True):
+    """The last move of the alias: to which version, from which, what kind, when."""
+
+    version: str
+    previous: str | None
+    kind: MoveKind
+    at: datetime  # UTC
 
 
 class RollbackMark(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +80,7 @@ class RollbackMark(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _MARK_DECODER: Final = msgspec.json.Decoder(RollbackMark)
+_MOVE_DECODER: Final = msgspec.json.Decoder(AliasMove)
 
 
 @contextlib.contextmanager
@@ -84,10 +108,24 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
-def write_alias(artifacts: Path, version: str) -> None:
-    """Point `artifacts/current` at `version` atomically (the caller checked the version
-    and holds `alias_lock`); raises OSError when the directory cannot be written."""
+def write_alias(artifacts: Path, version: str, *, kind: MoveKind) -> None:
+    """Point `artifacts/current` at `version` atomically and record the move (the caller
+    checked the version and holds `alias_lock`); OSError when it cannot be written."""
+    try:
+        previous: str | None = (artifacts / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        previous = None
+    move = AliasMove(version=version, previous=previous, kind=kind, at=datetime.now(UTC))
+    _replace(artifacts / MOVE_FILE, msgspec.json.encode(move))
     _replace(artifacts / CURRENT_FILE, (version + "\n").encode())
+
+
+def read_last_move(artifacts: Path) -> AliasMove | None:
+    """The recorded last move; None when there is none or it is unreadable."""
+    try:
+        return _MOVE_DECODER.decode((artifacts / MOVE_FILE).read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 def mark_rolled_back(artifacts: Path, version: str, mark: RollbackMark) -> None:

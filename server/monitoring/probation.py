@@ -1,9 +1,10 @@
 """Probation after a promotion, and the automatic rollback to the parent when it fails.
 
-A version is on probation while `artifacts/current` names it, its manifest names a parent,
-it carries no rollback mark, fewer than `minutes` have passed since the alias last moved
-(the pointer file's mtime: shared by every replica and kept across restarts) and fewer
-than `outcomes` of its outcomes have been labelled since then. Every `interval_s` the
+A version is on probation while `artifacts/current` names it after a promotion (not a
+rollback: server.domain.alias records which), its manifest names a parent, it carries no
+rollback mark, fewer than `minutes` have passed since the promotion (recorded beside the
+pointer, so shared by every replica and kept across restarts) and fewer than `outcomes` of
+its outcomes have been labelled since then. Every `interval_s` the
 worker holding the store lease "probation" (one worker of one replica at a time) judges it
 on what arrived since the promotion:
 
@@ -13,8 +14,10 @@ on what arrived since the promotion:
   (so every replica's outcomes count);
 - errors: the 5xx share of this replica's prediction requests (PREDICTION_ROUTES, merged
   over its workers) above the availability page's threshold (burn rate 14.4 on the 0.1%
-  budget: 1.44%), once at least `min_requests` were answered. Only the routes the model
-  answers count: a store outage's 503s on events say nothing about the model.
+  budget: 1.44%), once at least `min_requests` were answered since the promotion. Every
+  worker samples these counters at each check, so the lease holder compares with its last
+  sample before the promotion (or its first, when it started later). Only the routes the
+  model answers count: a store outage's 503s on events say nothing about the model.
 
 When one trips, `roll_back` moves the alias back to the parent under the lifecycle lock
 (server.domain.alias), only if it still names the failed version, so of all the workers and
@@ -27,6 +30,7 @@ unless by name), the move is logged in one line with the figures and thresholds 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -45,6 +49,7 @@ from server.domain.alias import (
     RollbackMark,
     alias_lock,
     mark_rolled_back,
+    read_last_move,
     read_rollback_mark,
     write_alias,
 )
@@ -139,7 +144,7 @@ def roll_back(
         if read_alias(artifacts) != version:
             return False  # another worker or replica moved it first, or a person did
         verify(artifacts, parent)
-        write_alias(artifacts, parent)
+        write_alias(artifacts, parent, kind="rollback")
     try:
         mark_rolled_back(artifacts, version, mark)
     except OSError as exc:  # the move stands; only the mark is missing
@@ -175,6 +180,7 @@ class Probation:
         follow: Callable[[], Awaitable[object]],
         verify: Verify,
         logger: logging.Logger,
+        holder: str | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
@@ -184,10 +190,12 @@ class Probation:
         self._follow = follow
         self._verify = verify
         self._logger = logger
-        self._holder = f"{socket.gethostname()}:{os.getpid()}"
-        # Per (version, since): the request counters when this worker first judged it,
-        # and the probations whose end (or failed rollback) it has logged already.
-        self._baselines: dict[tuple[str, datetime], tuple[float, float]] = {}
+        # Who holds the lease: this process, on this host (as the monitoring lease).
+        self._holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        # (when, answered, failed): this replica's prediction-request counters at each
+        # check, lease or not, so a new lease holder has the counts from the promotion on.
+        self._samples: collections.deque[tuple[datetime, float, float]] = collections.deque()
+        # The probations (version, since) whose end or failed rollback is logged already.
         self._done: set[tuple[str, datetime]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -204,6 +212,11 @@ class Probation:
         except (OSError, msgspec.DecodeError):
             return None  # the watcher refuses and reports such a version
         since = datetime.fromtimestamp(moved_ns / 1e9, UTC)
+        move = read_last_move(self._artifacts)
+        if move is not None and move.version == version:
+            if move.kind == "rollback":
+                return None  # going back to what served before is no promotion
+            since = move.at
         if manifest.parent_version is None or at - since > timedelta(minutes=self.settings.minutes):
             return None
         if read_rollback_mark(self._artifacts, version) is not None:
@@ -218,6 +231,12 @@ class Probation:
         if not self.settings.enabled:
             return None
         at = now or datetime.now(UTC)
+        answered, failed = await asyncio.to_thread(self._requests)
+        self._samples.append((at, answered, failed))
+        while self._samples and at - self._samples[0][0] > timedelta(
+            minutes=self.settings.minutes, seconds=2 * self.settings.interval_s
+        ):
+            self._samples.popleft()
         if not await self.store.acquire_lease(
             LEASE, self._holder, at, 3 * self.settings.interval_s
         ):
@@ -246,9 +265,10 @@ class Probation:
             (_ALERT_REASON[a.name], _describe(a, accuracy))
             for a in accuracy_alerts([accuracy], self.settings.min_labelled)
         ]
-        answered, failed = await asyncio.to_thread(self._requests)
-        base = self._baselines.setdefault(key, (answered, failed))
-        requests, errors = answered - base[0], failed - base[1]
+        # The counters just before the promotion (or as early as this worker has them).
+        before = [s for s in self._samples if s[0] <= subject.since]
+        _, answered_then, failed_then = before[-1] if before else self._samples[0]
+        requests, errors = answered - answered_then, failed - failed_then
         if requests >= self.settings.min_requests and errors / requests > ERROR_SHARE:
             tripped.insert(
                 0,
