@@ -159,13 +159,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = True
     probation_outcomes: Annotated[
         int, _int(1, 10_000_000, "labelled outcomes of the new version after which it passed")
-    ] = 1000
+    ] = 2000
     probation_minutes: Annotated[
         float, _num(1.0, 10_080.0, "minutes after the promotion after which it passed")
-    ] = 60.0
+    ] = 120.0
     probation_min_labelled: Annotated[
         int, _int(1, 10_000_000, "fewest labelled outcomes before accuracy is judged")
-    ] = 400
+    ] = 1000
     probation_min_requests: Annotated[
         int, _int(1, 10_000_000, "fewest prediction requests before the 5xx share is judged")
     ] = 200

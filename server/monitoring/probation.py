@@ -69,6 +69,7 @@ from server.monitoring.alerts import (
 )
 from server.monitoring.figures import PREDICTION_ROUTES
 from server.monitoring.schemas import AccuracyGroup, RegressionAccuracy
+from server.settings import Settings
 from server.store.interface import Store
 
 __all__ = [
@@ -99,14 +100,26 @@ _ALERT_REASON: Final = {
 
 
 class ProbationSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Whether probation runs, how long it lasts and how much evidence it needs."""
+    """Whether probation runs, how long it lasts and how much evidence it needs (each
+    declared, with its default, once: on server.settings.Settings)."""
 
-    enabled: bool = True
-    outcomes: int = 1000
-    minutes: float = 60.0
-    min_labelled: int = 400
-    min_requests: int = 200
-    interval_s: float = 30.0
+    enabled: bool
+    outcomes: int
+    minutes: float
+    min_labelled: int
+    min_requests: int
+    interval_s: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProbationSettings:
+        return cls(
+            enabled=settings.probation,
+            outcomes=settings.probation_outcomes,
+            minutes=settings.probation_minutes,
+            min_labelled=settings.probation_min_labelled,
+            min_requests=settings.probation_min_requests,
+            interval_s=settings.monitor_interval_s,
+        )
 
 
 class ProbationMetrics:

@@ -26,6 +26,7 @@ from server.monitoring.probation import (
     ProbationSettings,
     prediction_requests,
 )
+from server.settings import Settings
 from server.store.interface import Store
 from tests.server.conftest import make_settings
 from tests.server.monitoring.promotions import (
@@ -224,7 +225,7 @@ async def test_a_5xx_share_over_the_page_threshold_rolls_back(
         store,
         ProbationMetrics(registry),
         artifacts,
-        ProbationSettings(min_requests=200),
+        ProbationSettings.of(Settings(probation_min_requests=200)),
         render=lambda: next(counters),
         follow=follow,
         verify=verify_version,
@@ -255,7 +256,7 @@ async def test_only_the_lease_holder_judges(
             store,
             ProbationMetrics(CollectorRegistry()),
             artifacts,
-            ProbationSettings(min_requests=200),
+            ProbationSettings.of(Settings(probation_min_requests=200)),
             render=lambda: next(counters),
             follow=follow,
             verify=verify_version,
