@@ -15,8 +15,9 @@ on what arrived since the promotion:
 - errors: the 5xx share of this replica's prediction requests (PREDICTION_ROUTES, merged
   over its workers) above the availability page's threshold (burn rate 14.4 on the 0.1%
   budget: 1.44%), once at least `min_requests` were answered since the promotion. Every
-  worker samples these counters at each check, so the lease holder compares with its last
-  sample before the promotion (or its first, when it started later). Only the routes the
+  worker samples these counters when it starts and at each check, so the lease holder
+  compares with its last sample before the promotion (or its first, when it started
+  later: the other workers' requests before that are not counted). Only the routes the
   model answers count: a store outage's 503s on events say nothing about the model.
 
 When one trips, `roll_back` moves the alias back to the parent under the lifecycle lock
@@ -244,12 +245,7 @@ class Probation:
         if not self.settings.enabled:
             return None
         at = now or datetime.now(UTC)
-        answered, failed = await asyncio.to_thread(self._requests)
-        self._samples.append((at, answered, failed))
-        while self._samples and at - self._samples[0][0] > timedelta(
-            minutes=self.settings.minutes, seconds=2 * self.settings.interval_s
-        ):
-            self._samples.popleft()
+        answered, failed = await asyncio.to_thread(self._sample, at)
         if not await self.store.acquire_lease(
             LEASE, self._holder, at, 3 * self.settings.interval_s
         ):
@@ -308,8 +304,16 @@ class Probation:
             )
         return None
 
-    def _requests(self) -> tuple[float, float]:
-        return prediction_requests(text_string_to_metric_families(self._render().decode()))
+    def _sample(self, at: datetime) -> tuple[float, float]:
+        """Keep this replica's prediction-request counters now (answered, failed)."""
+        families = text_string_to_metric_families(self._render().decode())
+        answered, failed = prediction_requests(families)
+        self._samples.append((at, answered, failed))
+        while self._samples and at - self._samples[0][0] > timedelta(
+            minutes=self.settings.minutes, seconds=2 * self.settings.interval_s
+        ):
+            self._samples.popleft()
+        return answered, failed
 
     async def _roll_back(
         self,
@@ -385,6 +389,7 @@ class Probation:
     def start(self) -> None:
         """Start the scheduled check (in the worker's startup, after fork); off: nothing."""
         if self.settings.enabled and self._task is None:
+            self._sample(datetime.now(UTC))  # the counters before this worker's traffic
             self._task = asyncio.get_running_loop().create_task(self._every())
 
     async def stop(self) -> None:
