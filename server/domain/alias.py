@@ -5,6 +5,7 @@
     read_last_move(artifacts) -> AliasMove | None   the last move, if it made `current`
     mark_rolled_back(artifacts, version, RollbackMark(...))
     read_rollback_mark(artifacts, version) -> RollbackMark | None
+    roll_back(artifacts, version, parent, mark, verify)   the server's automatic rollback
 
 `just promote`, `just rollback`, `just export` (export/) and the server's automatic
 rollback after a failed probation (server/monitoring/probation.py) all write the pointer
@@ -32,7 +33,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -52,6 +53,7 @@ __all__ = [
     "mark_rolled_back",
     "read_last_move",
     "read_rollback_mark",
+    "roll_back",
     "write_alias",
 ]
 
@@ -139,3 +141,29 @@ def read_rollback_mark(artifacts: Path, version: str) -> RollbackMark | None:
         return _MARK_DECODER.decode((artifacts / MODELS_DIR / version / ROLLBACK_FILE).read_bytes())
     except (OSError, msgspec.DecodeError):
         return None
+
+
+def roll_back(
+    artifacts: Path,
+    version: str,
+    parent: str,
+    mark: RollbackMark,
+    verify: Callable[[Path, str], object],
+) -> bool:
+    """Point the alias back at `parent` if it still names `version`, and mark `version`;
+    True when this call moved it (False: another worker or replica, or a person, moved it
+    first). `verify(artifacts, parent)` runs first, under the lock: the server's own
+    artifact checks, raising when the parent cannot be served. OSError when the artifacts
+    directory cannot be written; a mark that cannot be written leaves the move standing."""
+    with alias_lock(artifacts):
+        try:
+            current = (artifacts / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if current != version:
+            return False
+        verify(artifacts, parent)
+        write_alias(artifacts, parent, kind="rollback")
+    with contextlib.suppress(OSError):
+        mark_rolled_back(artifacts, version, mark)
+    return True

@@ -20,8 +20,8 @@ on what arrived since the promotion:
   later: the other workers' requests before that are not counted). Only the routes the
   model answers count: a store outage's 503s on events say nothing about the model.
 
-When one trips, `roll_back` moves the alias back to the parent under the lifecycle lock
-(server.domain.alias), only if it still names the failed version, so of all the workers and
+When one trips, server.domain.alias.roll_back moves the alias back to the parent under the
+lifecycle lock, only if it still names the failed version, so of all the workers and
 replicas that might try, exactly one moves it and counts it; the parent is verified as a
 worker would load it first. The failed version gets a rollback mark (never promoted again
 unless by name), the move is logged in one line with the figures and thresholds and counted
@@ -46,14 +46,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.domain.alias import (
-    RollbackMark,
-    alias_lock,
-    mark_rolled_back,
-    read_last_move,
-    read_rollback_mark,
-    write_alias,
-)
+from server.domain.alias import RollbackMark, read_last_move, read_rollback_mark, roll_back
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.versions import read_alias
 from server.errors import ArtifactError, StoreUnavailableError
@@ -81,8 +74,6 @@ __all__ = [
     "ProbationMetrics",
     "ProbationSettings",
     "Subject",
-    "Verify",
-    "roll_back",
 ]
 
 LEASE: Final = "probation"
@@ -91,9 +82,6 @@ REASONS: Final = ("errors", "accuracy", "coverage")
 # The availability SLO's fastest page: 5xx share above 14.4 x the 0.1% budget.
 ERROR_SHARE: Final = BURN_ALERTS[0][1] * SLO_BUDGETS["availability"]
 _MANIFEST: Final = msgspec.json.Decoder(Manifest)
-# Checks that a version can be served (server.inference.artifacts.verify_version, handed
-# in by the app: monitoring does not import inference, which imports monitoring).
-Verify = Callable[[Path, str], object]
 _ALERT_REASON: Final = {
     "ScanoptAccuracyDegraded": "accuracy",
     "ScanoptCoverageOutOfBand": "coverage",
@@ -147,25 +135,6 @@ class Subject(msgspec.Struct, frozen=True, kw_only=True):
     manifest: Manifest
 
 
-def roll_back(
-    artifacts: Path, version: str, parent: str, mark: RollbackMark, verify: Verify
-) -> bool:
-    """Point the alias back at `parent` if it still names `version`; True when this call
-    moved it. `verify(artifacts, parent)` runs first, under the lock (the worker's own
-    artifact checks: ArtifactError if the parent cannot be served); OSError when the
-    artifacts directory cannot be written."""
-    with alias_lock(artifacts):
-        if read_alias(artifacts) != version:
-            return False  # another worker or replica moved it first, or a person did
-        verify(artifacts, parent)
-        write_alias(artifacts, parent, kind="rollback")
-    try:
-        mark_rolled_back(artifacts, version, mark)
-    except OSError as exc:  # the move stands; only the mark is missing
-        logging.getLogger(__name__).warning("rollback mark of %s not written: %s", version, exc)
-    return True
-
-
 def prediction_requests(families: Iterable[Metric]) -> tuple[float, float]:
     """(answered, answered with a 5xx) on the prediction routes, summed over workers."""
     answered = failed = 0.0
@@ -192,7 +161,7 @@ class Probation:
         *,
         render: Callable[[], bytes],
         follow: Callable[[], Awaitable[object]],
-        verify: Verify,
+        verify: Callable[[Path, str], object],
         logger: logging.Logger,
         holder: str | None = None,
     ) -> None:
@@ -277,14 +246,14 @@ class Probation:
         # The counters just before the promotion (or as early as this worker has them).
         before = [s for s in self._samples if s[0] <= subject.since]
         _, answered_then, failed_then = before[-1] if before else self._samples[0]
-        requests, errors = answered - answered_then, failed - failed_then
+        requests, errors = int(answered - answered_then), int(failed - failed_then)
         if requests >= self.settings.min_requests and errors / requests > ERROR_SHARE:
             tripped.insert(
                 0,
                 (
                     "errors",
-                    f"5xx share of prediction requests {errors / requests:.2%} ({errors:.0f} of "
-                    f"{requests:.0f}) over {ERROR_SHARE:.2%}",
+                    f"5xx share of prediction requests {errors / requests:.2%} ({errors} of "
+                    f"{requests}) over {ERROR_SHARE:.2%}",
                 ),
             )
         if tripped:
@@ -320,13 +289,13 @@ class Probation:
         subject: Subject,
         tripped: list[tuple[str, str]],
         labelled: int,
-        requests: float,
+        requests: int,
         at: datetime,
     ) -> str | None:
         reason = min((r for r, _ in tripped), key=REASONS.index)
         detail = (
             "; ".join(text for _, text in tripped)
-            + f" (on {labelled} labelled outcomes and {requests:.0f} prediction requests since "
+            + f" (on {labelled} labelled outcomes and {requests} prediction requests since "
             f"the promotion at {subject.since.isoformat(timespec='seconds')})"
         )
         mark = RollbackMark(
