@@ -186,6 +186,12 @@ soak *ARGS:
 bench-swap *ARGS:
     {{python}} -m bench.swap {{ARGS}}
 
+# how often probation would roll back a good promotion (the default model) and catch a bad one, on generated traffic
+[group('bench')]
+bench-probation *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.probation {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:

@@ -5,8 +5,9 @@
       models/<version>/            model.onnx, manifest.json, parity.npz, report/...
 
 A version folder is written under a temporary name and renamed into place, and `current`
-is replaced through a temporary file and os.replace, so a reader (the server, validate)
-never sees half a version or half a pointer.
+is replaced through a temporary file and os.replace (server.domain.alias.write_alias, the
+one writer of the pointer), so a reader (the server, validate) never sees half a version
+or half a pointer.
 
 The pointer is read by `server.domain.versions.read_current` (re-exported here), the one
 reader the server and every offline command share.
@@ -24,7 +25,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR
+from server.domain.alias import MoveKind, write_alias
+from server.domain.artifact import MANIFEST_FILE, MODELS_DIR
 from server.domain.versions import VERSION_NAME, read_current
 from server.errors import ArtifactError
 
@@ -53,21 +55,13 @@ def version_dir(artifacts: Path, version: str) -> Path:
 # read_current is server.domain.versions.read_current, re-exported: the one pointer reader.
 
 
-def point_current(artifacts: Path, version: str) -> None:
-    """Atomically make `version` (an existing folder with a manifest) the one in service."""
+def point_current(artifacts: Path, version: str, *, kind: MoveKind = "promote") -> None:
+    """Atomically make `version` (an existing folder with a manifest) the one in service;
+    `kind` says whether this is a promotion (its probation starts) or a rollback."""
     folder = version_dir(artifacts, version)
     if not (folder / MANIFEST_FILE).is_file():
         raise ArtifactError(f"{folder}: no {MANIFEST_FILE}: expected a written model version")
-    fd, tmp = tempfile.mkstemp(dir=artifacts, prefix=".current-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(version + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, artifacts / CURRENT_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_alias(artifacts, version, kind=kind)
 
 
 def write_version(artifacts: Path, version: str, files: Mapping[str, bytes]) -> Path:

@@ -20,9 +20,15 @@ checksums, graph contract, parity on the export fixture, output ranges and, unle
 + os.replace) only when every check passed. The metric targets are bars on the generated
 default history's test split; a version `just retrain` made carries its own bar instead,
 the paired comparison on recent users recorded in its manifest, so its targets are not
-checked (the integrity checks are). Moves and prunes take an exclusive lock
-(flock on artifacts/.lifecycle.lock), so a prune never deletes what a promotion is
-validating and two promotions never interleave.
+checked (the integrity checks are). Moves and prunes take the exclusive lock of
+server.domain.alias (flock on artifacts/.lifecycle.lock), the one the server's automatic
+rollback takes too, so a prune never deletes what a promotion is validating and two moves
+never interleave; the pointer is written by that module's `write_alias` alone.
+
+A version the server rolled back after a failed probation carries a mark
+(server.domain.alias.RollbackMark); promoting it again is refused unless
+`allow_rolled_back=True` (`just promote VERSION --allow-rolled-back`), so nothing that
+promotes by itself (`just retrain`) brings it back.
 
 Pruning renames a folder to a hidden name before deleting it, so a listing never shows
 half a version. A worker still serving a pruned version keeps serving it: its session was
@@ -36,25 +42,22 @@ Errors:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
 
 import msgspec
 
 from export.artifacts import ArtifactError, point_current, read_current, version_dir
 from export.checks import validate_version
 from export.manifest import ManifestError, read_manifest
+from server.domain.alias import LOCK_FILE, MoveKind, alias_lock, read_rollback_mark
 from server.domain.artifact import MANIFEST_FILE, MODELS_DIR
 from server.domain.versions import list_versions
 
 __all__ = ["LOCK_FILE", "LifecycleError", "Move", "parent_of", "promote", "prune", "rollback"]
-
-LOCK_FILE: Final = ".lifecycle.lock"
 
 
 class LifecycleError(Exception):
@@ -73,12 +76,8 @@ class Move(msgspec.Struct, frozen=True, kw_only=True):
 def _locked(artifacts: Path) -> Iterator[None]:
     if not artifacts.is_dir():
         raise LifecycleError(f"{artifacts}: no such folder: expected the artifacts directory")
-    with (artifacts / LOCK_FILE).open("a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    with alias_lock(artifacts):
+        yield
 
 
 def _current(artifacts: Path) -> str | None:
@@ -104,7 +103,14 @@ def _retrained(artifacts: Path, version: str) -> bool:
     return manifest.comparison is not None
 
 
-def _promote_locked(artifacts: Path, version: str, *, targets: bool) -> Move:
+def _promote_locked(
+    artifacts: Path,
+    version: str,
+    *,
+    targets: bool,
+    allow_rolled_back: bool = False,
+    kind: MoveKind = "promote",
+) -> Move:
     previous = _current(artifacts)
     try:
         folder = version_dir(artifacts, version)
@@ -114,6 +120,13 @@ def _promote_locked(artifacts: Path, version: str, *, targets: bool) -> Move:
         raise LifecycleError(
             f"version {version!r} does not exist: expected a folder {folder} (`just models` "
             f"lists the versions); current still names {previous!r}"
+        )
+    mark = read_rollback_mark(artifacts, version)
+    if mark is not None and not allow_rolled_back and previous != version:
+        raise LifecycleError(
+            f"version {version!r} not promoted: it was rolled back at {mark.rolled_back_at} "
+            f"({mark.reason}: {mark.detail}); promote it by name with --allow-rolled-back "
+            f"to serve it again; current still names {previous!r}"
         )
     if targets and _retrained(artifacts, version):
         targets = False  # judged by its recorded comparison, not the default-data bars
@@ -127,16 +140,21 @@ def _promote_locked(artifacts: Path, version: str, *, targets: bool) -> Move:
     if previous == version:
         return Move(previous=previous, version=version, changed=False)
     try:
-        point_current(artifacts, version)
+        point_current(artifacts, version, kind=kind)
     except (ArtifactError, OSError) as exc:
         raise LifecycleError(f"version {version!r} not promoted: {exc}") from None
     return Move(previous=previous, version=version, changed=True)
 
 
-def promote(artifacts: Path, version: str, *, targets: bool = True) -> Move:
-    """Validate `version` and make it the one every worker serves; LifecycleError if not."""
+def promote(
+    artifacts: Path, version: str, *, targets: bool = True, allow_rolled_back: bool = False
+) -> Move:
+    """Validate `version` and make it the one every worker serves; LifecycleError if not
+    (also for a version the server rolled back, unless `allow_rolled_back`)."""
     with _locked(artifacts):
-        return _promote_locked(artifacts, version, targets=targets)
+        return _promote_locked(
+            artifacts, version, targets=targets, allow_rolled_back=allow_rolled_back
+        )
 
 
 def rollback(artifacts: Path, *, targets: bool = True) -> Move:
@@ -153,7 +171,10 @@ def rollback(artifacts: Path, *, targets: bool = True) -> Move:
                 f"version {current!r} has no parent_version in its manifest: nothing to roll "
                 "back to (promote a version by name instead)"
             )
-        return _promote_locked(artifacts, parent, targets=targets)
+        # Going back to what served before is an explicit request: a mark does not stop it.
+        return _promote_locked(
+            artifacts, parent, targets=targets, allow_rolled_back=True, kind="rollback"
+        )
 
 
 def prune(artifacts: Path, *, keep: int, dry_run: bool = False) -> list[str]:

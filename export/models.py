@@ -2,12 +2,13 @@
 
     python -m export.models list     [--json] [--url URL]   (each command also takes
                                                          --artifacts DIR, default artifacts)
-    python -m export.models promote  VERSION [--no-targets]
+    python -m export.models promote  VERSION [--no-targets] [--allow-rolled-back]
     python -m export.models rollback [--no-targets]
     python -m export.models prune    [--keep 5] [--dry-run]
 
-`list` shows every version newest first with its held-out metrics, its parent and which
-one `artifacts/current` names (the version every worker serves within one poll interval);
+`list` shows every version newest first with its held-out metrics, its parent, whether the
+server rolled it back after a failed probation (R, with why) and which one
+`artifacts/current` names (the version every worker serves within one poll interval);
 with --url it asks a running server instead and also marks what the answering worker serves.
 `promote` validates a version (the checks of `just validate`) and then switches the alias
 atomically; `rollback` promotes the current version's parent; `prune` keeps the N newest
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=text)
         if name == "promote":
             sub.add_argument("version")
+            sub.add_argument(
+                "--allow-rolled-back",
+                action="store_true",
+                help="promote a version the server rolled back after a failed probation",
+            )
         sub.add_argument(
             "--no-targets",
             action="store_true",
@@ -101,7 +107,8 @@ def fetch_versions(url: str, client: httpx.Client | None = None) -> VersionList:
 
 
 def versions_table(listing: VersionList) -> Table:
-    """The listing as a rich table, the current version marked (* current, S served)."""
+    """The listing as a rich table, the current version marked (* current, S served,
+    R rolled back by the server after a failed probation)."""
     title = f"Model versions (current: {listing.current or 'none'}"
     if listing.serving is not None:
         title += f"; the answering worker serves {listing.serving}"
@@ -128,7 +135,8 @@ def versions_table(listing: VersionList) -> Table:
         m = v.metrics
         table.add_row(
             ("[green]*[/]" if v.current else "")
-            + ("[cyan]S[/]" if v.version == listing.serving else ""),
+            + ("[cyan]S[/]" if v.version == listing.serving else "")
+            + ("[red]R[/]" if v.rolled_back is not None else ""),
             v.version,
             v.parent_version or "-",
             "-" if v.training_rows is None else f"{v.training_rows:,}",
@@ -165,10 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for v in listing.versions:
                     if v.problem is not None:
                         console.print(f"[red]![/] {v.version}: {escape(v.problem)}")
+                    if v.rolled_back is not None:
+                        console.print(f"[red]R[/] {v.version}: {escape(v.rolled_back)}")
         elif args.command == "promote":
             _moved(
                 console,
-                promote(args.artifacts, args.version, targets=not args.no_targets),
+                promote(
+                    args.artifacts,
+                    args.version,
+                    targets=not args.no_targets,
+                    allow_rolled_back=args.allow_rolled_back,
+                ),
                 "promoted",
             )
         elif args.command == "rollback":

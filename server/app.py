@@ -1,10 +1,11 @@
 """The Litestar application: wiring only.
 
 `create_app(settings)` builds one worker's objects (`Worker`: metrics, predictor, model
-watcher, store, experiment gate, prediction log, prediction ids and the data plane over
-them), hands each route module what it needs and returns the app. Sessions are built in the
-app's startup, that is after Granian forks the worker, then warmed; only then does
-/health/ready answer 200. `build_app` is the factory Granian calls in each worker.
+watcher, store, experiment gate, prediction log, prediction ids, the data plane over them,
+monitoring and the probation of a newly promoted version), hands each route module what
+it needs and returns the app. Sessions are built in the app's startup, that is after
+Granian forks the worker, then warmed; only then does /health/ready answer 200.
+`build_app` is the factory Granian calls in each worker.
 
 Extending: pass more route handlers/routers (`extra_routes`), startup and shutdown hooks
 and state; handlers reach the worker's objects through `app.state.worker`.
@@ -32,6 +33,7 @@ from server.docs import routes as docs_routes
 from server.docs.openapi import document_errors
 from server.experiments.gate import ExperimentGate
 from server.experiments.metrics import GateMetrics
+from server.inference.artifacts import verify_version
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -40,6 +42,7 @@ from server.monitoring.history import HistoryRecorder
 from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.monitoring.monitor import Monitor, MonitorSettings
+from server.monitoring.probation import Probation, ProbationMetrics, ProbationSettings
 from server.routes import (
     admin,
     dashboard,
@@ -128,6 +131,16 @@ class Worker:
         )
         if settings.monitoring:
             self.predictor.drift = self.monitor.counter
+        self.probation = Probation(
+            self.store,
+            ProbationMetrics(self.metrics.registry),
+            settings.artifacts,
+            ProbationSettings.of(settings),
+            render=self.metrics.render,
+            follow=self.watcher.check,
+            verify=verify_version,
+            logger=self.logger,
+        )
         self.dashboard = Dashboard(
             self.metrics,
             self.store,
@@ -149,6 +162,7 @@ class Worker:
         self.watcher.start()
         await self.monitor.probe()  # scanopt_store_up says the truth before the first flush
         self.monitor.start()
+        self.probation.start()
         self.dashboard.start()
         if not self.predictor.ready:
             self.logger.error(
@@ -160,6 +174,7 @@ class Worker:
         await self.watcher.stop()
         await self.predictor.close()
         await self.monitor.stop()
+        await self.probation.stop()
         await self.dashboard.stop()
         await self.log.stop()
         await self.gate.stop()

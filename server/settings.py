@@ -158,6 +158,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     importance_interval_s: Annotated[
         float, _num(10.0, 86_400.0, "how often importance drift is measured")
     ] = 3600.0
+    # Probation after a promotion, and the automatic rollback (README, "Model lifecycle").
+    probation: Annotated[
+        bool,
+        msgspec.Meta(
+            description="watch a newly promoted version and roll back to its parent if it fails",
+            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
+        ),
+    ] = True
+    probation_outcomes: Annotated[
+        int, _int(1, 10_000_000, "labelled outcomes of the new version after which it passed")
+    ] = 2000
+    probation_minutes: Annotated[
+        float, _num(1.0, 10_080.0, "minutes after the promotion after which it passed")
+    ] = 120.0
+    probation_min_labelled: Annotated[
+        int, _int(1, 10_000_000, "fewest labelled outcomes before accuracy is judged")
+    ] = 1000
+    probation_min_requests: Annotated[
+        int, _int(1, 10_000_000, "fewest prediction requests before the 5xx share is judged")
+    ] = 200
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
@@ -177,6 +197,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SCANOPT_STORE_DSN=(value not shown): expected {exc}", field="SCANOPT_STORE_DSN"
             ) from None
+        if self.probation_min_labelled > self.probation_outcomes:
+            raise SettingsError(
+                f"SCANOPT_PROBATION_MIN_LABELLED={self.probation_min_labelled}: expected at "
+                f"most SCANOPT_PROBATION_OUTCOMES ({self.probation_outcomes})",
+                field="SCANOPT_PROBATION_MIN_LABELLED",
+            )
         if self.batch_max_size > self.max_batch:
             raise SettingsError(
                 f"SCANOPT_BATCH_MAX_SIZE={self.batch_max_size}: expected at most "
@@ -219,6 +245,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+_SWITCHES: Final = frozenset({"batcher", "probation"})
 # A token, or a DSN's password, must not reach a log: errors name the variable only.
 _SECRET: Final = frozenset({"admin_token", "store_dsn"})
 _INFO: Final = {

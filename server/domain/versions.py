@@ -9,8 +9,10 @@ sees it instead of wondering where it went. Hidden folders (a version being writ
 pruned) are skipped. Versions come newest first: their names start with the UTC time of
 their export (`20261126T040512Z-1a2b3c4d`), so name order is time order.
 
-`current` is the version `artifacts/current` names: the serving alias every worker
-follows. Whether a given worker already serves it is the server's business (`serving`).
+A version the server rolled back after a failed probation says so (`rolled_back`: when, to
+which version, why; server.domain.alias). `current` is the version `artifacts/current`
+names: the serving alias every worker follows. Whether a given worker already serves it
+is the server's business (`serving`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Annotated, Final
 
 import msgspec
 
+from server.domain.alias import read_rollback_mark
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.scan import WireStruct
 from server.errors import ArtifactError
@@ -66,6 +69,11 @@ class VersionInfo(WireStruct, frozen=True):
         dict[str, dict[str, float]],
         _doc("held-out test metrics by group (result_count, duration_s, empty), then by name"),
     ] = msgspec.field(default_factory=dict)
+    # When and why the server rolled it back after a failed probation; None if it did not.
+    rolled_back: Annotated[
+        str | None,
+        _doc("when and why the server rolled it back after its probation; null if it did not"),
+    ] = None
     # Why the manifest could not be read; None for a readable version.
     problem: Annotated[
         str | None, _doc("why its manifest could not be read; null for a readable version")
@@ -135,6 +143,7 @@ def _info(folder: Path, current: str | None) -> VersionInfo:
         size: int | None = (folder / manifest.model_file).stat().st_size
     except OSError:
         size = None
+    mark = read_rollback_mark(folder.parent.parent, name)
     return VersionInfo(
         version=name,
         current=name == current,
@@ -142,6 +151,9 @@ def _info(folder: Path, current: str | None) -> VersionInfo:
         parent_version=manifest.parent_version,
         training_rows=manifest.training_data.rows,
         model_bytes=size,
+        rolled_back=None
+        if mark is None
+        else f"at {mark.rolled_back_at} to {mark.to_version} ({mark.reason}): {mark.detail}",
         metrics={g: manifest.metrics[g] for g in HEADLINE_METRICS if g in manifest.metrics},
     )
 

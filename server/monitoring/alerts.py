@@ -34,6 +34,7 @@ __all__ = [
     "ActiveAlert",
     "Figures",
     "VersionAccuracy",
+    "accuracy_alerts",
     "evaluate",
 ]
 
@@ -140,10 +141,18 @@ def _slo(figures: Figures) -> list[ActiveAlert]:
 
 
 def _accuracy(figures: Figures) -> list[ActiveAlert]:
+    return accuracy_alerts(figures.accuracy)
+
+
+def accuracy_alerts(
+    groups: Sequence[VersionAccuracy], min_labelled: int = MIN_LABELLED
+) -> list[ActiveAlert]:
+    """The accuracy and coverage conditions on each version's figures (also what a
+    probation after a promotion watches, with its own labelled minimum)."""
     found = []
     low, high = COVERAGE_BAND
-    for group in figures.accuracy:
-        if group.labelled < MIN_LABELLED:
+    for group in groups:
+        if group.labelled < min_labelled:
             continue
         for target, mae in group.mae.items():
             training = group.training_mae.get(target)

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from bench.servers import free_port
 from export.models import fetch_versions, main, versions_table
 from server.app import create_app
+from server.domain.alias import RollbackMark, mark_rolled_back
 from tests.export.conftest import LINEAGE
 from tests.server.conftest import make_settings
 
@@ -58,6 +59,31 @@ def test_a_refused_promotion_is_one_line_and_exit_1(
     assert err.count("\n") == 1
     assert err.startswith("error: version 'nope' does not exist")
     assert (lineage / "current").read_text().strip() == V4
+
+
+def test_a_rolled_back_version_is_promoted_only_when_asked_by_name(
+    lineage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's mark: the listing shows R and why, promote refuses in one line, and
+    --allow-rolled-back promotes it."""
+    mark = RollbackMark(
+        rolled_back_at="2026-12-01T22:00:00+00:00",
+        to_version=V1,
+        reason="accuracy",
+        detail="duration_s online MAE 48 over the plan's bar 5",
+    )
+    mark_rolled_back(lineage, V2, mark)
+    assert main(["list", "--artifacts", str(lineage)]) == 0
+    assert f"R {V2}: at 2026-12-01T22:00:00+00:00 to {V1} (accuracy)" in capsys.readouterr().out
+    assert main(["promote", "--artifacts", str(lineage), V2, "--no-targets"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "was rolled back" in err
+    assert "--allow-rolled-back" in err
+    assert (lineage / "current").read_text().strip() == V4
+    argv = ["promote", "--artifacts", str(lineage), V2, "--no-targets", "--allow-rolled-back"]
+    assert main(argv) == 0
+    assert (lineage / "current").read_text().strip() == V2
 
 
 def test_prune_prints_what_it_removed(lineage: Path, capsys: pytest.CaptureFixture[str]) -> None:
