@@ -245,7 +245,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-_SWITCHES: Final = frozenset({"batcher", "probation"})
 # A token, or a DSN's password, must not reach a log: errors name the variable only.
 _SECRET: Final = frozenset({"admin_token", "store_dsn"})
 _INFO: Final = {
