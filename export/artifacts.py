@@ -8,22 +8,25 @@ A version folder is written under a temporary name and renamed into place, and `
 is replaced through a temporary file and os.replace, so a reader (the server, validate)
 never sees half a version or half a pointer.
 
+The pointer is read by `server.domain.versions.read_current` (re-exported here), the one
+reader the server and every offline command share.
+
 Errors:
 
-    ArtifactError   the pointer or the folder it names is missing or malformed
+    ArtifactError   (server.errors) the pointer or the folder it names is missing or malformed
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
 
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR
+from server.domain.versions import VERSION_NAME, read_current
+from server.errors import ArtifactError
 
 __all__ = [
     "ArtifactError",
@@ -33,15 +36,9 @@ __all__ = [
     "write_version",
 ]
 
-_VERSION: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class ArtifactError(Exception):
-    """The artifact directory does not hold what was expected; one line, naming the path."""
-
 
 def _check_name(version: str, where: Path) -> str:
-    if not _VERSION.match(version):
+    if not VERSION_NAME.match(version):
         raise ArtifactError(
             f"{where}: version {version!r} is not a folder name: expected letters, digits, "
             "'.', '_' or '-' (like 20261126T040512Z-1a2b3c4d)"
@@ -51,18 +48,6 @@ def _check_name(version: str, where: Path) -> str:
 
 def version_dir(artifacts: Path, version: str) -> Path:
     return artifacts / MODELS_DIR / _check_name(version, artifacts)
-
-
-def read_current(artifacts: Path) -> str | None:
-    """The version `current` names, or None when there is no pointer yet."""
-    pointer = artifacts / CURRENT_FILE
-    try:
-        text = pointer.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{pointer}: cannot read ({exc}): expected one version name") from None
-    return _check_name(text.strip(), pointer)
 
 
 def point_current(artifacts: Path, version: str) -> None:

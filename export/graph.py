@@ -3,7 +3,8 @@
 Each model is converted by skl2onnx on the shared float32 input "features", its names are
 prefixed so the seven graphs can live side by side, and plain ONNX nodes then repeat
 `train.models.predict_outputs` exactly: the exp link of the Poisson and log-duration
-models (skl2onnx leaves the Poisson output on the log scale, DESIGN.md "Known pitfalls"),
+models (skl2onnx 1.20 does not apply HistGradientBoostingRegressor's link for
+loss="poisson": its converted output is the log of the prediction; parity catches it),
 the per-group conformal widening, the exp back from the quantiles' log scale, the
 clipping of counts to [0, universe size] (feature column 0) and of durations to
 [DURATION_MIN_S, the timeout cap], stretching each interval to hold its point, and
@@ -44,12 +45,13 @@ IR_VERSION: Final = 9
 
 
 def _convert(model: Any, prefix: str, *, classifier: bool = False) -> onnx.ModelProto:
-    # DoubleTensorType fails to load for HistGradientBoosting in onnxruntime 1.32, and the
-    # server feeds float32 anyway (DESIGN.md, "Known pitfalls").
+    # DoubleTensorType inputs fail to load for HistGradientBoosting in onnxruntime 1.32,
+    # and the server feeds float32 anyway.
     options = {id(model): {"zipmap": False}} if classifier else None
     with warnings.catch_warnings():
-        # skl2onnx 1.20 passes booleans where onnx wants ints (the protobuf < 7 pitfall of
-        # DESIGN.md); protobuf 6 accepts them and says so once per tree attribute.
+        # skl2onnx 1.20 passes booleans where onnx wants ints: protobuf 7 refuses them
+        # ("Expected an int, got a boolean", hence protobuf<7 in pyproject.toml) and
+        # protobuf 6 accepts them with a warning per tree attribute.
         warnings.filterwarnings("ignore", "Field onnx.AttributeProto", DeprecationWarning)
         converted = convert_sklearn(
             model,

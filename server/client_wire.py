@@ -74,13 +74,18 @@ class Outcome(_Answer, frozen=True):
     confidence: float
 
 
-class Answer(_Answer, frozen=True):
-    """/v1/predict: the A/B decision and, when `ml_enabled`, the prediction."""
+class _Gated(_Answer, frozen=True):
+    """The A/B decision both gated answers start with."""
 
     prediction_id: str
     arm: str | None
     ml_enabled: bool
     model_version: str | None = None
+
+
+class Answer(_Gated, frozen=True):
+    """/v1/predict: the A/B decision and, when `ml_enabled`, the prediction."""
+
     result_count: Interval | None = None
     duration_s: Interval | None = None
     p_empty: float | None = None
@@ -100,13 +105,9 @@ class Suggestion(_Answer, frozen=True):
     score: float
 
 
-class RecommendAnswer(_Answer, frozen=True):
+class RecommendAnswer(_Gated, frozen=True):
     """/v1/recommend: the decision and, when `ml_enabled`, the suggestions."""
 
-    prediction_id: str
-    arm: str | None
-    ml_enabled: bool
-    model_version: str | None = None
     current: Outcome | None = None
     current_in_range: bool | None = None
     current_score: float | None = None

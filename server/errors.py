@@ -85,9 +85,17 @@ class UnsupportedMediaTypeError(InputError):
 
 
 class ArtifactError(ScanoptError):
-    """A model version cannot be served (missing file, checksum, feature spec, graph)."""
+    """A model version cannot be served (missing file, checksum, feature spec, graph).
+
+    `check` names the verification step that refused it (server.inference.artifacts.CHECKS),
+    so `just validate` can show it beside the reason the server logs.
+    """
 
     kind = "bad_artifact"
+
+    def __init__(self, message: str, *, check: str = "version") -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class NotReadyError(ScanoptError):

@@ -32,6 +32,7 @@ __all__ = [
     "BatchResponse",
     "Change",
     "ErrorBody",
+    "GatedAnswer",
     "Health",
     "Interval",
     "ModelSummary",
@@ -73,24 +74,6 @@ class Interval(WireStruct, frozen=True):
     upper: Annotated[float, _doc("upper end of the 90% prediction interval, in the same unit")]
 
 
-class Prediction(WireStruct, frozen=True):
-    """What the model says about one scan, and which version said it (ids are the data
-    plane's: server.store.prediction_ids)."""
-
-    model_version: Annotated[str, _doc("the model version that made the prediction")]
-    result_count: Annotated[
-        Interval, _doc("symbols the scan is predicted to return, results, with its interval")
-    ]
-    duration_s: Annotated[
-        Interval, _doc("how long the scan is predicted to run, seconds, with its interval")
-    ]
-    p_empty: Annotated[float, _doc("probability that the scan returns no symbol, share 0-1")]
-    confidence: Annotated[
-        float,
-        _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
-    ]  # server.domain.artifact.confidence_score, in [0, 1]
-
-
 class Outcome(WireStruct, frozen=True):
     """Predicted outcomes of a scan, without identity (used inside recommendations)."""
 
@@ -104,7 +87,14 @@ class Outcome(WireStruct, frozen=True):
     confidence: Annotated[
         float,
         _doc("how tight the intervals are, score 0-1 (1 for a point interval)"),
-    ]
+    ]  # server.domain.artifact.confidence_score, in [0, 1]
+
+
+class Prediction(Outcome, frozen=True):
+    """What the model says about one scan, and which version said it (ids are the data
+    plane's: server.store.prediction_ids)."""
+
+    model_version: Annotated[str, _doc("the model version that made the prediction")]
 
 
 class BatchRequest(WireStruct, frozen=True):
@@ -116,12 +106,12 @@ class BatchRequest(WireStruct, frozen=True):
     ]
 
 
-class PredictAnswer(WireStruct, frozen=True):
-    """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction.
+class GatedAnswer(WireStruct, frozen=True):
+    """The A/B decision every gated answer starts with (/v1/predict, /v1/recommend).
 
     `arm` is "control", "treatment" or null (outside the rollout, or the kill switch is
     on); `ml_enabled` says whether the scanner should show ML content. Without ML the
-    prediction fields are left out (the scanner runs its standard flow) but the
+    answer holds only these fields (the scanner runs its standard flow), and the
     `prediction_id` is still there, so outcome events and feedback link to the scan.
     """
 
@@ -136,6 +126,11 @@ class PredictAnswer(WireStruct, frozen=True):
     model_version: Annotated[
         str | None, _doc("the model version that made the prediction; left out without ML")
     ] = None
+
+
+class PredictAnswer(GatedAnswer, frozen=True):
+    """/v1/predict: the A/B decision for the scan's user and, when ML is on, the prediction."""
+
     result_count: Annotated[
         Interval | None,
         _doc("predicted symbols returned, results, with its interval; left out without ML"),
@@ -231,23 +226,9 @@ class RecommendResponse(WireStruct, frozen=True):
     ] = None
 
 
-class RecommendAnswer(WireStruct, frozen=True):
-    """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields.
+class RecommendAnswer(GatedAnswer, frozen=True):
+    """/v1/recommend: the A/B decision and, when ML is on, the `RecommendResponse` fields."""
 
-    As for `PredictAnswer`: without ML only the id and the decision are sent.
-    """
-
-    prediction_id: Annotated[
-        str, _doc("the id to send back with outcome events and feedback for this scan")
-    ]
-    arm: Annotated[
-        str | None,
-        _doc("the user's A/B arm: control or treatment; null outside the rollout or killed"),
-    ]
-    ml_enabled: Annotated[bool, _doc("whether the scanner should show ML content")]
-    model_version: Annotated[
-        str | None, _doc("the model version that made the predictions; left out without ML")
-    ] = None
     current: Annotated[
         Outcome | None, _doc("the predicted outcome of the scan as sent; left out without ML")
     ] = None

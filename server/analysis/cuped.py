@@ -2,7 +2,8 @@
 
     Y_adj = Y - theta (X - mean X),   theta = Cov(Y, X) / Var(X) pooled over both arms
 
-(Deng, Xu, Kohavi, Walker 2013; REFERENCE.md.) X is measured before exposure, so it is
+(Deng, Xu, Kohavi and Walker, "Improving the Sensitivity of Online Controlled Experiments
+by Utilizing Pre-Experiment Data", WSDM 2013.) X is measured before exposure, so it is
 independent of the assignment: the adjustment leaves the expected difference alone and
 shrinks its variance by about corr(Y, X)^2.
 

@@ -23,6 +23,7 @@ import msgspec
 
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.scan import WireStruct
+from server.errors import ArtifactError
 
 __all__ = [
     "HEADLINE_METRICS",
@@ -31,6 +32,7 @@ __all__ = [
     "VersionList",
     "list_versions",
     "read_alias",
+    "read_current",
 ]
 
 # A version names one folder: no separators, no "..", nothing a shell would mangle.
@@ -81,13 +83,35 @@ class VersionList(WireStruct, frozen=True):
     serving: Annotated[str | None, _doc("the version this worker serves; null offline")] = None
 
 
+def read_current(artifacts: Path) -> str | None:
+    """The version `artifacts/current` names, or None when there is no pointer yet.
+
+    The one reader of the pointer: the server's verification, `just validate`, export,
+    promote and retrain all call it (`read_alias` is its lenient form, for listings).
+    ArtifactError when the pointer cannot be read or names no plain folder (a separator,
+    "..", an empty line): it must never lead a reader outside `artifacts/models`.
+    """
+    pointer = artifacts / CURRENT_FILE
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{pointer}: cannot read ({exc}): expected one version name") from None
+    if not VERSION_NAME.match(name):
+        raise ArtifactError(
+            f"{pointer}: version {name!r} is not a folder name: expected letters, digits, "
+            "'.', '_' or '-' (like 20261126T040512Z-1a2b3c4d)"
+        )
+    return name
+
+
 def read_alias(artifacts: Path) -> str | None:
     """The version `artifacts/current` names, or None when it is missing or malformed."""
     try:
-        name = (artifacts / CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        return read_current(artifacts)
+    except ArtifactError:
         return None
-    return name if VERSION_NAME.match(name) else None
 
 
 def _info(folder: Path, current: str | None) -> VersionInfo:

@@ -1,7 +1,9 @@
 """One model version ready to run: its manifest, its onnxruntime session, its cache.
 
 A `LoadedModel` is immutable once built; hot reload builds a new one and swaps a single
-reference, so a request that picked up the old one finishes on it.
+reference, so a request that picked up the old one finishes on it. `load_model` runs the
+whole verification (server.inference.artifacts lists its steps): the file steps, then
+the three that need the graph itself (onnx loads, graph contract, warm-up).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS, Manifest
 from server.domain.features import N_FEATURES, encode_scans
 from server.domain.scan import Scan, Strategy, Timeframe, Universe
 from server.errors import ArtifactError
-from server.inference.artifacts import Stamp, VerifiedVersion, verify_version
+from server.inference.artifacts import OnPass, Stamp, VerifiedVersion, verify_version
 from server.inference.cache import PredictionCache
 
 __all__ = ["Features", "LoadedModel", "Outputs", "load_model"]
@@ -36,6 +38,7 @@ class LoadedModel:
     def __init__(
         self, verified: VerifiedVersion, session: ort.InferenceSession, cache_size: int
     ) -> None:
+        self.folder: Path = verified.folder
         self.manifest: Manifest = verified.manifest
         self.version: str = verified.manifest.version
         self.sha256: str = verified.model_sha256
@@ -50,7 +53,8 @@ class LoadedModel:
         return outputs
 
     def warm(self) -> None:
-        """Run once per warm-up size and check every output's shape, type and finiteness."""
+        """Run once per warm-up size and check every output's shape, type and finiteness
+        (the "warm-up" step)."""
         rows = _warm_features()
         for n in _WARM_ROWS:
             features = np.resize(rows, (n, N_FEATURES))
@@ -59,20 +63,36 @@ class LoadedModel:
                 if out.shape != (n,) or out.dtype != np.float32:
                     raise ArtifactError(
                         f"model version {self.version!r}: output {name!r} is {out.dtype} "
-                        f"{list(out.shape)} for {n} rows, expected float32 [{n}]"
+                        f"{list(out.shape)} for {n} rows, expected float32 [{n}]",
+                        check="warm-up",
                     )
                 if not np.isfinite(out).all():
                     raise ArtifactError(
                         f"model version {self.version!r}: output {name!r} is not finite "
-                        "on the warm-up rows"
+                        "on the warm-up rows",
+                        check="warm-up",
                     )
 
 
 def load_model(
-    artifacts: Path, *, intra_op_threads: int, cache_size: int, version: str | None = None
+    artifacts: Path,
+    *,
+    intra_op_threads: int,
+    cache_size: int,
+    version: str | None = None,
+    on_pass: OnPass | None = None,
 ) -> LoadedModel:
-    """Verify a version (default: artifacts/current), build its session and warm it."""
-    verified = verify_version(artifacts, version)
+    """Verify a version (default: artifacts/current), build its session and warm it.
+
+    ArtifactError names the step that refused it; `on_pass` hears each step that passed.
+    """
+
+    def tell(name: str, detail: str) -> None:
+        if on_pass is not None:
+            on_pass(name, detail)
+
+    verified = verify_version(artifacts, version, on_pass=on_pass)
+    where = f"model version {verified.manifest.version!r}"
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
@@ -84,33 +104,53 @@ def load_model(
             verified.model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(
-            f"model version {verified.manifest.version!r}: onnxruntime cannot load "
-            f"{verified.manifest.model_file}: {exc}"
+            f"{where}: onnxruntime cannot load {verified.manifest.model_file}: {first}",
+            check="onnx loads",
         ) from None
-    _check_signature(session, verified.manifest.version)
+    tell("onnx loads", f"{verified.folder / verified.manifest.model_file} in onnxruntime")
+    tell("graph contract", _check_signature(session, where))
     model = LoadedModel(verified, session, cache_size)
     model.warm()
+    tell("warm-up", f"{', '.join(map(str, _WARM_ROWS))} rows: every output float32 and finite")
     return model
 
 
-def _check_signature(session: ort.InferenceSession, version: str) -> None:
+def _check_signature(session: ort.InferenceSession, where: str) -> str:
+    """The "graph contract" step; its one-line detail when it passes."""
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != MODEL_INPUT or inputs[0].type != "tensor(float)":
         found = [(i.name, i.type) for i in inputs]
         raise ArtifactError(
-            f"model version {version!r}: graph inputs {found}, expected one "
-            f"{MODEL_INPUT!r} float tensor"
+            f"{where}: graph inputs {found}, expected one {MODEL_INPUT!r} float tensor",
+            check="graph contract",
         )
     shape = inputs[0].shape
     if len(shape) != 2 or shape[1] != N_FEATURES:
         raise ArtifactError(
-            f"model version {version!r}: input shape {shape}, expected [n, {N_FEATURES}]"
+            f"{where}: input shape {shape}, expected [n, {N_FEATURES}]", check="graph contract"
         )
-    names = {o.name for o in session.get_outputs()}
-    missing = [name for name in MODEL_OUTPUTS if name not in names]
+    outputs = {o.name: o.type for o in session.get_outputs()}
+    # The file steps made the manifest's output names exactly MODEL_OUTPUTS.
+    missing = [name for name in MODEL_OUTPUTS if name not in outputs]
     if missing:
-        raise ArtifactError(f"model version {version!r}: graph lacks outputs {missing}")
+        raise ArtifactError(
+            f"{where}: graph lacks outputs {missing} that its manifest lists",
+            check="graph contract",
+        )
+    extra = sorted(set(outputs) - set(MODEL_OUTPUTS))
+    if extra:
+        raise ArtifactError(
+            f"{where}: graph has outputs {extra} that its manifest does not list",
+            check="graph contract",
+        )
+    not_float = [name for name in MODEL_OUTPUTS if outputs[name] != "tensor(float)"]
+    if not_float:
+        raise ArtifactError(
+            f"{where}: outputs {not_float} are not float tensors", check="graph contract"
+        )
+    return f"input {MODEL_INPUT} float [n, {N_FEATURES}]; outputs {', '.join(MODEL_OUTPUTS)}"
 
 
 def _warm_features() -> Features:

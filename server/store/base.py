@@ -132,13 +132,6 @@ class SqlStore(abc.ABC):
     async def get_experiment(self, name: str) -> ExperimentConfig:
         return await self._tx(lambda db: _require(db, name), write=False)
 
-    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
-        def create(db: Db) -> ExperimentConfig:
-            ops.insert_experiment_if_absent(db, config)
-            return _require(db, config.name)
-
-        return await self._tx(create)
-
     async def update_experiment(
         self, name: str, update: ExperimentUpdate, now: datetime
     ) -> ExperimentConfig:

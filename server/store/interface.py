@@ -33,11 +33,6 @@ __all__ = ["Store"]
 class Store(Protocol):
     """Experiment config, exposures, the prediction log, events, feedback and rollups."""
 
-    @property
-    def backend(self) -> str:
-        """ "sqlite" or "postgresql"."""
-        ...
-
     async def open(self) -> None:
         """Connect, apply pending migrations and create the default experiment (idempotent)."""
         ...
@@ -56,10 +51,6 @@ class Store(Protocol):
 
     async def get_experiment(self, name: str) -> ExperimentConfig:
         """The stored config, or ExperimentNotFoundError naming the known ones."""
-        ...
-
-    async def create_experiment(self, config: ExperimentConfig) -> ExperimentConfig:
-        """Insert `config` unless one with its name exists; the stored config either way."""
         ...
 
     async def update_experiment(

@@ -8,7 +8,6 @@ the full-strength effect criteria are `just simulate`'s to guard, not a test's.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,10 +25,10 @@ from bench.simulation.timeline import Calendar, trading_days_before
 from server.analysis.report import decode_report
 from server.domain.features import MARKET_TZ
 from server.domain.scan import Scan
+from tests.browser import CHROMIUM_ARGS, chromium
 from train.generate import generate_records
 from train.habits import sample_scans
 
-CHROMIUM = "/usr/bin/chromium"
 _SCAN = msgspec.json.Decoder(Scan)
 
 
@@ -144,22 +143,13 @@ def test_report_matches_what_the_simulation_counted(outcome: SimulationOutcome) 
 @pytest.mark.slow
 def test_html_report_renders_in_chromium(outcome: SimulationOutcome, tmp_path: Path) -> None:
     """Headless Chromium renders the HTML report to a non-blank screenshot."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {CHROMIUM} is missing: the report rendering must be checked")
-        pytest.skip(f"{CHROMIUM} is not installed")
     png = tmp_path / "report.png"
     profile = tmp_path / "chromium-profile"
     subprocess.run(
         [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
+            chromium(),
+            *CHROMIUM_ARGS,
             "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
             f"--user-data-dir={profile}",
             "--hide-scrollbars",
             "--window-size=1200,2600",

@@ -1,4 +1,4 @@
-"""Sample-ratio mismatch: REFERENCE.md's vectors and the edge cases."""
+"""Sample-ratio mismatch: worked chi-square examples, gbstats' answers and the edge cases."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.server.analysis.gbstats_reference import gbstats_module
 
 
 def test_5100_4900_is_fine_and_5200_4800_is_a_mismatch() -> None:
-    """The published examples: p = 0.0455 (not flagged) and p = 6.3e-5 (flagged at 0.001)."""
+    """Chi-square 4 on 1 df is p = 0.0455 (not flagged); 16 is p = 6.3e-5 (flagged at 0.001)."""
     fine, bad = srm_test([5100, 4900], [0.5, 0.5]), srm_test([5200, 4800], [0.5, 0.5])
     assert float(fine.statistic) == pytest.approx(4.0)
     assert float(fine.p_value) == pytest.approx(0.0455, abs=5e-5)

@@ -66,7 +66,8 @@ def test_proportions_use_welch_t_with_the_unpooled_variance() -> None:
 def test_delta_method_variance_of_a_ratio_matches_the_hand_computation() -> None:
     """M = 1, 2, 3, 6 over D = 2, 2, 4, 4: R = 1 and Var(R) = (14/3 - 4 + 4/3) / 36 = 1/18."""
     est = estimate_arm(arm([1.0, 2.0, 3.0, 6.0], [2.0, 2.0, 4.0, 4.0]), MetricKind.RATIO)
-    # s_M^2 = 14/3, s_D^2 = 4/3, s_MD = 2, mu_D = 3, n = 4 (REFERENCE.md's formula).
+    # s_M^2 = 14/3, s_D^2 = 4/3, s_MD = 2, mu_D = 3, n = 4, in the delta-method
+    # Var(R) = (s_M^2 - 2 R s_MD + R^2 s_D^2) / (n mu_D^2) of server.analysis.stats.
     assert float(est.mean) == pytest.approx(1.0)
     assert float(est.var) == pytest.approx(1 / 18, rel=1e-12)
 

@@ -10,30 +10,19 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
 import pytest
 
 from server.domain.scan import Scan
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, sync_playwright
 from tests.server.conftest import SCAN
 from tests.server.granian_process import REPO, ServerProcess, server_env
 from train.generate import generate_records
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-# No network, no updates, no first-run work: the page must stand on the app alone.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 # Per chart: its id, whether uPlot's draw hook ran, and its canvas width.
 DRAWN_CHARTS = """els => els.map(e => {
@@ -42,20 +31,6 @@ DRAWN_CHARTS = """els => els.map(e => {
 })"""
 # `SCANOPT_DASHBOARD_SCREENSHOT=docs/dashboard.png` also writes the README's screenshot.
 SCREENSHOT_ENV = "SCANOPT_DASHBOARD_SCREENSHOT"
-
-
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the playwright package is missing but CI=true: pip install -e '.[dev]'")
-        pytest.skip("the playwright package is not installed (dev extra)")
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is missing but CI=true: apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`); CI installs it")
-    return sync_playwright
 
 
 @pytest.fixture
@@ -117,15 +92,15 @@ def _traffic(server: ServerProcess, stop: threading.Event) -> None:
 def test_dashboard_in_chromium(server: ServerProcess, tmp_path: Path) -> None:
     """Live figures arrive, all six charts draw, nothing logs an error, the hostile
     suggestion is shown as text, and a failing store shows a banner while live goes on."""
-    sync_playwright = _playwright()
+    start = sync_playwright()
     _seed(server)
     stop = threading.Event()
     load = threading.Thread(target=_traffic, args=(server, stop), daemon=True)
     load.start()
     errors: list[str] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with start() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 1400, "height": 1700})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))

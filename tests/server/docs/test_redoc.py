@@ -3,30 +3,19 @@ every operation from the app's own Redoc bundle."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from server.docs import ASSET_PATH, REDOC_VERSION
+from tests.browser import CHROMIUM_ARGS, chromium
 from tests.server.conftest import TOKEN
 from tests.server.granian_process import REPO, ServerProcess, server_env
 
-CHROMIUM = Path("/usr/bin/chromium")
 ASSETS = REPO / "server" / "docs" / "assets"
-
-
-def chromium() -> Path:
-    """Debian's chromium; skipped only when absent outside CI (CI installs it)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed but CI is set: apt-get install chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI has it")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +73,9 @@ def test_schema_renders_every_operation_offline(server: str) -> None:
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=str(executable), args=list(CHROMIUM_ARGS)
+        )
         try:
             page = browser.new_page()
             page.route("**/*", only_the_app)

@@ -1,11 +1,15 @@
-"""list_versions: every version folder, newest first, readable or not, and the alias."""
+"""list_versions: every version folder, newest first, readable or not, and the alias;
+read_current: the one reader of that alias."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from server.domain.versions import list_versions, read_alias
+import pytest
+
+from server.domain.versions import list_versions, read_alias, read_current
+from server.errors import ArtifactError
 from tests.server.conftest import Versions
 
 
@@ -60,3 +64,16 @@ def test_a_malformed_alias_reads_as_none(tmp_path: Path) -> None:
     """A pointer that is not a folder name is no alias at all."""
     (tmp_path / "current").write_text("../../etc\n")
     assert read_alias(tmp_path) is None
+
+
+def test_no_pointer_yet_reads_as_none(tmp_path: Path) -> None:
+    """Before the first export there is no alias: None, not an error."""
+    assert read_current(tmp_path) is None
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", " .hidden"])
+def test_a_pointer_naming_a_path_is_refused(tmp_path: Path, name: str) -> None:
+    """current must name a plain folder, never a path that escapes models/."""
+    (tmp_path / "current").write_text(name)
+    with pytest.raises(ArtifactError, match="is not a folder name: expected letters"):
+        read_current(tmp_path)
