@@ -16,6 +16,8 @@ words for; the field and operation descriptions state them instead:
   summing to 1, and force to lower the coverage of a running experiment;
 - V2 infer: the model's signature (GET /v2/models/scanopt): one FP32 input `features`
   of shape [n, 13] with n*13 values, each in its feature's range, and known outputs;
+- V2 paths: a random model name or version is an honest 404, so three valid cases in
+  four name the model served (scanopt) and its version, for the answers behind them;
 - JSON Schema counts 1.0 as an integer; the server's decoder (msgspec) reads a JSON
   float literal as a float and refuses it for an integer field, as typed decoders do.
 
@@ -46,6 +48,7 @@ from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import FEATURE_SPEC, N_FEATURES
 from server.domain.scan import EARLIEST_TIMESTAMP
 from server.experiments.config import CONTROL, DEFAULT_EXPERIMENT, TREATMENT
+from server.routes.v2 import MODEL_NAME
 
 __all__ = ["VALID_SCAN", "keep_rules"]
 
@@ -107,6 +110,8 @@ def keep_rules(context: Any, case: Any) -> Any:
         case.body = body
     if path == "/v1/analytics/usage" and isinstance(case.query, dict):
         _usage(case.query)
+    if path.startswith("/v2/models/") and isinstance(case.path_parameters, dict):
+        _served(case)
     return case
 
 
@@ -232,6 +237,21 @@ def _instant(raw: Any) -> datetime | None:
         return msgspec.convert(raw, datetime)
     except msgspec.ValidationError:
         return None
+
+
+_SERVED: dict[str, str] = {}  # the served model's name and version, asked once
+
+
+def _served(case: Any) -> None:
+    if next(_ids) % 4 == 0:
+        return
+    if not _SERVED:
+        url = case.operation.schema.get_base_url() + f"/v2/models/{MODEL_NAME}"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            _SERVED.update(name=MODEL_NAME, model_version=json.load(answer)["versions"][0])
+    for key in ("name", "model_version"):
+        if key in case.path_parameters:
+            case.path_parameters[key] = _SERVED[key]
 
 
 def _prediction_id(case: Any) -> str:
