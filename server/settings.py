@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -152,6 +152,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Settings({shown})"
+
+    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
+        """The fields for rich and repr(), secrets (the token, the DSN) not shown."""
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            yield name, "(not shown)" if name in _SECRET and value is not None else value
 
     def __post_init__(self) -> None:
         """The rules that span a value's shape: origins, the DSN, batch sizes."""
