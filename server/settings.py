@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -157,11 +157,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         shown = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
         return f"Settings({shown})"
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
         """The fields for rich and repr(), secrets (the token, the DSN) not shown."""
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            yield name, "(not shown)" if name in _SECRET and value is not None else value
+        values = [(name, getattr(self, name)) for name in self.__struct_fields__]
+        return [(n, "(not shown)" if n in _SECRET and v is not None else v) for n, v in values]
 
     def __post_init__(self) -> None:
         """The rules that span a value's shape: origins, the DSN, batch sizes."""
