@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, get, put
@@ -20,15 +20,14 @@ from server.experiments.config import ExperimentConfig, ExperimentUpdate
 from server.experiments.gate import ExperimentGate
 from server.logs import LOGGER_NAME
 from server.routes.admin import admin_guard
-from server.routes.params import EXPERIMENT_NAME
+from server.routes.params import ExperimentName
 from server.schemas import decode_body
 from server.store.interface import Store
 
-__all__ = ["ExperimentName", "routes"]
+__all__ = ["routes"]
 
 _UPDATE = msgspec.json.Decoder(ExperimentUpdate)
 _LOG = logging.getLogger(LOGGER_NAME)
-ExperimentName = Annotated[str, EXPERIMENT_NAME]
 
 
 def routes(store: Store, gate: ExperimentGate, admin_token: str | None) -> list[HTTPRouteHandler]:

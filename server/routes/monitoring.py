@@ -30,7 +30,7 @@ WindowMinutes = Annotated[
     int | None,
     Parameter(ge=1, le=MAX_WINDOW_MINUTES, description="the drift window, minutes"),
 ]
-Version = Annotated[str | None, MODEL_VERSION]
+Version = Annotated[str | None, MODEL_VERSION]  # optional: not ModelVersion
 AccuracyWindow = Annotated[str, window_param(WINDOWS, "the accuracy window")]
 BusinessWindow = Annotated[str, window_param(BUSINESS_WINDOWS, "the window, by arrival")]
 

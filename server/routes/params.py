@@ -37,6 +37,8 @@ __all__ = [
     "ID",
     "MODEL_VERSION",
     "PATTERN_WORDS",
+    "ExperimentName",
+    "ModelVersion",
     "instant",
     "one_of",
     "one_value_each",
@@ -71,6 +73,8 @@ MODEL_VERSION: Final = Parameter(
     max_length=128,
     description="a model version's name (its folder under artifacts/models/)",
 )
+ExperimentName = Annotated[str, EXPERIMENT_NAME]
+ModelVersion = Annotated[str, MODEL_VERSION]
 _AWARE: Final = Annotated[datetime, msgspec.Meta(tz=True)]
 
 

@@ -21,8 +21,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery
 
 from server.analysis.report import Report
-from server.routes.experiments import ExperimentName
-from server.routes.params import one_value_each
+from server.routes.params import ExperimentName, one_value_each
 from server.store.interface import Store
 
 __all__ = ["MARKDOWN", "routes"]

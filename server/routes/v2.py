@@ -20,7 +20,7 @@ from server.errors import ModelNotFoundError, NotReadyError
 from server.inference.model import LoadedModel
 from server.inference.predictor import Predictor
 from server.inference.v2_codec import HEADER_LENGTH, decode_infer, encode_infer
-from server.routes.params import ID, MODEL_VERSION
+from server.routes.params import ID, ModelVersion
 from server.schemas import (
     V2InferRequest,
     V2InferResponse,
@@ -39,7 +39,6 @@ _INFER_OPT: Final = {"body": V2InferRequest, OPTIONAL_CONTENT_TYPE: True}
 _INPUTS: Final = [V2TensorMetadata(name=MODEL_INPUT, datatype="FP32", shape=[-1, N_FEATURES])]
 Req = Request[Any, Any, Any]
 ModelName = Annotated[str, ID]
-ModelVersion = Annotated[str, MODEL_VERSION]
 _OUTPUTS: Final = [V2TensorMetadata(name=n, datatype="FP32", shape=[-1]) for n in MODEL_OUTPUTS]
 # The handlers return encoded bytes (JSON, or JSON then binary tensors): say which JSON.
 _ANSWER: Final = {
