@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 "--max-examples",
                 str(DEFAULT_MAX_EXAMPLES),
                 "--continue-on-failure",  # keep fuzzing an operation after its first failure
+                # The first report or drift answer imports scipy and matplotlib (seconds,
+                # and over schemathesis's default 10 s on a machine at load 18): this run
+                # checks what answers say, latency is the benchmarks' business.
+                "--request-timeout",
+                "60",
                 # One thread: with two, hypothesis parsing lambdas' source in both threads
                 # at once raised CPython's "AST constructor recursion depth mismatch"
                 # SystemError here (Python 3.11; see python/cpython#106905), which
