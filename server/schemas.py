@@ -18,6 +18,8 @@ from server.domain.features import FeatureSpec
 from server.domain.scan import (
     ID_PATTERN,
     ID_RULE,
+    NAME_PATTERN,
+    NAME_RULE,
     ResultCount,
     Scan,
     Strategy,
@@ -460,4 +462,6 @@ def _explain(text: str) -> tuple[str | None, str]:
         message = "number out of range: expected a finite number"
     elif repr(ID_PATTERN) in message:  # msgspec quotes the pattern with repr()
         message = ID_RULE
+    elif repr(NAME_PATTERN) in message:
+        message = NAME_RULE
     return path or None, message

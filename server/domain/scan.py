@@ -19,6 +19,7 @@ __all__ = [
     "ID_RULE",
     "MAX_CLOCK_SKEW",
     "NAME_PATTERN",
+    "NAME_RULE",
     "TIMEFRAME_MINUTES",
     "UNIVERSE_SIZES",
     "Id",
@@ -116,6 +117,7 @@ Id = Annotated[
 ]
 # Experiment and arm names: a short slug.
 NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]+$"
+NAME_RULE: Final = "expected a name of letters, digits, '_', '.' and '-'"
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 # A scan cannot return more symbols than the largest universe holds.
 ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]

@@ -28,7 +28,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Parameter
 
-from server.domain.scan import ID_PATTERN, ID_RULE, NAME_PATTERN
+from server.domain.scan import ID_PATTERN, ID_RULE, NAME_PATTERN, NAME_RULE
 from server.domain.versions import VERSION_NAME
 from server.errors import InputError
 
@@ -49,7 +49,7 @@ __all__ = [
 # What each pattern means, for messages: msgspec's own text shows the regular expression.
 PATTERN_WORDS: Final = {
     ID_PATTERN: ID_RULE,
-    NAME_PATTERN: "expected a name of letters, digits, '_', '.' and '-'",
+    NAME_PATTERN: NAME_RULE,
     VERSION_NAME.pattern: (
         "expected a version name: a letter or digit, then letters, digits, '_', '.' or '-'"
     ),
