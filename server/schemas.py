@@ -17,6 +17,9 @@ from server.domain.artifact import CalibrationBin, TrainingData
 from server.domain.features import FeatureSpec
 from server.domain.scan import (
     ID_PATTERN,
+    ID_RULE,
+    NAME_PATTERN,
+    NAME_RULE,
     ResultCount,
     Scan,
     Strategy,
@@ -458,8 +461,7 @@ def _explain(text: str) -> tuple[str | None, str]:
     elif message == "Number out of range":
         message = "number out of range: expected a finite number"
     elif repr(ID_PATTERN) in message:  # msgspec quotes the pattern with repr()
-        message = (
-            "expected an id without control characters (NUL, C0, DEL, C1) or Unicode "
-            "bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
-        )
+        message = ID_RULE
+    elif repr(NAME_PATTERN) in message:
+        message = NAME_RULE
     return path or None, message

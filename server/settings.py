@@ -182,6 +182,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Settings({shown})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """The fields for rich and repr(), secrets (the token, the DSN) not shown."""
+        values = [(name, getattr(self, name)) for name in self.__struct_fields__]
+        return [(n, "(not shown)" if n in _SECRET and v is not None else v) for n, v in values]
+
     def __post_init__(self) -> None:
         """The rules that span a value's shape: origins, the DSN, batch sizes."""
         for origin in self.cors_origins:

@@ -4,15 +4,22 @@ Every operation declares the errors it can answer, each with the one error body
 (`ErrorBody`: `error` naming the bad value and what was expected, `kind`, `field`):
 
 - 400, 413 and 415 for an operation with a JSON body (malformed, too large, not JSON);
+- 400 for an operation with query or path parameters (one that does not parse or breaks
+  its declared rule: pattern, range, allowed values);
+- 401 and 403 on the admin operations (no bearer token, a wrong one);
 - 404 where a path names something (an experiment, a V2 model or version) and for
   events and feedback (an unknown `prediction_id`);
 - 409 for events and feedback (an id reused with another body) and the admin reload
   (a version refused, the old one keeps serving);
-- 422 where a rule beyond the schema applies (events, feedback, experiment changes);
+- 422 where a rule beyond the schema applies (events, feedback, experiment changes, the
+  usage window's since < until);
 - 503 wherever the model or the store is needed (not ready, store unreachable), with
   Retry-After.
 
-A tagged union's tag property (an event's `type`) is described as such. Every property
+A tagged union's tag property (an event's `type`) is described as such; a union whose
+options overlap (`str | int | float`) is anyOf, not oneOf; an optional query parameter
+is its type alone (Litestar writes `T | None` as oneOf [T, null], and a query string
+cannot carry a JSON null). Every property
 that has a description gets its range appended, read from the schema's own
 constraints (minimum/maximum, lengths), so the numbers exist once: in the annotations of
 the domain module that msgspec turned into this schema.
@@ -24,7 +31,7 @@ from typing import Any, Final, cast
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Reference, Schema
 
 from server.schemas import ErrorBody
 
@@ -32,6 +39,8 @@ __all__ = ["ERROR_STATUSES", "document_errors", "error_statuses"]
 
 ERROR_STATUSES: Final[dict[int, str]] = {
     400: "Bad input: `error` names the field and what was expected, `field` is its path",
+    401: "An admin call without the header Authorization: Bearer <SCANOPT_ADMIN_TOKEN>",
+    403: "An admin call whose bearer token is not SCANOPT_ADMIN_TOKEN",
     404: "Not found: an unknown experiment, model, version or prediction_id, named",
     409: "Conflict: an id reused with another body, or a model version refused",
     413: "The body is over SCANOPT_MAX_BODY_BYTES",
@@ -42,7 +51,8 @@ ERROR_STATUSES: Final[dict[int, str]] = {
 _REF: Final = "#/components/schemas/{name}"
 _NAMED: Final = ("/v1/events", "/v1/feedback")
 _CONFLICT: Final = (*_NAMED, "/v1/admin/reload")
-_RULES: Final = (*_NAMED, "/v1/admin/experiments/{name}")
+_RULES: Final = (*_NAMED, "/v1/admin/experiments/{name}", "/v1/analytics/usage")
+_ADMIN: Final = "/v1/admin/"
 _NO_STATE: Final = ("/health/live", "/v2/health/live", "/metrics", "/v2")
 # Litestar's Schema spells JSON Schema keys in snake case.
 _ATTRS: Final = {
@@ -55,9 +65,13 @@ _ATTRS: Final = {
 }
 
 
-def error_statuses(path: str, has_body: bool) -> list[int]:
+def error_statuses(path: str, has_body: bool, has_parameters: bool = False) -> list[int]:
     """The error statuses an operation on `path` can answer (module docstring)."""
     statuses = {400, 413, 415} if has_body else set()
+    if has_parameters:
+        statuses.add(400)
+    if path.startswith(_ADMIN):
+        statuses |= {401, 403}
     if "{" in path or path in _NAMED:
         statuses.add(404)
     if path in _CONFLICT:
@@ -83,15 +97,50 @@ def document_errors(app: Litestar) -> None:
             if operation is None:
                 continue
             responses = operation.responses if operation.responses is not None else {}
-            for status in error_statuses(path, operation.request_body is not None):
+            has_body = operation.request_body is not None
+            for status in error_statuses(path, has_body, bool(operation.parameters)):
                 responses[str(status)] = OpenAPIResponse(
                     description=ERROR_STATUSES[status], content=body
                 )
             operation.responses = responses
+            for parameter in operation.parameters or []:
+                _drop_null_option(parameter)
     for schema in schemas.values():
+        _overlapping_unions_as_any_of(schema)
         for prop in (_get(schema, "properties") or {}).values():
             _describe_tag(prop)
             _append_range(prop)
+
+
+def _overlapping_unions_as_any_of(schema: Any) -> None:
+    """Litestar writes a union as oneOf, which means exactly one option: a value that
+    fits two (5 is both an integer and a number, in `str | int | float`) would break it.
+    anyOf says what the decoder accepts; msgspec's own schemas already use it."""
+    if not isinstance(schema, Schema):
+        return
+    options = schema.one_of or []
+    kinds = [getattr(o, "type", None) for o in options]
+    if OpenAPIType.INTEGER in kinds and OpenAPIType.NUMBER in kinds:
+        schema.any_of, schema.one_of = options, None
+    for child in [*(schema.properties or {}).values(), *options, *(schema.any_of or [])]:
+        _overlapping_unions_as_any_of(child)
+
+
+def _drop_null_option(parameter: Any) -> None:
+    """An optional parameter is one that may be left out, not one that may be "null".
+
+    Litestar writes `x: T | None = None` as oneOf [T, null]; a query string cannot carry
+    a JSON null (`?x=null` is the text "null"), so the document keeps T alone.
+    """
+    schema = getattr(parameter, "schema", None)
+    options = getattr(schema, "one_of", None)
+    if schema is None or not options:
+        return
+    kept = [o for o in options if getattr(o, "type", None) != OpenAPIType.NULL]
+    if len(kept) == 1 and len(kept) < len(options):
+        schema.one_of = None
+        schema.type = kept[0].type
+        schema.format = schema.format or kept[0].format
 
 
 def _describe_tag(prop: Any) -> None:

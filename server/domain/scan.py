@@ -16,7 +16,10 @@ import msgspec
 __all__ = [
     "EARLIEST_TIMESTAMP",
     "ID_PATTERN",
+    "ID_RULE",
     "MAX_CLOCK_SKEW",
+    "NAME_PATTERN",
+    "NAME_RULE",
     "TIMEFRAME_MINUTES",
     "UNIVERSE_SIZES",
     "Id",
@@ -99,6 +102,10 @@ TIMEFRAME_MINUTES: Final[dict[Timeframe, int]] = {
 # marks U+061C, U+200E, U+200F, embeddings and overrides U+202A-U+202E, isolates
 # U+2066-U+2069), which would make one id display as another.
 ID_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+ID_RULE: Final = (
+    "expected an id without control characters (NUL, C0, DEL, C1) or Unicode "
+    "bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)"
+)
 Id = Annotated[
     str,
     msgspec.Meta(
@@ -109,7 +116,9 @@ Id = Annotated[
     ),
 ]
 # Experiment and arm names: a short slug.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]+$"
+NAME_RULE: Final = "expected a name of letters, digits, '_', '.' and '-'"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 # A scan cannot return more symbols than the largest universe holds.
 ResultCount = Annotated[int, msgspec.Meta(ge=0, le=max(UNIVERSE_SIZES.values()))]
 # Upper bounds exist so that 1e400 (parsed as infinity) is refused, not only NaN.

@@ -8,15 +8,15 @@ which the page shows as a store outage). A bad window is a 400 naming it.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Final
+from typing import Annotated, Final
 
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
 from server.dashboard.schemas import DashboardHistory, DashboardLive, DashboardStored
 from server.dashboard.service import HISTORY_WINDOWS, Dashboard
-from server.errors import InputError
+from server.routes.params import one_of, one_value_each, window_param
 
 __all__ = ["routes"]
 
@@ -40,11 +40,7 @@ _CSP: Final = (
 )
 
 
-def _window(window: str) -> str:
-    if window not in HISTORY_WINDOWS:
-        allowed = ", ".join(HISTORY_WINDOWS)
-        raise InputError(f"window: {window!r} is not one of {allowed}", field="window")
-    return window
+Window = Annotated[str, window_param(HISTORY_WINDOWS, "the window to show")]
 
 
 def routes(dashboard: Dashboard) -> list[HTTPRouteHandler]:
@@ -73,15 +69,15 @@ def routes(dashboard: Dashboard) -> list[HTTPRouteHandler]:
         """Status, model version, cumulative counters, latency histogram, alerts holding now."""
         return dashboard.live()
 
-    @get("/v1/dashboard/history", tags=["monitoring"])
-    async def history(window: FromQuery[str] = "1h") -> DashboardHistory:
+    @get("/v1/dashboard/history", tags=["monitoring"], guards=[one_value_each])
+    async def history(window: Window = "1h") -> DashboardHistory:
         """Requests/s, 5xx and slow shares, latency quantiles and drift per feature over the
         window, from the store's rollups (503: store down)."""
-        return await dashboard.history_points(_window(window))
+        return await dashboard.history_points(one_of("window", window, HISTORY_WINDOWS))
 
-    @get("/v1/dashboard/stored", tags=["monitoring"])
-    async def stored(window: FromQuery[str] = "24h") -> DashboardStored:
+    @get("/v1/dashboard/stored", tags=["monitoring"], guards=[one_value_each])
+    async def stored(window: Window = "24h") -> DashboardStored:
         """Recent feedback, the A/B arms and online accuracy history (503: store down)."""
-        return await dashboard.stored(_window(window))
+        return await dashboard.stored(one_of("window", window, HISTORY_WINDOWS))
 
     return [page, asset, live, history, stored]

@@ -31,6 +31,7 @@ from server.errors import (
     UnsupportedMediaTypeError,
 )
 from server.monitoring.metrics import Metrics
+from server.routes.params import parameter_message
 from server.schemas import ErrorBody
 from server.settings import Settings
 
@@ -70,7 +71,7 @@ def _parameter_problems(extra: object) -> tuple[str | None, str | None]:
             return None, None
         source = getattr(item.get("source"), "value", item.get("source"))
         where = f" ({source} parameter)" if source else ""
-        parts.append(f"{item['key']}{where}: {item['message']}")
+        parts.append(f"{item['key']}{where}: {parameter_message(str(item['message']))}")
     return "; ".join(parts), str(extra[0]["key"])
 
 

@@ -12,12 +12,13 @@ too), is 422 naming what is allowed.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromQuery
+from litestar.openapi import ResponseSpec
+from litestar.params import Parameter
 
 from server.domain.scan import MAX_CLOCK_SKEW, timestamp_problem
 from server.errors import (
@@ -26,15 +27,29 @@ from server.errors import (
     UnknownPredictionError,
 )
 from server.experiments.gate import ExperimentGate
+from server.routes.params import instant, one_value_each
 from server.schemas import decode_body
 from server.store.interface import Store
 from server.store.prediction_ids import PredictionIds
 from server.store.records import Ack, Event, UsageReport
 
-__all__ = ["MAX_CLOCK_SKEW", "USAGE_WINDOW", "check_event", "routes"]
+__all__ = ["DUPLICATE", "MAX_CLOCK_SKEW", "USAGE_WINDOW", "check_event", "routes"]
 
 _EVENT = msgspec.json.Decoder(Event)
 USAGE_WINDOW: Final = timedelta(days=7)
+_EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+# An instant as the document's date-time format states it (server.routes.params.instant).
+Instant = Annotated[
+    str | None,
+    Parameter(
+        description="an RFC 3339 date-time with an offset, e.g. 2026-03-02T15:00:00Z",
+        schema_extra={"format": "date-time"},
+    ),
+]
+# A retry of a recorded body: the same Ack, 200 instead of 201.
+DUPLICATE: Final = {
+    200: ResponseSpec(Ack, description="The same body was recorded before: status duplicate")
+}
 
 
 def check_event(gate: ExperimentGate, ids: PredictionIds, event: Event, now: datetime) -> None:
@@ -58,7 +73,7 @@ def check_event(gate: ExperimentGate, ids: PredictionIds, event: Event, now: dat
 def routes(store: Store, gate: ExperimentGate, ids: PredictionIds) -> list[HTTPRouteHandler]:
     """The event and usage handlers."""
 
-    @post("/v1/events", opt={"body": Event}, tags=["outcomes"])
+    @post("/v1/events", opt={"body": Event}, tags=["outcomes"], responses=DUPLICATE)
     async def record_event(request: Request[Any, Any, Any]) -> Response[Ack]:
         """Record one scan_started, first_result or scan_completed event (201; retry: 200)."""
         event = decode_body(_EVENT, await request.body())
@@ -70,21 +85,13 @@ def routes(store: Store, gate: ExperimentGate, ids: PredictionIds) -> list[HTTPR
             status_code=201 if created else 200,
         )
 
-    @get("/v1/analytics/usage", tags=["outcomes"])
-    async def usage(
-        since: FromQuery[datetime | None] = None, until: FromQuery[datetime | None] = None
-    ) -> UsageReport:
+    @get("/v1/analytics/usage", tags=["outcomes"], guards=[one_value_each])
+    async def usage(since: Instant = None, until: Instant = None) -> UsageReport:
         """Adoption, scans per session, return rate and drop-off, overall and per arm, over
-        events that happened in [since, until) (default: the last 7 days)."""
-        end = until or datetime.now(UTC)
-        start = since or end - USAGE_WINDOW
-        for name, moment in (("since", start), ("until", end)):
-            if moment.tzinfo is None:
-                raise InvalidInputError(
-                    f"{name}: {moment.isoformat()} has no timezone; expected ISO-8601 with "
-                    "an offset, e.g. 2026-03-02T15:00:00Z",
-                    field=name,
-                )
+        events that happened in [since, until) (default: the last 7 days); since must be
+        before until (422 otherwise)."""
+        end = instant("until", until) or datetime.now(UTC)
+        start = instant("since", since) or max(end, _EARLIEST + USAGE_WINDOW) - USAGE_WINDOW
         if start >= end:
             raise InvalidInputError(
                 f"since ({start.isoformat()}) must be before until ({end.isoformat()})",

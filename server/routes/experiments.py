@@ -15,12 +15,12 @@ from typing import Any
 import msgspec
 from litestar import Request, get, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
 
 from server.experiments.config import ExperimentConfig, ExperimentUpdate
 from server.experiments.gate import ExperimentGate
 from server.logs import LOGGER_NAME
 from server.routes.admin import admin_guard
+from server.routes.params import ExperimentName
 from server.schemas import decode_body
 from server.store.interface import Store
 
@@ -39,7 +39,7 @@ def routes(store: Store, gate: ExperimentGate, admin_token: str | None) -> list[
         return await store.list_experiments()
 
     @get("/v1/experiments/{name:str}", tags=["experiments"])
-    async def get_experiment(name: FromPath[str]) -> ExperimentConfig:
+    async def get_experiment(name: ExperimentName) -> ExperimentConfig:
         """One experiment's config as stored (404 naming the known experiments)."""
         return await store.get_experiment(name)
 
@@ -54,7 +54,7 @@ def routes(store: Store, gate: ExperimentGate, admin_token: str | None) -> list[
         tags=["admin"],
     )
     async def update_experiment(
-        name: FromPath[str], request: Request[Any, Any, Any]
+        name: ExperimentName, request: Request[Any, Any, Any]
     ) -> ExperimentConfig:
         """Change coverage, weights and/or the kill switch; 422 says which rule was broken."""
         update = decode_body(_UPDATE, await request.body())

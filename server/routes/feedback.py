@@ -16,6 +16,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
 from server.errors import UnknownPredictionError
+from server.routes.events import DUPLICATE
 from server.schemas import decode_body
 from server.store.interface import Store
 from server.store.prediction_ids import PredictionIds
@@ -29,7 +30,7 @@ _FEEDBACK = msgspec.json.Decoder(Feedback)
 def routes(store: Store, ids: PredictionIds) -> list[HTTPRouteHandler]:
     """The feedback handler."""
 
-    @post("/v1/feedback", opt={"body": Feedback}, tags=["outcomes"])
+    @post("/v1/feedback", opt={"body": Feedback}, tags=["outcomes"], responses=DUPLICATE)
     async def record_feedback(request: Request[Any, Any, Any]) -> Response[Ack]:
         """Record a rating (201), or acknowledge a retry of the same one (200)."""
         feedback = decode_body(_FEEDBACK, await request.body())

@@ -7,13 +7,12 @@ means are in server.monitoring.schemas.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromQuery
+from litestar.params import Parameter
 
-from server.errors import InputError
 from server.monitoring.accuracy import WINDOWS
 from server.monitoring.monitor import BUSINESS_WINDOWS, Monitor
 from server.monitoring.schemas import (
@@ -22,66 +21,46 @@ from server.monitoring.schemas import (
     DriftReport,
     ImportanceReport,
 )
+from server.routes.params import MODEL_VERSION, one_of, one_value_each, window_param
 
-__all__ = ["MAX_WINDOW_MINUTES", "parse_window_minutes", "routes"]
+__all__ = ["MAX_WINDOW_MINUTES", "routes"]
 
 MAX_WINDOW_MINUTES: Final = 10_080  # 7 days
-
-
-def parse_window(raw: str, allowed: tuple[str, ...]) -> str:
-    """`raw` if it names a window; InputError listing the windows otherwise."""
-    if raw not in allowed:
-        raise InputError(
-            f"window: {raw!r} is not a window; expected one of {', '.join(allowed)}",
-            field="window",
-        )
-    return raw
-
-
-def parse_window_minutes(raw: str | None) -> int | None:
-    """Minutes from 1 to MAX_WINDOW_MINUTES, or None for the default."""
-    if raw is None:
-        return None
-    expected = f"expected a whole number of minutes from 1 to {MAX_WINDOW_MINUTES}"
-    try:
-        minutes = int(raw)
-    except ValueError:
-        raise InputError(f"window_minutes: {raw!r}: {expected}", field="window_minutes") from None
-    if not 1 <= minutes <= MAX_WINDOW_MINUTES:
-        raise InputError(f"window_minutes: {minutes}: {expected}", field="window_minutes")
-    return minutes
+WindowMinutes = Annotated[
+    int | None,
+    Parameter(ge=1, le=MAX_WINDOW_MINUTES, description="the drift window, minutes"),
+]
+Version = Annotated[str | None, MODEL_VERSION]  # optional: not ModelVersion
+AccuracyWindow = Annotated[str, window_param(WINDOWS, "the accuracy window")]
+BusinessWindow = Annotated[str, window_param(BUSINESS_WINDOWS, "the window, by arrival")]
 
 
 def routes(monitor: Monitor) -> list[HTTPRouteHandler]:
     """The monitoring read handlers."""
     windows = tuple(WINDOWS)
 
-    @get("/v1/monitoring/accuracy", tags=["monitoring"])
-    async def accuracy(
-        window: FromQuery[str] = "1h", version: FromQuery[str | None] = None
-    ) -> AccuracyReport:
+    @get("/v1/monitoring/accuracy", tags=["monitoring"], guards=[one_value_each])
+    async def accuracy(window: AccuracyWindow = "1h", version: Version = None) -> AccuracyReport:
         """Online accuracy of labelled outcomes per model version and arm over a window
         (1h, 24h, 7d or live), with n and the training figure beside each."""
-        return await monitor.accuracy(parse_window(window, windows), version)
+        return await monitor.accuracy(one_of("window", window, windows), version)
 
-    @get("/v1/monitoring/drift", tags=["monitoring"])
-    async def drift(
-        window_minutes: FromQuery[str | None] = None, version: FromQuery[str | None] = None
-    ) -> DriftReport:
+    @get("/v1/monitoring/drift", tags=["monitoring"], guards=[one_value_each])
+    async def drift(window_minutes: WindowMinutes = None, version: Version = None) -> DriftReport:
         """PSI, Wasserstein and Jensen-Shannon drift of every feature and output of recent
         predictions against the manifest's reference, each with its threshold."""
-        return await monitor.drift(parse_window_minutes(window_minutes), version)
+        return await monitor.drift(window_minutes, version)
 
-    @get("/v1/monitoring/importance", tags=["monitoring"])
-    async def importance(version: FromQuery[str | None] = None) -> ImportanceReport:
+    @get("/v1/monitoring/importance", tags=["monitoring"], guards=[one_value_each])
+    async def importance(version: Version = None) -> ImportanceReport:
         """The latest nDCG of recent permutation importances against the manifest's ranking
         (below 0.9 is a violation)."""
         return await monitor.importance(version)
 
-    @get("/v1/monitoring/business", tags=["monitoring"])
-    async def business(window: FromQuery[str] = "24h") -> BusinessReport:
+    @get("/v1/monitoring/business", tags=["monitoring"], guards=[one_value_each])
+    async def business(window: BusinessWindow = "24h") -> BusinessReport:
         """Per arm over a window (1h, 24h or 7d, by arrival): empty-scan rate, time to first
         result, satisfaction, positive feedback share, adoption and regular usage."""
-        return await monitor.business(parse_window(window, tuple(BUSINESS_WINDOWS)))
+        return await monitor.business(one_of("window", window, BUSINESS_WINDOWS))
 
     return [accuracy, drift, importance, business]

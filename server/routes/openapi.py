@@ -40,8 +40,12 @@ def document_bodies(app: Litestar) -> None:
     openapi = app.openapi_schema  # built once here and cached by Litestar
     schemas = openapi.components.schemas
     for name, schema in components.items():
-        # Litestar may have generated the same type for a response; keep its version.
-        schemas.setdefault(name, cast(Schema, schema))
+        # Litestar may have generated the same type for a response; keep its version, but
+        # say what the decoder enforces: no fields beyond the declared ones (msgspec's
+        # forbid_unknown_fields, which Litestar's version leaves out).
+        existing = schemas.setdefault(name, cast(Schema, schema))
+        if schema.get("additionalProperties") is False and isinstance(existing, Schema):
+            existing.additional_properties = False
     for (path, attribute), body in bodies.items():
         item = openapi.paths.get(path) if openapi.paths else None
         operation = getattr(item, attribute, None) if item else None

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 
 from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from server.analysis.report import Report
+from server.routes.params import ExperimentName, one_value_each
 from server.store.interface import Store
 
 __all__ = ["MARKDOWN", "routes"]
@@ -46,20 +47,30 @@ def routes(store: Store) -> list[HTTPRouteHandler]:
         with plot_lock:
             return render_html(report)
 
-    @get("/v1/experiments/{name:str}/report", tags=["experiments"])
-    async def report_json(name: FromPath[str], looks: FromQuery[bool] = True) -> Report:
+    @get("/v1/experiments/{name:str}/report", tags=["experiments"], guards=[one_value_each])
+    async def report_json(name: ExperimentName, looks: FromQuery[bool] = True) -> Report:
         """The experiment report: sample-ratio check, per-metric lifts with 95% CIs, p-values,
         always-valid intervals, CUPED and the plan's checklist (404 naming known experiments)."""
         return await report_of(name, looks)
 
-    @get("/v1/experiments/{name:str}/report.html", tags=["experiments"])
-    async def report_html(name: FromPath[str], looks: FromQuery[bool] = True) -> Response[str]:
+    @get(
+        "/v1/experiments/{name:str}/report.html",
+        tags=["experiments"],
+        media_type=MediaType.HTML,
+        guards=[one_value_each],
+    )
+    async def report_html(name: ExperimentName, looks: FromQuery[bool] = True) -> Response[str]:
         """The report as one HTML page with its plots inline (SVG), for people."""
         page = await asyncio.to_thread(html_of, await report_of(name, looks))
         return Response(page, media_type=MediaType.HTML)
 
-    @get("/v1/experiments/{name:str}/report.md", tags=["experiments"])
-    async def report_markdown(name: FromPath[str], looks: FromQuery[bool] = True) -> Response[str]:
+    @get(
+        "/v1/experiments/{name:str}/report.md",
+        tags=["experiments"],
+        media_type=MARKDOWN,
+        guards=[one_value_each],
+    )
+    async def report_markdown(name: ExperimentName, looks: FromQuery[bool] = True) -> Response[str]:
         """The report as Markdown (tables, no plots)."""
         from server.analysis.report_markdown import render_markdown
 

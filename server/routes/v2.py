@@ -7,11 +7,11 @@ with 400 (and the usual `kind` and `field`), as tritonclient expects.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.openapi import ResponseSpec
 
 from server.content_type import OPTIONAL_CONTENT_TYPE
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
@@ -20,8 +20,10 @@ from server.errors import ModelNotFoundError, NotReadyError
 from server.inference.model import LoadedModel
 from server.inference.predictor import Predictor
 from server.inference.v2_codec import HEADER_LENGTH, decode_infer, encode_infer
+from server.routes.params import ID, ModelVersion
 from server.schemas import (
     V2InferRequest,
+    V2InferResponse,
     V2ModelMetadata,
     V2ModelReady,
     V2ServerMetadata,
@@ -36,7 +38,16 @@ _PLATFORM: Final = "onnxruntime_onnx"
 _INFER_OPT: Final = {"body": V2InferRequest, OPTIONAL_CONTENT_TYPE: True}
 _INPUTS: Final = [V2TensorMetadata(name=MODEL_INPUT, datatype="FP32", shape=[-1, N_FEATURES])]
 Req = Request[Any, Any, Any]
+ModelName = Annotated[str, ID]
 _OUTPUTS: Final = [V2TensorMetadata(name=n, datatype="FP32", shape=[-1]) for n in MODEL_OUTPUTS]
+# The handlers return encoded bytes (JSON, or JSON then binary tensors): say which JSON.
+_ANSWER: Final = {
+    200: ResponseSpec(
+        V2InferResponse,
+        description="The outputs; with binary outputs requested the body is "
+        "application/octet-stream: this JSON header, then the tensors' bytes",
+    )
+}
 
 
 def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPRouteHandler]:
@@ -104,32 +115,34 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
     # One handler per protocol path: a handler on two paths would make the version a
     # query parameter of the unversioned one.
     @get("/v2/models/{name:str}", tags=["v2"])
-    async def metadata(name: FromPath[str]) -> V2ModelMetadata:
+    async def metadata(name: ModelName) -> V2ModelMetadata:
         """Name, versions, platform and tensor signatures of the model."""
         return describe(name, None)
 
     @get("/v2/models/{name:str}/versions/{model_version:str}", tags=["v2"])
-    async def version_metadata(
-        name: FromPath[str], model_version: FromPath[str]
-    ) -> V2ModelMetadata:
+    async def version_metadata(name: ModelName, model_version: ModelVersion) -> V2ModelMetadata:
         """The same for one version (404 unless it is the one in service)."""
         return describe(name, model_version)
 
     @get("/v2/models/{name:str}/ready", tags=["v2"])
-    async def model_ready(name: FromPath[str]) -> Response[V2ModelReady]:
+    async def model_ready(name: ModelName) -> Response[V2ModelReady]:
         """200 with ready=true when the model can infer, 503 otherwise."""
         return readiness(name, None)
 
     @get("/v2/models/{name:str}/versions/{model_version:str}/ready", tags=["v2"])
-    async def version_ready(
-        name: FromPath[str], model_version: FromPath[str]
-    ) -> Response[V2ModelReady]:
+    async def version_ready(name: ModelName, model_version: ModelVersion) -> Response[V2ModelReady]:
         """The same for one version."""
         return readiness(name, model_version)
 
     # tritonclient sends JSON infer requests without a content type, as Triton accepts.
-    @post("/v2/models/{name:str}/infer", status_code=200, opt=_INFER_OPT, tags=["v2"])
-    async def infer(request: Req, name: FromPath[str]) -> Response[bytes]:
+    @post(
+        "/v2/models/{name:str}/infer",
+        status_code=200,
+        opt=_INFER_OPT,
+        tags=["v2"],
+        responses=_ANSWER,
+    )
+    async def infer(request: Req, name: ModelName) -> Response[bytes]:
         """Run the model on "features" FP32 [n, N_FEATURES]; JSON or binary tensors."""
         return await run(request, name, None)
 
@@ -138,9 +151,10 @@ def routes(settings: Settings, predictor: Predictor, version: str) -> list[HTTPR
         status_code=200,
         opt=_INFER_OPT,
         tags=["v2"],
+        responses=_ANSWER,
     )
     async def version_infer(
-        request: Req, name: FromPath[str], model_version: FromPath[str]
+        request: Req, name: ModelName, model_version: ModelVersion
     ) -> Response[bytes]:
         """The same for one version (404 unless it is the one in service)."""
         return await run(request, name, model_version)

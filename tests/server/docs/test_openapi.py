@@ -27,12 +27,12 @@ def test_every_operation_declares_its_errors_with_the_error_body(spec: dict[str,
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             has_body = "requestBody" in operation
-            for status in error_statuses(path, has_body):
+            for status in error_statuses(path, has_body, bool(operation.get("parameters"))):
                 response = operation["responses"][str(status)]
                 assert response["content"]["application/json"]["schema"] == ERROR_REF
                 assert response["description"] == ERROR_STATUSES[status]
                 seen.add(status)
-    assert {400, 404, 409, 413, 415, 503} <= seen
+    assert {400, 401, 403, 404, 409, 413, 415, 422, 503} <= seen
     error = spec["components"]["schemas"]["ErrorBody"]
     assert set(error["required"]) == {"error", "kind"}
 
@@ -60,10 +60,43 @@ def test_every_scan_field_has_a_description_with_its_range(spec: dict[str, Any])
 
 
 def test_error_statuses_follow_the_routes_rules() -> None:
-    """Bodies add 400/413/415; named things 404; events 409 and 422; live probes nothing."""
+    """Bodies add 400/413/415, parameters 400; named things 404; events 409 and 422; admin
+    401/403; live probes nothing."""
     assert error_statuses("/v1/events", True) == [400, 404, 409, 413, 415, 422, 503]
-    assert error_statuses("/v2/models/{name}/ready", False) == [404, 503]
+    assert error_statuses("/v2/models/{name}/ready", False, True) == [400, 404, 503]
+    assert error_statuses("/v1/analytics/usage", False, True) == [400, 422, 503]
+    assert error_statuses("/v1/admin/reload", False) == [401, 403, 409, 503]
     assert error_statuses("/health/live", False) == []
+
+
+def test_parameters_state_the_rules_the_server_enforces(spec: dict[str, Any]) -> None:
+    """Windows are enums, ids and names carry their pattern, optional parameters are their
+    type alone (no null), instants are date-times, and the report declares its media types."""
+
+    def parameter(path: str, name: str, verb: str = "get") -> dict[str, Any]:
+        found = [p for p in spec["paths"][path][verb]["parameters"] if p["name"] == name]
+        schema: dict[str, Any] = found[0]["schema"]
+        return schema
+
+    assert parameter("/v1/monitoring/accuracy", "window")["enum"] == ["1h", "24h", "7d", "live"]
+    assert parameter("/v1/dashboard/history", "window")["enum"] == ["1h", "24h", "7d"]
+    assert parameter("/v1/monitoring/drift", "window_minutes")["type"] == "integer"
+    version = parameter("/v1/monitoring/drift", "version")
+    assert (version["type"], "oneOf" in version) == ("string", False)
+    assert version["pattern"].startswith("^[A-Za-z0-9]")
+    assert parameter("/v2/models/{name}", "name")["pattern"].startswith("^[^\\x00-\\x1f")
+    assert parameter("/v1/experiments/{name}", "name")["maxLength"] == 64
+    assert parameter("/v1/analytics/usage", "since")["format"] == "date-time"
+    html = spec["paths"]["/v1/experiments/{name}/report.html"]["get"]["responses"]["200"]
+    assert list(html["content"]) == ["text/html"]
+    events = spec["paths"]["/v1/events"]["post"]["responses"]
+    assert events["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Ack"
+    }
+    assert spec["components"]["schemas"]["Scan"]["additionalProperties"] is False
+    change = spec["components"]["schemas"]["Change"]["properties"]["to"]
+    assert "anyOf" in change
+    assert "oneOf" not in change
 
 
 _BOUNDS = frozenset(
