@@ -41,9 +41,7 @@ class _Flaky:
         self.written.extend(counts)
 
 
-def _monitor(
-    store: _Flaky, artifacts: Path, version: str, registry: CollectorRegistry
-) -> Monitor:
+def _monitor(store: _Flaky, artifacts: Path, version: str, registry: CollectorRegistry) -> Monitor:
     manifest = msgspec.json.decode(
         (artifacts / "models" / version / "manifest.json").read_bytes(), type=Manifest
     )
