@@ -271,7 +271,8 @@ class Monitor:
         except StoreUnavailableError as exc:
             self.gauges.store_up.set(0)
             # Kept for the next flush (each count keeps its minute), the oldest minutes
-            # first to go beyond the bound.
+            # first to go beyond the bound. Should the connection have broken during the
+            # COMMIT, the store may hold them already: that flush's counts add twice.
             counts.sort(key=lambda c: c.bucket_start)
             lost = max(0, len(counts) - _UNWRITTEN_CAPACITY)
             self._unwritten = counts[lost:]
