@@ -15,7 +15,7 @@ in one place. The tree::
     │   ├── MissingTokenError    no bearer token on an admin call (401)
     │   └── BadTokenError        a wrong bearer token (403)
     └── ScanoptStateError    the store and what it keeps (experiments, events, feedback)
-        ├── StoreUnavailableError    the store cannot be reached; nothing written (503)
+        ├── StoreUnavailableError    the store cannot be reached; nothing acknowledged (503)
         ├── NotFoundError            an unknown experiment or prediction_id (404)
         ├── ConflictError            an event_id or feedback reused with another body (409)
         └── InvalidInputError        a broken rule: weights, unknown arm or experiment (422)
@@ -133,7 +133,10 @@ class ScanoptStateError(ScanoptError):
 
 
 class StoreUnavailableError(ScanoptStateError):
-    """The store cannot be reached (or stayed locked); nothing was written."""
+    """The store cannot be reached (or stayed locked); nothing was acknowledged.
+
+    Nothing was written either, unless the connection to PostgreSQL broke during the
+    write's COMMIT, when the message says the write may have been stored."""
 
     kind = "store_unavailable"
 

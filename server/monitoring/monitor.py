@@ -3,7 +3,9 @@
 Two background tasks, both off the request path:
 
 - every `flush_s`, the worker's `DriftCounter` is binned and added to the store
-  (mergeable counts), and the worker's own health gauges are set (store up, config age);
+  (mergeable counts; while the store is down they are kept, merged per minute, and added
+  at the next flush that succeeds), and the worker's own health gauges are set (store up,
+  config age);
 - every `interval_s`, the worker that holds the store lease "monitoring" (one worker of
   one replica at a time; the lease moves on if it stops renewing) recomputes the accuracy
   rollups of the last `RECOMPUTE` (prediction rows that land late are picked up), prunes
@@ -62,7 +64,7 @@ from server.monitoring.schemas import (
     ImportanceReport,
 )
 from server.store.interface import Store
-from server.store.monitoring import ImportanceResult
+from server.store.monitoring import DriftCount, ImportanceResult
 
 __all__ = ["BUSINESS_WINDOWS", "LEASE", "RECOMPUTE", "Monitor", "MonitorSettings"]
 
@@ -72,11 +74,28 @@ LEASE: Final = "monitoring"
 RECOMPUTE: Final = timedelta(minutes=10)
 _MANIFEST = msgspec.json.Decoder(Manifest)
 _THRESHOLDS = msgspec.json.Decoder(Thresholds)
+# Drift counts a worker keeps while the store is down: one per (minute, version, column,
+# bin), a few hundred a minute, so hours of an outage.
+_UNWRITTEN_CAPACITY: Final = 100_000
 BUSINESS_WINDOWS: Final = {
     "1h": timedelta(hours=1),
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
 }
+
+
+def _merged(kept: list[DriftCount], new: list[DriftCount]) -> list[DriftCount]:
+    """`kept` and `new` as one list, counts of the same minute, version, column and bin added."""
+    if not kept:
+        return new
+    sums: dict[tuple[datetime, str, str, int], int] = {}
+    for c in (*kept, *new):
+        key = (c.bucket_start.replace(second=0, microsecond=0), c.version, c.feature, c.bin)
+        sums[key] = sums.get(key, 0) + c.n
+    return [
+        DriftCount(bucket_start=at, version=version, feature=feature, bin=b, n=n)
+        for (at, version, feature, b), n in sums.items()
+    ]
 
 
 class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +148,7 @@ class Monitor:
         self._references: dict[str, Reference] = {}
         self._thresholds: dict[tuple[str, int], Thresholds] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._unwritten: list[DriftCount] = []  # counts a flush could not write
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- manifests and references --------------------------------------------------------
@@ -297,11 +317,13 @@ class Monitor:
             reference = self.reference(version)
             if reference is not None:
                 references[version] = reference
-        counts = self.counter.drain(references, at)
+        counts = _merged(self._unwritten, self.counter.drain(references, at))
         rollups = [] if self._history is None else self._history.take(at)
         try:
             if counts:
                 await self.store.add_drift_counts(counts)
+            written, self._unwritten = len(counts), []
+            counts = []  # written: a failure below must not keep them for the next flush
             if rollups:
                 await self.store.write_rollups(rollups)
             if not counts and not rollups:
@@ -311,12 +333,23 @@ class Monitor:
             self.gauges.store_up.set(1)
         except StoreUnavailableError as exc:
             self.gauges.store_up.set(0)
-            _LOG.warning("drift counts not written (%d lost): %s", len(counts), exc)
+            # Kept for the next flush (each count keeps its minute), the oldest minutes
+            # first to go beyond the bound. Should the connection have broken during the
+            # COMMIT, the store may hold them already: that flush's counts add twice.
+            counts.sort(key=lambda c: c.bucket_start)
+            lost = max(0, len(counts) - _UNWRITTEN_CAPACITY)
+            self._unwritten = counts[lost:]
+            _LOG.warning(
+                "drift counts not written (%d kept for the next flush, %d lost): %s",
+                len(self._unwritten),
+                lost,
+                exc,
+            )
             return 0
         wall = time.time()
         for experiment, loaded in self._config_loaded().items():
             self.gauges.config_age.labels(experiment).set(max(0.0, wall - loaded))
-        return len(counts)
+        return written
 
     async def run_jobs(self, now: datetime | None = None) -> bool:
         """The scheduled work, if this worker holds the lease; True when it ran."""

@@ -4,6 +4,9 @@ Several replicas on several hosts point at one database and so share one truth (
 kill switch, exposures, events). The pool checks a connection before lending it, so a
 database restart costs no failed request once the server is back; while it is down,
 borrowing times out after `pool_timeout_s` and methods raise `StoreUnavailableError`.
+Nothing was written then, except when the connection breaks during a write's COMMIT:
+the database may have committed it, and the error says so (events and feedback are
+idempotent, so the client sends them again and is told "duplicate").
 """
 
 from __future__ import annotations
@@ -55,10 +58,16 @@ class PostgresStore(SqlStore):
         self._pool_timeout_s = pool_timeout_s
         self._pool: psycopg_pool.ConnectionPool | None = None
 
-    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+    def _unavailable(self, exc: Exception, *, committing: bool = False) -> StoreUnavailableError:
+        outcome = (
+            "; the connection broke while the write was committing, so it may have been "
+            "stored: send it again unchanged (a repeat is acknowledged as a duplicate)"
+            if committing
+            else ""
+        )
         return StoreUnavailableError(
             f"PostgreSQL store ({_redacted(self._dsn)}) is unavailable: "
-            f"{str(exc).strip() or type(exc).__name__}"
+            f"{str(exc).strip() or type(exc).__name__}{outcome}"
         )
 
     def _connect(self) -> None:
@@ -89,12 +98,16 @@ class PostgresStore(SqlStore):
     def _transaction(self, *, write: bool) -> Iterator[Db]:
         if self._pool is None:
             raise StoreUnavailableError("the postgresql store is not open")
+        committing = False
         try:
             # The pool commits when the block ends normally and rolls back on an exception.
             with self._pool.connection() as conn:
                 yield Db(conn, format_params=True, row_locks=True)
+                committing = write
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
-            raise self._unavailable(exc) from None
+            # Before COMMIT a lost connection rolls the transaction back; during it, the
+            # server may have committed without the answer reaching us.
+            raise self._unavailable(exc, committing=committing) from None
 
     def _lock_migrations(self, db: Db) -> None:
         # One migrator per schema at a time; released when the transaction ends.

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,27 @@ def test_manifest_is_valid_kubernetes_in_strict_mode(path: Path) -> None:
     """Each manifest validates against the bundled schemas of the latest Kubernetes, strictly."""
     for doc in yaml.safe_load_all(path.read_text()):
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_kubernetes_validate_command_passes_every_manifest_strictly(tmp_path: Path) -> None:
+    """`kubernetes-validate --strict deploy/k8s/*.yaml`, the command as a person runs it,
+    exits 0; on a manifest with a misspelt field it exits non-zero, naming the file."""
+    command = Path(sys.executable).parent / "kubernetes-validate"
+    manifests = [str(p) for p in sorted(K8S.glob("*.yaml"))]
+    passed = subprocess.run(
+        [command, "--strict", *manifests], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.stdout.count("passed") == len(manifests), passed.stdout
+    deployment = _objects()["Deployment"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProb"] = {}
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(yaml.safe_dump(deployment))
+    failed = subprocess.run(
+        [command, "--strict", str(broken)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert failed.returncode != 0
+    assert str(broken) in failed.stdout + failed.stderr
 
 
 def test_strict_validation_refuses_an_unknown_field() -> None:

@@ -87,6 +87,22 @@ def test_events_are_resent_with_the_same_event_id() -> None:
     assert (sent["type"], sent["result_count"], len(sent["event_id"])) == ("scan_completed", 3, 32)
 
 
+def test_a_keep_alive_connection_closed_under_a_call_resends_only_idempotent_ones() -> None:
+    """A worker closing its keep-alive connection as a call goes out (a SIGHUP or a
+    deploy): events and feedback are sent again; a prediction is not, it fails."""
+    closed = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    ack = httpx.Response(201, json={"id": "x", "status": "created"})
+    script = Script(closed, ack, closed, ack, closed, httpx.Response(200, json=ANSWER))
+    rating = Feedback(prediction_id=PREDICTION_ID, satisfaction=4, usefulness=4)
+    with mock_client(script, strict=True) as client:
+        client.scan_completed(scan(), result_count=3, duration_s=1.2)
+        client.send_feedback(rating)
+        with pytest.raises(ScanoptError, match="RemoteProtocolError") as caught:
+            client.predict(scan())
+    assert (caught.value.status, caught.value.kind) == (None, "transport")
+    assert len(script.bodies) == 5  # the event twice, the feedback twice, the predict once
+
+
 def test_client_errors_are_not_retried_and_carry_the_field() -> None:
     """A 4xx is final: ScanoptError has the status, kind and field from the server."""
     body = {"error": "satisfaction: Expected `int` <= 5", "kind": "bad_input", "field": "x"}

@@ -1,13 +1,26 @@
 """A bounded closed-loop load that records every request's fate, for the fault tests.
 
 `Load(url, clients=4)` runs one thread per client, each with its own keep-alive
-connection, alternating `POST /v1/predict` and `POST /v1/events` (a fresh `event_id` each
-time) with a short pause between requests, so the rate stays bounded on a shared machine.
-Every request becomes an `Outcome`: when it started and ended (monotonic seconds), the
-status or the transport error. Like the scanopt client, it resends an event once when its
-connection dropped under it (events are idempotent by id), and counts those in `resent`.
+connection, cycling through `kinds` (`predict`, `event`, `feedback`) with a short pause
+between requests, so the rate stays bounded on a shared machine. Each client is its own
+user; an event (`scan_completed`, a fresh `event_id`) and a feedback refer to that
+client's latest prediction, so they join it in the store as a scanner's would. Every
+call becomes an `Outcome`: when it started and ended (monotonic seconds), the status or
+the transport error, and the `prediction_id` it answered or referred to.
+
+How a call is sent is the `policy`:
+
+- `"once"`: every request goes once over plain httpx, and every failure counts, 503s
+  included (their body and `Retry-After` are kept in the outcome).
+- `"client"`: every call goes through the scanner's documented client
+  (`server.client.ScanoptClient`, strict), so its retry policy decides what is resent:
+  a refused connection and a 503 for every call, a dropped connection or a read timeout
+  only for events and feedback (idempotent by id); a prediction on a connection that
+  dropped under it fails, as the scanner would see it. `resent` counts the extra
+  attempts, `dropped` the attempts that got no answer at all.
+
 A fault test then counts what failed, how many requests were in flight when the fault
-hit, and which event writes the server acknowledged, to compare with the rows in the store.
+hit, and which writes the server acknowledged, to compare with the rows in the store.
 """
 
 from __future__ import annotations
@@ -16,38 +29,48 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
 
-from server.client_wire import may_resend
+from server.client import ScanoptClient
+from server.client_wire import ScanoptError
+from server.domain.scan import Scan
+from server.store.records import Feedback, ScanCompleted
 from tests.server.conftest import SCAN
 
-__all__ = ["Load", "Outcome", "event_body", "stored_event_ids"]
+__all__ = ["KINDS", "Load", "Outcome", "event_body", "feedback_body", "stored_event_ids"]
+
+KINDS = ("predict", "event", "feedback")
+Policy = Literal["once", "client"]
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    """One request: what it was, when it ran, and how it ended."""
+    """One call: what it was, when it ran, and how it ended."""
 
-    kind: str  # "predict" or "event"
+    kind: str  # "predict", "event" or "feedback"
     started: float
     ended: float
     status: int | None  # None: no HTTP answer (connection refused, reset, timeout)
     error: str = ""
     event_id: str = ""
+    prediction_id: str = ""  # answered (predict) or referred to (event, feedback)
+    retry_after: str | None = None
+    error_kind: str = ""  # the `kind` of the server's error body
+    body: dict[str, Any] | None = None  # what an event or feedback sent, to resend it
 
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
 
-def event_body(event_id: str) -> dict[str, Any]:
+def event_body(event_id: str, prediction_id: str | None = None) -> dict[str, Any]:
     """A valid scan_completed event a minute old (the server refuses future times)."""
-    return {
+    body: dict[str, Any] = {
         "type": "scan_completed",
         "event_id": event_id,
         "user_id": "u-load",
@@ -57,10 +80,47 @@ def event_body(event_id: str) -> dict[str, Any]:
         "result_count": 12,
         "duration_s": 3.5,
     }
+    if prediction_id is not None:
+        body["prediction_id"] = prediction_id
+    return body
+
+
+def feedback_body(prediction_id: str) -> dict[str, Any]:
+    """A rating of one prediction (the same body each time: a resend is a duplicate)."""
+    return {"prediction_id": prediction_id, "satisfaction": 4, "usefulness": 3}
+
+
+class _Sent(msgspec.Struct, frozen=True):
+    """What one call got: the status (None: no answer) and what the answer said."""
+
+    status: int | None
+    error: str = ""
+    prediction_id: str = ""  # a prediction's answer
+    arm: str | None = None  # a prediction's answer
+    retry_after: str | None = None
+    error_kind: str = ""
+
+
+class _Counting(httpx.HTTPTransport):
+    """Counts every attempt the client makes and those that got no answer."""
+
+    def __init__(self, load: Load, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._load = load
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._load._lock:
+            self._load.attempts += 1
+        try:
+            return super().handle_request(request)
+        except httpx.TransportError:
+            with self._load._lock:
+                self._load.dropped += 1
+            raise
 
 
 class Load:
-    """`clients` threads hammering `url` until `stop()`; outcomes in `outcomes`."""
+    """`clients` threads calling `url` until `stop()`; outcomes in `outcomes`."""
 
     def __init__(
         self,
@@ -70,18 +130,31 @@ class Load:
         pause_s: float = 0.002,
         timeout_s: float = 10.0,
         kinds: Iterable[str] = ("predict", "event"),
+        policy: Policy = "once",
     ) -> None:
         self.url = url
         self.pause_s = pause_s
         self.timeout_s = timeout_s
         self.kinds = tuple(kinds)
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"kinds {sorted(unknown)}: expected some of {KINDS}")
+        self.policy = policy
         self.outcomes: list[Outcome] = []
-        self.resent = 0  # requests sent a second time under the client's retry policy
+        self.calls = 0  # calls made (under "client", each may take several attempts)
+        self.attempts = 0  # HTTP attempts under "client"
+        self.dropped = 0  # attempts under "client" that got no answer
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(clients)
         ]
+
+    @property
+    def resent(self) -> int:
+        """Attempts beyond the first of each call (the client's retries)."""
+        with self._lock:
+            return self.attempts - self.calls if self.policy == "client" else 0
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -94,50 +167,114 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=self.timeout_s + 5)
+            thread.join(timeout=3 * self.timeout_s + 5)
 
     def _run(self, k: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
-            i = 0
-            while not self._stop.is_set():
-                kind = self.kinds[(i + k) % len(self.kinds)]
-                i += 1
-                event_id = f"e-{uuid.uuid4().hex}" if kind == "event" else ""
-                started = time.monotonic()
-                status: int | None = None
-                error = ""
-                for attempt in range(2):
-                    try:
-                        if kind == "event":
-                            response = client.post("/v1/events", json=event_body(event_id))
-                        else:
-                            response = client.post("/v1/predict", json=SCAN)
-                        status = response.status_code
-                        error = "" if response.is_success else response.text[:200]
-                        break
-                    except httpx.TransportError as exc:
-                        status, error = None, repr(exc)
-                        # Resend once exactly when the scanopt client would: a connection
-                        # that closed under a request (a worker going away between two
-                        # keep-alive requests) may be retried for an idempotent event.
-                        if attempt or not may_resend(exc, idempotent=kind == "event"):
-                            break
-                        with self._lock:
-                            self.resent += 1
-                    except httpx.HTTPError as exc:
-                        status, error = None, repr(exc)
-                        break
-                outcome = Outcome(kind, started, time.monotonic(), status, error, event_id)
-                with self._lock:
-                    self.outcomes.append(outcome)
-                time.sleep(self.pause_s)
+        scan = {**SCAN, "user_id": f"u-load-{k}", "session_id": f"s-load-{k}"}
+        if self.policy == "client":
+            transport = _Counting(self)
+            client = ScanoptClient(
+                self.url,
+                timeout_s=self.timeout_s,
+                connect_timeout_s=self.timeout_s,
+                strict=True,
+                transport=transport,
+            )
+            with client:
+                self._loop(k, scan, lambda kind, body: self._via_client(client, kind, body))
+        else:
+            with httpx.Client(base_url=self.url, timeout=self.timeout_s) as http:
+                self._loop(k, scan, lambda kind, body: self._once(http, kind, body))
+
+    def _loop(
+        self, k: int, scan: dict[str, Any], send: Callable[[str, dict[str, Any]], _Sent]
+    ) -> None:
+        prediction_id, arm = "", None
+        i = 0
+        while not self._stop.is_set():
+            kind = self.kinds[(i + k) % len(self.kinds)]
+            i += 1
+            if kind != "predict" and not prediction_id:
+                kind = "predict"  # nothing to refer to yet
+            event_id = f"e-{uuid.uuid4().hex}" if kind == "event" else ""
+            if kind == "predict":
+                body = scan
+            elif kind == "event":
+                body = {
+                    **event_body(event_id, prediction_id),
+                    "user_id": scan["user_id"],
+                    "session_id": scan["session_id"],
+                    "arm": arm,
+                }
+            else:
+                body = {**feedback_body(prediction_id), "user_id": scan["user_id"]}
+            started = time.monotonic()
+            with self._lock:
+                self.calls += 1
+            sent = send(kind, body)
+            if kind == "predict" and sent.prediction_id:
+                prediction_id, arm = sent.prediction_id, sent.arm
+            outcome = Outcome(
+                kind,
+                started,
+                time.monotonic(),
+                sent.status,
+                sent.error,
+                event_id,
+                prediction_id if kind != "predict" else sent.prediction_id,
+                sent.retry_after,
+                sent.error_kind,
+                body if kind != "predict" else None,
+            )
+            with self._lock:
+                self.outcomes.append(outcome)
+            time.sleep(self.pause_s)
+
+    @staticmethod
+    def _once(http: httpx.Client, kind: str, body: dict[str, Any]) -> _Sent:
+        path = {"predict": "/v1/predict", "event": "/v1/events", "feedback": "/v1/feedback"}
+        try:
+            response = http.post(path[kind], json=body)
+        except httpx.HTTPError as exc:
+            return _Sent(None, repr(exc))
+        if response.is_success:
+            if kind != "predict":
+                return _Sent(response.status_code)
+            answer = response.json()
+            return _Sent(
+                response.status_code, prediction_id=answer["prediction_id"], arm=answer["arm"]
+            )
+        try:
+            error_kind = str(response.json().get("kind", ""))
+        except ValueError:
+            error_kind = ""
+        return _Sent(
+            response.status_code,
+            response.text[:300],
+            retry_after=response.headers.get("retry-after"),
+            error_kind=error_kind,
+        )
+
+    @staticmethod
+    def _via_client(client: ScanoptClient, kind: str, body: dict[str, Any]) -> _Sent:
+        try:
+            if kind == "predict":
+                answer = client.predict(msgspec.convert(body, Scan))
+                return _Sent(200, prediction_id=answer.prediction_id, arm=answer.arm)
+            if kind == "event":
+                ack = client.send_event(msgspec.convert(body, ScanCompleted))
+            else:
+                ack = client.send_feedback(msgspec.convert(body, Feedback))
+        except ScanoptError as exc:
+            return _Sent(exc.status, str(exc), error_kind=exc.kind)
+        return _Sent(201 if ack.status == "created" else 200)
 
     def snapshot(self) -> list[Outcome]:
         with self._lock:
             return list(self.outcomes)
 
     def wait_for(self, n: int, timeout_s: float = 30.0) -> None:
-        """Until at least `n` more requests have completed than now."""
+        """Until at least `n` more calls have completed than now."""
         target = len(self.snapshot()) + n
         deadline = time.monotonic() + timeout_s
         while len(self.snapshot()) < target:
@@ -149,16 +286,24 @@ class Load:
         return [o for o in self.snapshot() if not o.ok]
 
     def in_flight_at(self, moment: float) -> int:
-        """Requests started before `moment` that had not ended by it."""
+        """Calls started before `moment` that had not ended by it."""
         return self.in_flight_during(moment, moment)
 
     def in_flight_during(self, start: float, end: float) -> int:
-        """Requests that were open at some point between `start` and `end`."""
+        """Calls that were open at some point between `start` and `end`."""
         return sum(1 for o in self.snapshot() if o.started <= end and o.ended >= start)
 
     def acknowledged_events(self) -> set[str]:
         """Event ids the server answered 201 or 200: committed, by its contract."""
         return {o.event_id for o in self.snapshot() if o.kind == "event" and o.ok}
+
+    def acknowledged_feedback(self) -> set[str]:
+        """Prediction ids whose feedback the server answered 201 or 200."""
+        return {o.prediction_id for o in self.snapshot() if o.kind == "feedback" and o.ok}
+
+    def answered_predictions(self) -> set[str]:
+        """Prediction ids of every prediction answered 200."""
+        return {o.prediction_id for o in self.snapshot() if o.kind == "predict" and o.ok}
 
 
 def stored_event_ids(db: Path) -> set[str]:

@@ -1,0 +1,176 @@
+"""PostgreSQL down and back under a real 2-worker Granian server, every call counted.
+
+The store is cut by a TCP proxy between the server and PostgreSQL (the shared database
+itself is never stopped): open connections are reset and new ones refused, as when the
+database host goes away. Meanwhile 4 clients keep predicting, posting `scan_completed`
+events and feedback for their latest prediction. While it is down, every write that must
+commit (events, feedback) answers 503 `store_unavailable` naming the store, with
+`Retry-After`, and predictions keep answering 200 with ML. Once it is back, writes are
+acknowledged again, and after the buffers drain the store holds every acknowledged event
+and feedback, a row for every prediction answered (the prediction log is kept in memory
+meanwhile, none dropped), drift counts for every one of them, and accuracy rollups over
+exactly the outcomes stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import pytest
+
+from tests.server.resilience.load import KINDS, Load
+from tests.server.resilience.processes import launch, wait_until
+from tests.server.store.backends import pg_dsn
+from tests.server.store.tcp_proxy import TcpProxy
+
+__all__ = ["pg_dsn"]
+
+pytestmark = pytest.mark.slow
+
+OUTAGE_S = 4.0
+# Outcomes joined to their prediction, as the accuracy rollups count them.
+_JOINED = """SELECT count(*) FROM events e JOIN predictions p ON p.prediction_id = e.prediction_id
+WHERE e.type = 'scan_completed' AND p.p_empty IS NOT NULL AND p.model_version IS NOT NULL"""
+
+
+def _one(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0] or 0) if row is not None else 0
+
+
+def _ids(dsn: str, sql: str) -> set[str]:
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        return {str(row[0]) for row in conn.execute(sql)}
+
+
+def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
+    pg_dsn: str, artifacts: Path, tmp_path: Path, record_property: pytest.RecordProperty
+) -> None:
+    """Writes 503 with a reason and Retry-After while PostgreSQL is cut off, predictions
+    200; afterwards every acknowledged write is stored and nothing buffered is lost."""
+    parts = urlsplit(pg_dsn)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    server = launch(
+        tmp_path,
+        artifacts,
+        store_dsn=through_proxy,
+        log_level="WARNING",
+        prediction_log_flush_s=0.1,
+        drift_flush_s=0.5,
+        monitor_interval_s=1,
+    )
+    try:
+        with Load(server.url, clients=4, kinds=KINDS, timeout_s=30) as load:
+            load.wait_for(150)
+            cut_at = time.monotonic()
+            proxy.down()
+            down_at = time.monotonic()
+            time.sleep(OUTAGE_S)
+            proxy.up()
+            up_at = time.monotonic()
+
+            def written_again() -> bool:
+                return any(
+                    o.kind != "predict" and o.ok and o.started > up_at for o in load.snapshot()
+                )
+
+            back_s = wait_until("a write acknowledged after the store came back", written_again)
+            load.wait_for(150)
+        outcomes = load.snapshot()
+        during = [o for o in outcomes if o.started >= down_at and o.ended <= up_at]
+        writes_during = [o for o in during if o.kind != "predict"]
+        refused = [o for o in outcomes if not o.ok]
+        by_kind = Counter((o.kind, o.status) for o in outcomes)
+        record_property("calls", len(outcomes))
+        record_property("refused", len(refused))
+        record_property("back_s", round(back_s, 2))
+        print(
+            f"store down {OUTAGE_S:.0f} s: {len(outcomes)} calls, {len(refused)} refused "
+            f"({dict(by_kind)}); {len(writes_during)} writes wholly inside the outage; "
+            f"first write acknowledged {back_s:.2f} s after the store came back"
+        )
+
+        # While it was down: predictions answered, writes refused with the reason.
+        assert all(o.ok for o in outcomes if o.kind == "predict"), [
+            o for o in outcomes if o.kind == "predict" and not o.ok
+        ]
+        assert sum(o.kind == "predict" for o in during) > 0, "no prediction during the outage"
+        assert writes_during, "no write was attempted while the store was down"
+        assert all(o.status == 503 for o in writes_during), writes_during
+        for o in refused:  # the only failures: writes told to come back
+            assert o.kind != "predict", o
+            assert o.status == 503, o
+            assert o.error_kind == "store_unavailable", o
+            assert "PostgreSQL store" in o.error, o
+            assert "unavailable" in o.error, o
+            assert o.retry_after == "1", o
+
+        # After it came back: every acknowledged write stored; a refused one only when the
+        # connection broke during its COMMIT (the cut itself), which its answer said.
+        assert server.proc.poll() is None
+        events = _ids(pg_dsn, "SELECT event_id FROM events")
+        acknowledged = load.acknowledged_events()
+        assert acknowledged <= events, f"acknowledged but lost: {acknowledged - events}"
+        feedback = _ids(pg_dsn, "SELECT prediction_id FROM feedback")
+        rated = load.acknowledged_feedback()
+        assert rated <= feedback, f"acknowledged but lost: {rated - feedback}"
+        maybe = [o for o in refused if "may have been stored" in o.error]
+        assert all(o.started <= cut_at <= o.ended for o in maybe), maybe
+        stored_refused = {o.event_id for o in refused if o.kind == "event"} & events
+        stored_refused |= {o.prediction_id for o in refused if o.kind == "feedback"} & feedback
+        stored_refused -= acknowledged | rated  # a later call for the same prediction succeeded
+        assert stored_refused <= {o.event_id or o.prediction_id for o in maybe}
+        # Sent again unchanged, as the client does: each is acknowledged, once.
+        resent: Counter[int] = Counter()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for o in refused:
+                path = "/v1/events" if o.kind == "event" else "/v1/feedback"
+                resent[client.post(path, json=o.body).status_code] += 1
+        assert set(resent) <= {200, 201}, resent
+        record_property("maybe_stored", len(maybe))
+        print(
+            f"{len(maybe)} writes cut during their COMMIT said they may have been stored "
+            f"({len(stored_refused)} were); the {len(refused)} refused writes sent again: "
+            f"{dict(resent)}"
+        )
+        answered = load.answered_predictions()
+        wait_until(
+            "every answered prediction in the prediction log",
+            lambda: answered <= _ids(pg_dsn, "SELECT prediction_id FROM predictions"),
+        )
+        assert server.metric("scanopt_store_dropped_total") == 0
+        # Drift counts: each answered prediction counted once in every column's bins.
+        per_column = "(SELECT feature, sum(n) AS n FROM drift_counts GROUP BY feature) c"
+        drift = f"SELECT max(n) FROM {per_column}"
+        wait_until(
+            "drift counts for every prediction", lambda: _one(pg_dsn, drift) >= len(answered)
+        )
+        assert _one(pg_dsn, drift) == len(answered)
+        assert _one(pg_dsn, f"SELECT count(DISTINCT n) FROM {per_column}") == 1, (
+            "every column counts the same rows"
+        )
+        # Accuracy rollups, recomputed by the lease holder, cover every outcome stored.
+        joined = _one(pg_dsn, _JOINED)
+        assert joined > 0
+        wait_until(
+            "accuracy rollups over every stored outcome",
+            lambda: _one(pg_dsn, "SELECT sum(n) FROM accuracy_rollups") == joined,
+        )
+        record_property("events_stored", len(events))
+        record_property("feedback_stored", len(feedback))
+        record_property("predictions_answered", len(answered))
+        print(
+            f"stored: {len(events)} events and {len(feedback)} feedback, all acknowledged; "
+            f"{len(answered)} predictions logged and drift-counted; {joined} outcomes in the "
+            "accuracy rollups"
+        )
+    finally:
+        server.stop()
+        proxy.close()
