@@ -174,6 +174,15 @@ _V2: Final = (
     "CREATE INDEX events_received ON events (received_us)",
 )
 
+# Shadow scoring: a challenger's predictions share the prediction log, flagged by the id
+# of the served prediction they shadow (NULL for served rows); the partial index serves
+# the paired comparison's join without growing with the served rows.
+_V3: Final = (
+    "ALTER TABLE predictions ADD COLUMN shadow_of TEXT",
+    "CREATE INDEX predictions_shadow ON predictions (model_version, shadow_of) "
+    "WHERE shadow_of IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
@@ -184,6 +193,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         version=2,
         description="monitoring: accuracy and calibration rollups, drift, importance, leases",
         statements=_V2,
+    ),
+    Migration(
+        version=3,
+        description="shadow scoring: predictions.shadow_of flags a challenger's rows",
+        statements=_V3,
     ),
 )
 
