@@ -13,7 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 from litestar.testing import TestClient
+from rich.console import Console
 
+from export import models as models_cli
 from server.app import Worker
 from server.dataplane import Served
 from server.domain.scan import Scan
@@ -203,7 +205,10 @@ def test_shadow_rows_are_written_joined_and_never_served(
 
 
 def test_a_worse_challenger_is_found_worse(
-    store_dsn: str, client_for: Callable[..., TestClient[Any]], artifacts: Path
+    store_dsn: str,
+    client_for: Callable[..., TestClient[Any]],
+    artifacts: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A constant graph far from every outcome, shadowing the trained model."""
     write_version(artifacts, BAD, linear_graph(recipes=BAD_RECIPES), make_current=False)
@@ -228,6 +233,19 @@ def test_a_worse_challenger_is_found_worse(
         {"target": "result_count", "champion": comparison.champion, "shadow": BAD},
     )
     assert verdict == 1.0
+    # `just models --store DSN` reads the same comparison; `--url` shows the server's.
+    assert models_cli.main(["list", "--artifacts", str(artifacts), "--store", store_dsn]) == 0
+    printed = capsys.readouterr().out
+    assert "Shadow comparison" in printed
+    assert printed.count("worse") == 2
+    remote = models_cli.fetch_versions("http://testserver.local", client)
+    assert remote.shadow is not None
+    assert remote.shadow == listing.shadow
+    table = Console(width=200, record=True)
+    table.print(models_cli.versions_table(remote), models_cli.shadow_table(remote.shadow))
+    text = table.export_text()
+    assert f"{BAD}" in text
+    assert "sh" in text.split(BAD)[0].splitlines()[-1]
 
 
 def test_no_shadow_no_shadow_figures(client: TestClient[Any]) -> None:
