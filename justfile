@@ -180,6 +180,11 @@ soak *ARGS:
 bench-swap *ARGS:
     {{python}} -m bench.swap {{ARGS}}
 
+# open-loop latency of the same load with and without a shadow version, interleaved rounds
+[group('bench')]
+bench-shadow *ARGS:
+    {{python}} -m bench.shadow {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:

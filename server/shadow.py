@@ -6,10 +6,11 @@ warm-up) and registers a `ShadowScorer` as a data plane observer. For every answ
 scan the model ran on, the observer keeps a `SCANOPT_SHADOW_SHARE` at random and appends
 it to a bounded queue (O(1), on the event loop, after the prediction log row is queued):
 the answer is already built and is neither delayed by more than that append nor changed.
-A background task takes the queue in batches and runs the shadow graph on its own thread
-(encoding, one onnxruntime run, the rows), then hands each row to the prediction log's
-buffered, retrying writer (`PredictionLog.record_shadow`) as a shadow row: the shadow's
-version, its outputs, and `shadow_of` = the served prediction's id.
+A background task takes the queue in batches (waiting `LINGER_S` after a scan arrives, so
+a busy worker makes few large runs rather than many of one row) and runs the shadow graph
+on its own thread (encoding, one onnxruntime run, the rows), then hands each row to the
+prediction log's buffered, retrying writer (`PredictionLog.record_shadow`) as a shadow
+row: the shadow's version, its outputs, and `shadow_of` = the served prediction's id.
 
 When the queue holds SCANOPT_SHADOW_QUEUE scans, a new one is dropped and counted
 (`scanopt_shadow_dropped_total{reason="queue_full"}`); the answer is never dropped. A
@@ -41,11 +42,15 @@ from server.inference.model import LoadedModel
 from server.store.buffer import PredictionLog
 from server.store.records import PredictionRecord
 
-__all__ = ["SHADOW_BATCH", "ShadowScorer", "shadow_id"]
+__all__ = ["LINGER_S", "SHADOW_BATCH", "ShadowScorer", "shadow_id"]
 
 _LOG = logging.getLogger(__name__)
 # Most scans per shadow run: large enough to amortise a run, small enough to yield often.
 SHADOW_BATCH: Final = 64
+# After the first scan arrives the task waits this long for company: nobody waits for a
+# shadow row, and one run of many rows costs far less CPU (hand-offs, wake-ups) than many
+# runs of one, CPU the answers share.
+LINGER_S: Final = 0.05
 _SUFFIX: Final = "-shadow"
 
 
@@ -184,6 +189,7 @@ class ShadowScorer:
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
+            await asyncio.sleep(LINGER_S)
             self._wakeup.clear()
             try:
                 await self.drain()

@@ -233,6 +233,15 @@ def test_a_worse_challenger_is_found_worse(
         {"target": "result_count", "champion": comparison.champion, "shadow": BAD},
     )
     assert verdict == 1.0
+    live = client.get("/v1/dashboard/live").json()
+    rows = {r["target"]: r for r in live["shadow"]}
+    assert rows.keys() == {"result_count", "duration_s"}
+    assert rows["result_count"]["verdict"] == "worse"
+    assert rows["result_count"]["pairs"] == 200
+    assert rows["result_count"]["shadow_mae"] == pytest.approx(comparison.result_count.shadow_mae)
+    assert rows["result_count"]["champion_mae"] == pytest.approx(
+        comparison.result_count.champion_mae
+    )
     # `just models --store DSN` reads the same comparison; `--url` shows the server's.
     assert models_cli.main(["list", "--artifacts", str(artifacts), "--store", store_dsn]) == 0
     printed = capsys.readouterr().out

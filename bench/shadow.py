@@ -1,0 +1,172 @@
+"""What shadow scoring costs the answers: open-loop latency with and without a shadow.
+
+    python -m bench.shadow [--rate 300] [--duration 8] [--rounds 3] [--workers 2]
+                           [--share 1.0] [--artifacts artifacts] [--work var/bench/shadow]
+                           [--out FILE]
+
+The run builds a private artifacts folder (bench.swap.prepare_artifacts: the version
+--artifacts/current names as champion and a challenger fitted quickly on generated
+records), then, for each of --rounds rounds, starts `python -m server.serve` twice, back
+to back in alternating order: once plain and once with SCANOPT_SHADOW_VERSION naming the
+challenger at --share. Each server gets its own store and sends --rate /v1/predict
+requests per second for --duration seconds after a one-second warm-up (bench.openloop:
+latency from each request's intended send time, so a stall is charged in full). Any
+failed request fails the run. After each shadow run the server's /metrics say how many
+scans the shadow scored and dropped, so a run in which the shadow did no work shows.
+
+Printed: per round and configuration p50, p99 and max latency; then the medians over
+rounds and the shadow's ratio to plain. Interleaving puts both through the same
+neighbours' load on a shared machine; the ratio is the figure to read, not the absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from bench.corpus import scan_bodies
+from bench.openloop import LoadRunError, OpenLoopConfig, run_open_loop
+from bench.servers import ServerSpec, free_port, running_server
+from bench.swap import prepare_artifacts
+
+__all__ = ["RoundFigures", "main", "run_round"]
+
+_CORPUS: Final = 2000
+
+
+class RoundFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One server's open-loop run (latency in ms) and, with a shadow, what it did."""
+
+    round: int
+    shadow: bool
+    achieved_rate: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    scored: float | None = None
+    dropped: float | None = None
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def run_round(
+    round_no: int,
+    shadow: str | None,
+    *,
+    artifacts: Path,
+    work: Path,
+    bodies: list[bytes],
+    rate: float,
+    duration_s: float,
+    workers: int,
+    share: float,
+) -> RoundFigures:
+    """Start one server (with or without the shadow), load it, stop it; its figures."""
+    name = f"r{round_no}-{'shadow' if shadow else 'plain'}"
+    state = work / name
+    state.mkdir(parents=True, exist_ok=True)
+    env = {
+        "SCANOPT_PORT": "0",
+        "SCANOPT_WORKERS": str(workers),
+        "SCANOPT_ARTIFACTS": str(artifacts),
+        "SCANOPT_STORE_DSN": f"sqlite:///{(state / 'scanopt.db').resolve()}",
+        "SCANOPT_METRICS_DIR": str((state / "metrics").resolve()),
+        "SCANOPT_RELOAD_POLL_S": "0",
+        "SCANOPT_LOG_LEVEL": "WARNING",
+    }
+    if shadow is not None:
+        env |= {"SCANOPT_SHADOW_VERSION": shadow, "SCANOPT_SHADOW_SHARE": str(share)}
+    port = free_port()
+    env["SCANOPT_PORT"] = str(port)
+    spec = ServerSpec(name=name, argv=[sys.executable, "-m", "server.serve"], port=port, env=env)
+    with running_server(spec, state):
+        url = f"{spec.base_url}/v1/predict"
+        warm = OpenLoopConfig(url=url, rate=rate, duration_s=1.0)
+        asyncio.run(run_open_loop(warm, bodies))
+        result = asyncio.run(
+            run_open_loop(OpenLoopConfig(url=url, rate=rate, duration_s=duration_s), bodies)
+        )
+        with urllib.request.urlopen(f"{spec.base_url}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+    return RoundFigures(
+        round=round_no,
+        shadow=shadow is not None,
+        achieved_rate=result.achieved_rate,
+        p50_ms=result.latency.p50_ms,
+        p99_ms=result.latency.p99_ms,
+        max_ms=result.latency.max_ms,
+        scored=_metric(metrics, "scanopt_shadow_scored_total") if shadow else None,
+        dropped=_metric(metrics, "scanopt_shadow_dropped_total") if shadow else None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--share", type=float, default=1.0)
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser.add_argument("--work", type=Path, default=Path("var/bench/shadow"))
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.rate <= 0 or args.duration <= 0 or not 0 < args.share <= 1:
+        print("error: expected --rounds >= 1, --rate and --duration > 0, 0 < --share <= 1")
+        return 2
+    artifacts = (args.work / "artifacts").resolve()
+    champion, challenger = prepare_artifacts(artifacts, args.artifacts)
+    print(f"champion {champion}, shadow {challenger}, {args.workers} workers, {args.rate:g} req/s")
+    bodies = scan_bodies(_CORPUS)
+    figures: list[RoundFigures] = []
+    try:
+        for r in range(1, args.rounds + 1):
+            order = [None, challenger] if r % 2 else [challenger, None]
+            for shadow in order:
+                f = run_round(
+                    r,
+                    shadow,
+                    artifacts=artifacts,
+                    work=args.work,
+                    bodies=bodies,
+                    rate=args.rate,
+                    duration_s=args.duration,
+                    workers=args.workers,
+                    share=args.share,
+                )
+                figures.append(f)
+                extra = "" if not f.shadow else f"  scored {f.scored:.0f}, dropped {f.dropped:.0f}"
+                print(
+                    f"round {r} {'shadow' if f.shadow else 'plain ':6}  {f.achieved_rate:6.1f} "
+                    f"req/s  p50 {f.p50_ms:7.2f} ms  p99 {f.p99_ms:8.2f} ms  max "
+                    f"{f.max_ms:8.2f} ms{extra}"
+                )
+    except LoadRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for key in ("p50_ms", "p99_ms", "max_ms"):
+        plain = statistics.median(getattr(f, key) for f in figures if not f.shadow)
+        shadowed = statistics.median(getattr(f, key) for f in figures if f.shadow)
+        print(
+            f"median {key[:-3]:4}: plain {plain:8.2f} ms, shadow {shadowed:8.2f} ms, "
+            f"ratio {shadowed / plain:5.2f}"
+        )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(msgspec.json.encode(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
