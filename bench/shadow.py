@@ -17,6 +17,11 @@ scans the shadow scored and dropped, so a run in which the shadow did no work sh
 Printed: per round and configuration p50, p99 and max latency; then the medians over
 rounds and the shadow's ratio to plain. Interleaving puts both through the same
 neighbours' load on a shared machine; the ratio is the figure to read, not the absolute.
+
+First, in process (`in_process_costs`), the two costs the shadow adds: the observer call
+on the request path (sample and append, the only shadow work before the answer leaves),
+and the CPU per scan the background task spends off the path (encoding, the run, the
+row), each the median of several timed repetitions.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import asyncio
 import re
 import statistics
 import sys
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,10 +43,25 @@ from bench.corpus import scan_bodies
 from bench.openloop import LoadRunError, OpenLoopConfig, run_open_loop
 from bench.servers import ServerSpec, free_port, running_server
 from bench.swap import prepare_artifacts
+from server.dataplane import Served
+from server.domain.scan import Scan
+from server.experiments.gate import Decision
+from server.inference.model import load_model
+from server.schemas import Interval, Outcome
+from server.shadow import SHADOW_BATCH, ShadowScorer, shadow_rows
+from server.store.buffer import PredictionLog
+from server.store.metrics import StoreMetrics
+from server.store.sqlite import SqliteStore
 
-__all__ = ["RoundFigures", "main", "run_round"]
+__all__ = ["RoundFigures", "in_process_costs", "main", "run_round"]
 
 _CORPUS: Final = 2000
+_PLACEHOLDER: Final = Outcome(
+    result_count=Interval(predicted=10.0, lower=5.0, upper=20.0),
+    duration_s=Interval(predicted=2.0, lower=1.0, upper=4.0),
+    p_empty=0.1,
+    confidence=0.5,
+)
 
 
 class RoundFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +75,68 @@ class RoundFigures(msgspec.Struct, frozen=True, kw_only=True):
     max_ms: float
     scored: float | None = None
     dropped: float | None = None
+
+
+def in_process_costs(artifacts: Path, shadow: str, scans: list[Scan]) -> tuple[float, float]:
+    """(observer call, background CPU per scored scan), both in microseconds."""
+    from datetime import UTC, datetime
+
+    from prometheus_client import CollectorRegistry
+
+    model = load_model(artifacts, intra_op_threads=1, cache_size=0, version=shadow)
+    served = [
+        Served(
+            scan=scan,
+            decision=Decision(experiment="ml_scanning", arm="treatment", ml_enabled=True),
+            prediction_id=f"{n:040x}",
+            endpoint="predict",
+            at=datetime.now(UTC),
+            model_version="champion",
+            predicted=None,
+        )
+        for n, scan in enumerate(scans)
+    ]
+    # The observer's whole work on a scan the model answered: sample, bound check, append.
+    answered = [msgspec.structs.replace(s, predicted=_PLACEHOLDER) for s in served]
+
+    async def observe() -> float:
+        registry = CollectorRegistry()
+        # A log over a store never opened: rows only queue in memory, nothing is written.
+        log = PredictionLog(
+            SqliteStore(Path("unused.db"), threads=1),
+            StoreMetrics(registry),
+            capacity=10**7,
+            batch_size=10**7,
+            flush_interval_s=60.0,
+            share=1.0,
+        )
+        scorer = ShadowScorer(
+            shadow,
+            log,
+            registry,
+            load=lambda: model,
+            share=1.0,
+            capacity=10**7,
+        )
+        await scorer.start()
+        rounds = []
+        for _ in range(7):
+            t0 = time.perf_counter_ns()
+            for s in answered:
+                scorer(s)
+            rounds.append((time.perf_counter_ns() - t0) / len(answered) / 1e3)
+            await scorer.drain()
+        await scorer.stop()
+        return statistics.median(rounds)
+
+    observer_us = asyncio.run(observe())
+    per_scan = []
+    for _ in range(7):
+        t0 = time.perf_counter_ns()
+        for start in range(0, len(served), SHADOW_BATCH):
+            shadow_rows(model, served[start : start + SHADOW_BATCH])
+        per_scan.append((time.perf_counter_ns() - t0) / len(served) / 1e3)
+    return observer_us, statistics.median(per_scan)
 
 
 def _metric(text: str, name: str) -> float:
@@ -129,6 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     champion, challenger = prepare_artifacts(artifacts, args.artifacts)
     print(f"champion {champion}, shadow {challenger}, {args.workers} workers, {args.rate:g} req/s")
     bodies = scan_bodies(_CORPUS)
+    observer_us, scan_us = in_process_costs(
+        artifacts, challenger, [msgspec.json.decode(b, type=Scan) for b in bodies]
+    )
+    print(
+        f"in process: observer call {observer_us:.2f} us per answered scan (on the request "
+        f"path); shadow scoring {scan_us:.1f} us of CPU per scan (off it, batches of "
+        f"{SHADOW_BATCH})"
+    )
     figures: list[RoundFigures] = []
     try:
         for r in range(1, args.rounds + 1):

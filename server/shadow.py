@@ -42,7 +42,7 @@ from server.inference.model import LoadedModel
 from server.store.buffer import PredictionLog
 from server.store.records import PredictionRecord
 
-__all__ = ["LINGER_S", "SHADOW_BATCH", "ShadowScorer", "shadow_id"]
+__all__ = ["LINGER_S", "SHADOW_BATCH", "ShadowScorer", "shadow_id", "shadow_rows"]
 
 _LOG = logging.getLogger(__name__)
 # Most scans per shadow run: large enough to amortise a run, small enough to yield often.
@@ -174,7 +174,7 @@ class ShadowScorer:
             return
         loop = asyncio.get_running_loop()
         try:
-            rows = await loop.run_in_executor(self._executor, _shadow_rows, model, batch)
+            rows = await loop.run_in_executor(self._executor, shadow_rows, model, batch)
         except asyncio.CancelledError:
             self._queue.extendleft(reversed(batch))
             raise
@@ -199,7 +199,7 @@ class ShadowScorer:
                 _LOG.exception("shadow scoring crashed")
 
 
-def _shadow_rows(model: LoadedModel, batch: list[Served]) -> list[PredictionRecord]:
+def shadow_rows(model: LoadedModel, batch: list[Served]) -> list[PredictionRecord]:
     """Encode, run and turn a batch into shadow rows (on the shadow thread)."""
     import numpy as np
 
