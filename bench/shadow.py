@@ -176,12 +176,22 @@ def run_round(
     with running_server(spec, state):
         url = f"{spec.base_url}/v1/predict"
         warm = OpenLoopConfig(url=url, rate=rate, duration_s=1.0)
-        asyncio.run(run_open_loop(warm, bodies))
+        warmed = asyncio.run(run_open_loop(warm, bodies))
         result = asyncio.run(
             run_open_loop(OpenLoopConfig(url=url, rate=rate, duration_s=duration_s), bodies)
         )
-        with urllib.request.urlopen(f"{spec.base_url}/metrics", timeout=10) as answer:
-            metrics = answer.read().decode()
+        # The shadow scores after the answers: give it a moment to finish the last batch.
+        sent = warmed.requests + result.requests
+        deadline = time.monotonic() + 5.0
+        while True:
+            with urllib.request.urlopen(f"{spec.base_url}/metrics", timeout=10) as answer:
+                metrics = answer.read().decode()
+            done = _metric(metrics, "scanopt_shadow_scored_total") + _metric(
+                metrics, "scanopt_shadow_dropped_total"
+            )
+            if shadow is None or done >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     return RoundFigures(
         round=round_no,
         shadow=shadow is not None,

@@ -19,7 +19,8 @@ shadow (`python -m server.serve` refuses such a version before any worker starts
 
     scanopt_shadow_scored_total{version}    scans the shadow version scored
     scanopt_shadow_dropped_total{reason}    sampled scans not scored (queue_full, failed)
-    scanopt_shadow_queue                    scans waiting, summed over live workers
+    scanopt_shadow_queue                    scans waiting at the last batch, summed over
+                                            live workers
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ShadowScorer:
         )
         self.waiting = Gauge(
             "scanopt_shadow_queue",
-            "Scans waiting for the shadow version, summed over live workers.",
+            "Scans waiting for the shadow version at its last batch, summed over live workers.",
             registry=registry,
             multiprocess_mode="livesum",
         )
@@ -164,6 +165,8 @@ class ShadowScorer:
     async def drain(self) -> None:
         """Score everything queued now (the background task does this by itself)."""
         while self._queue:
+            # Set per batch, not per scan: the observer on the request path stays one append.
+            self.waiting.set(len(self._queue))
             batch = [self._queue.popleft() for _ in range(min(SHADOW_BATCH, len(self._queue)))]
             await self._score(batch)
         self.waiting.set(0)
