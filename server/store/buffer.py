@@ -13,7 +13,8 @@ A/B analysis needs every exposed user). A worker remembers whom it has already e
 so a returning user costs nothing here; the store keeps the earliest exposure anyway.
 A shadow version's predictions (`record_shadow`) take the same buffer, batches and
 retries, never with an exposure and regardless of `share` (the shadow samples its own),
-counted under kind "shadow".
+counted under kind "shadow". They are queued only while the buffer is less than half
+full, so during an outage shadow rows are dropped long before a served row would be.
 """
 
 from __future__ import annotations
@@ -108,9 +109,10 @@ class PredictionLog:
             self._wakeup.set()
 
     def record_shadow(self, prediction: PredictionRecord) -> None:
-        """Queue one shadow row (a challenger's prediction, `shadow_of` set); never blocks."""
+        """Queue one shadow row (a challenger's prediction, `shadow_of` set) unless the
+        buffer is half full (the rest is kept for served rows); never blocks."""
         row = _Row(prediction, None)
-        if len(self._rows) >= self._capacity:
+        if len(self._rows) >= self._capacity // 2:
             self._drop([row], "buffer_full")
             return
         self._rows.append(row)

@@ -157,10 +157,10 @@ async def test_shadow_rows_take_the_same_retrying_path(
     metrics: StoreMetrics,
     registry: CollectorRegistry,
 ) -> None:
-    """Shadow rows queue through an outage, are written after it, counted as kind
-    "shadow", ignore the prediction share and add no exposure."""
+    """Shadow rows queue through an outage (up to half the buffer), are written after it,
+    counted as kind "shadow", ignore the prediction share and add no exposure."""
     store, holder = locked_sqlite
-    log = _log(store, metrics, share=0.0, capacity=3)
+    log = _log(store, metrics, share=0.0, capacity=6)
     holder.execute("BEGIN EXCLUSIVE")
     for i in range(4):
         served = prediction(i)
@@ -182,6 +182,27 @@ async def test_shadow_rows_take_the_same_retrying_path(
     assert _count(registry, "scanopt_store_log_written_total", kind="shadow") == 3
     assert _count(registry, "scanopt_store_log_written_total", kind="prediction") == 0
     assert await store.list_exposures("ml_scanning") == []
+
+
+async def test_shadow_rows_never_crowd_out_served_rows(
+    locked_sqlite: tuple[SqliteStore, sqlite3.Connection],
+    metrics: StoreMetrics,
+    registry: CollectorRegistry,
+) -> None:
+    """With the buffer half full of shadow rows, served rows still fill the other half."""
+    store, holder = locked_sqlite
+    log = _log(store, metrics, capacity=4)
+    holder.execute("BEGIN EXCLUSIVE")
+    for i in range(4):
+        log.record_shadow(prediction(100 + i, prediction_id=f"s{i}", shadow_of=f"p{i:04d}"))
+    for i in range(2):
+        log.record(prediction(i))
+    assert log.pending == 4
+    assert _count(registry, "scanopt_store_dropped_total", kind="shadow", reason="buffer_full") == 2
+    assert (
+        _count(registry, "scanopt_store_dropped_total", kind="prediction", reason="buffer_full")
+        == 0
+    )
 
 
 async def test_full_buffer_drops_new_rows_and_counts_them(
