@@ -20,7 +20,7 @@ neighbours' load on a shared machine; the ratio is the figure to read, not the a
 
 First, in process (`in_process_costs`), the two costs the shadow adds: the observer call
 on the request path (sample and append, the only shadow work before the answer leaves),
-and the CPU per scan the background task spends off the path (encoding, the run, the
+and the CPU per scan the background task spends between requests (encoding, the run, the
 row), each the median of several timed repetitions.
 """
 
@@ -227,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"in process: observer call {observer_us:.2f} us per answered scan (on the request "
-        f"path); shadow scoring {scan_us:.1f} us of CPU per scan (off it, batches of "
-        f"{SHADOW_BATCH})"
+        f"path); shadow scoring {scan_us:.1f} us of CPU per scan (between requests, "
+        f"batches of {SHADOW_BATCH})"
     )
     figures: list[RoundFigures] = []
     try:

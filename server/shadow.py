@@ -6,11 +6,16 @@ warm-up) and registers a `ShadowScorer` as a data plane observer. For every answ
 scan the model ran on, the observer keeps a `SCANOPT_SHADOW_SHARE` at random and appends
 it to a bounded queue (O(1), on the event loop, after the prediction log row is queued):
 the answer is already built and is neither delayed by more than that append nor changed.
-A background task takes the queue in batches (waiting `LINGER_S` after a scan arrives, so
-a busy worker makes few large runs rather than many of one row) and runs the shadow graph
-on its own thread (encoding, one onnxruntime run, the rows), then hands each row to the
-prediction log's buffered, retrying writer (`PredictionLog.record_shadow`) as a shadow
-row: the shadow's version, its outputs, and `shadow_of` = the served prediction's id.
+A background task on the worker's event loop takes the queue in batches of
+`SHADOW_BATCH` (waiting `LINGER_S` after a scan arrives, so a busy worker makes few runs of
+many rows rather than many of one) and scores each batch between requests: encoding, one
+onnxruntime run, the rows, then it yields to the loop before the next batch. So a request
+that arrives meanwhile waits for at most one batch (tens to a few hundred µs), and no
+thread competes with the loop for the GIL: a scoring thread descheduled while holding it
+on a busy machine stalled the answers far longer (tens of ms at the p50 under load, in
+`just bench-shadow`). Each row goes to the prediction log's buffered, retrying writer
+(`PredictionLog.record_shadow`) as a shadow row: the shadow's version, its outputs, and
+`shadow_of` = the served prediction's id.
 
 When the queue holds SCANOPT_SHADOW_QUEUE scans, a new one is dropped and counted
 (`scanopt_shadow_dropped_total{reason="queue_full"}`); the answer is never dropped. A
@@ -31,9 +36,9 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from server.dataplane import Served
@@ -46,8 +51,9 @@ from server.store.records import PredictionRecord
 __all__ = ["LINGER_S", "SHADOW_BATCH", "ShadowScorer", "shadow_id", "shadow_rows"]
 
 _LOG = logging.getLogger(__name__)
-# Most scans per shadow run: large enough to amortise a run, small enough to yield often.
-SHADOW_BATCH: Final = 64
+# Most scans per shadow run: large enough to amortise a run, small enough that a request
+# arriving meanwhile waits little (the predictor runs up to 32 rows inline too).
+SHADOW_BATCH: Final = 16
 # After the first scan arrives the task waits this long for company: nobody waits for a
 # shadow row, and one run of many rows costs far less CPU (hand-offs, wake-ups) than many
 # runs of one, CPU the answers share.
@@ -86,7 +92,6 @@ class ShadowScorer:
         self._queue: deque[Served] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="scanopt-shadow")
         self.scored = Counter(
             "scanopt_shadow_scored",
             "Answered scans the shadow version scored after the answer was sent.",
@@ -131,9 +136,8 @@ class ShadowScorer:
 
     async def start(self) -> None:
         """Load and warm the shadow version off the loop, then start scoring."""
-        loop = asyncio.get_running_loop()
         try:
-            self._model = await loop.run_in_executor(self._executor, self._load)
+            self._model = await asyncio.to_thread(self._load)
         except ArtifactError as exc:
             _LOG.error(
                 "shadow version refused; serving without a shadow",
@@ -145,10 +149,10 @@ class ShadowScorer:
             extra={"fields": {"shadow_version": self.version, "share": self.share}},
         )
         if self._task is None:
-            self._task = loop.create_task(self._run())
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Score what is queued (briefly), then release the thread."""
+        """Score what is queued (for up to 2 s) and count what is left as dropped."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -160,7 +164,6 @@ class ShadowScorer:
             self.dropped.labels("shutdown").inc(len(self._queue))
             self._queue.clear()
         self.waiting.set(0)
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def drain(self) -> None:
         """Score everything queued now (the background task does this by itself)."""
@@ -168,19 +171,16 @@ class ShadowScorer:
             # Set per batch, not per scan: the observer on the request path stays one append.
             self.waiting.set(len(self._queue))
             batch = [self._queue.popleft() for _ in range(min(SHADOW_BATCH, len(self._queue)))]
-            await self._score(batch)
+            self._score(batch)
+            await asyncio.sleep(0)  # let waiting requests run before the next batch
         self.waiting.set(0)
 
-    async def _score(self, batch: list[Served]) -> None:
+    def _score(self, batch: list[Served]) -> None:
         model = self._model
         if model is None:
             return
-        loop = asyncio.get_running_loop()
         try:
-            rows = await loop.run_in_executor(self._executor, shadow_rows, model, batch)
-        except asyncio.CancelledError:
-            self._queue.extendleft(reversed(batch))
-            raise
+            rows = shadow_rows(model, batch)
         except Exception:  # a failing shadow never touches serving: log, count, go on
             _LOG.exception("shadow scoring failed on %d scans", len(batch))
             self.dropped.labels("failed").inc(len(batch))
@@ -203,9 +203,7 @@ class ShadowScorer:
 
 
 def shadow_rows(model: LoadedModel, batch: list[Served]) -> list[PredictionRecord]:
-    """Encode, run and turn a batch into shadow rows (on the shadow thread)."""
-    import numpy as np
-
+    """Encode, run and turn a batch into shadow rows."""
     features = np.stack([served_row(s.scan, s.at) for s in batch])
     outputs = [out.tolist() for out in model.run(features)]
     rows = []
