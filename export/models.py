@@ -158,18 +158,20 @@ def versions_table(listing: VersionList) -> Table:
 
 def read_shadow(dsn: str) -> ShadowReport:
     """Every (champion, shadow) comparison in the store `dsn` names."""
+    from server.errors import InvalidInputError
     from server.monitoring.shadow import read_report
     from server.store import store_from_dsn
 
     async def read() -> ShadowReport:
         try:
             store = store_from_dsn(dsn, pool_size=1)
-        except ValueError as exc:
-            raise LifecycleError(f"--store: expected {exc}") from None
+        except InvalidInputError as exc:
+            raise LifecycleError(f"--store: {exc.message}") from None
         try:
             await store.open()
         except Exception as exc:  # each driver raises its own errors; one line names it
-            raise LifecycleError(f"--store: cannot open the store: {exc}") from None
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LifecycleError(f"--store: cannot open the store: {reason}") from None
         try:
             return await read_report(store, version=None, share=None, min_pairs=_MIN_PAIRS)
         finally:

@@ -177,7 +177,7 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     `scan` is stored as JSON; `endpoint` is predict, batch or recommend.
 
     `shadow_of` is None for a served prediction. A shadow row (a challenger's prediction
-    for a scan it did not answer, server.inference.shadow) holds the served prediction's
+    for a scan it did not answer, server.shadow) holds the served prediction's
     id there, and an id of its own that no client is ever given (it is not an issued id,
     so no event or feedback can name it): a join from events or feedback on
     `prediction_id` therefore only ever reaches served predictions.
