@@ -13,17 +13,18 @@ onnxruntime run, the rows, then it yields to the loop before the next batch. So 
 that arrives meanwhile waits for at most one batch (16 scans: 0.25 to 2.8 ms measured on
 a loaded machine), and no thread competes with the loop for the GIL: with the scoring on
 a thread of its own, `just bench-shadow` saw the shadow rounds' median latency at 2 to 3
-times plain's in most rounds on the oversubscribed machine. Each row goes to the prediction log's buffered, retrying writer
-(`PredictionLog.record_shadow`) as a shadow row: the shadow's version, its outputs, and
-`shadow_of` = the served prediction's id.
+times plain's in most rounds on the oversubscribed machine. Each row goes to the
+prediction log's buffered, retrying writer (`PredictionLog.record_shadow`) as a shadow
+row: the shadow's version, its outputs, and `shadow_of` = the served prediction's id.
 
 When the queue holds SCANOPT_SHADOW_QUEUE scans, a new one is dropped and counted
 (`scanopt_shadow_dropped_total{reason="queue_full"}`); the answer is never dropped. A
-worker whose shadow version fails to load logs it, counts it and serves on without a
-shadow (`python -m server.serve` refuses such a version before any worker starts).
+worker whose shadow version fails to load logs it and serves on without a shadow
+(`python -m server.serve` refuses such a version before any worker starts).
 
     scanopt_shadow_scored_total{version}    scans the shadow version scored
-    scanopt_shadow_dropped_total{reason}    sampled scans not scored (queue_full, failed)
+    scanopt_shadow_dropped_total{reason}    sampled scans not scored (queue_full, failed,
+                                            shutdown)
     scanopt_shadow_queue                    scans waiting at the last batch, summed over
                                             live workers
 """
@@ -100,7 +101,8 @@ class ShadowScorer:
         )
         self.dropped = Counter(
             "scanopt_shadow_dropped",
-            "Sampled scans the shadow version did not score, by reason (queue_full, failed).",
+            "Sampled scans the shadow version did not score, by reason (queue_full, failed, "
+            "shutdown).",
             ["reason"],
             registry=registry,
         )
