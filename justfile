@@ -192,6 +192,11 @@ bench-probation *ARGS:
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.probation {{ARGS}}
 
+# open-loop latency of the same load with and without a shadow version, interleaved rounds
+[group('bench')]
+bench-shadow *ARGS:
+    {{python}} -m bench.shadow {{ARGS}}
+
 # A/A validation of the experiment statistics (1,000 re-randomizations): exits 1 outside the bands
 [group('bench')]
 aa *ARGS:

@@ -1,6 +1,6 @@
 """`just models`, `just promote`, `just rollback`, `just prune`: the versions and the alias.
 
-    python -m export.models list     [--json] [--url URL]   (each command also takes
+    python -m export.models list     [--json] [--url URL | --store DSN]   (each command also takes
                                                          --artifacts DIR, default artifacts)
     python -m export.models promote  VERSION [--no-targets] [--allow-rolled-back]
     python -m export.models rollback [--no-targets]
@@ -9,7 +9,9 @@
 `list` shows every version newest first with its held-out metrics, its parent, whether the
 server rolled it back after a failed probation (R, with why) and which one
 `artifacts/current` names (the version every worker serves within one poll interval);
-with --url it asks a running server instead and also marks what the answering worker serves.
+with --url it asks a running server instead and also marks what the answering worker serves
+and, when the server runs a shadow version, its paired comparison with the champion;
+--store reads every shadow comparison from a store directly (SQLite or PostgreSQL).
 `promote` validates a version (the checks of `just validate`) and then switches the alias
 atomically; `rollback` promotes the current version's parent; `prune` keeps the N newest
 versions plus the current one and its parent. A refused move is one line on stderr, exit
@@ -19,6 +21,7 @@ versions plus the current one and its parent. A refused move is one line on stde
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,14 +33,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from export.lifecycle import LifecycleError, Move, promote, prune, rollback
-from server.domain.versions import VersionList, list_versions
+from server.domain.versions import ShadowReport, VersionList, list_versions
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["fetch_versions", "main", "versions_table"]
+__all__ = ["fetch_versions", "main", "read_shadow", "shadow_table", "versions_table"]
 
 _DEFAULT_KEEP = 5
+# Pairs a shadow figure needs, as SCANOPT_ACCURACY_MIN_LABELLED's default.
+_MIN_PAIRS = 30
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="ask a running server (GET URL/v1/models/versions) instead of reading --artifacts, "
         "so the table also shows the version the answering worker serves",
+    )
+    listing.add_argument(
+        "--store",
+        default=None,
+        help="also read every shadow comparison from this store DSN (sqlite:///var/scanopt.db "
+        "or postgresql://...); without it only --url shows shadow figures",
     )
     for name, text in (
         ("promote", "validate VERSION, then serve it"),
@@ -108,7 +119,7 @@ def fetch_versions(url: str, client: httpx.Client | None = None) -> VersionList:
 
 def versions_table(listing: VersionList) -> Table:
     """The listing as a rich table, the current version marked (* current, S served,
-    R rolled back by the server after a failed probation)."""
+    R rolled back by the server after a failed probation, sh the shadow version)."""
     title = f"Model versions (current: {listing.current or 'none'}"
     if listing.serving is not None:
         title += f"; the answering worker serves {listing.serving}"
@@ -133,10 +144,12 @@ def versions_table(listing: VersionList) -> Table:
             table.add_row("[red]![/]", v.version, "[red]unreadable (below)[/]")
             continue
         m = v.metrics
+        shadowing = listing.shadow is not None and v.version == listing.shadow.version
         table.add_row(
             ("[green]*[/]" if v.current else "")
             + ("[cyan]S[/]" if v.version == listing.serving else "")
-            + ("[red]R[/]" if v.rolled_back is not None else ""),
+            + ("[red]R[/]" if v.rolled_back is not None else "")
+            + ("[magenta]sh[/]" if shadowing else ""),
             v.version,
             v.parent_version or "-",
             "-" if v.training_rows is None else f"{v.training_rows:,}",
@@ -147,6 +160,67 @@ def versions_table(listing: VersionList) -> Table:
             _metric(m, "empty", "brier", ".4f"),
             "-" if v.model_bytes is None else f"{v.model_bytes / 1e6:.2f}",
         )
+    return table
+
+
+def read_shadow(dsn: str) -> ShadowReport:
+    """Every (champion, shadow) comparison in the store `dsn` names."""
+    from server.errors import InvalidInputError
+    from server.monitoring.shadow import read_report
+    from server.store import store_from_dsn
+
+    async def read() -> ShadowReport:
+        try:
+            store = store_from_dsn(dsn, pool_size=1)
+        except InvalidInputError as exc:
+            raise LifecycleError(f"--store: {exc.message}") from None
+        try:
+            await store.open()
+        except Exception as exc:  # each driver raises its own errors; one line names it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LifecycleError(f"--store: cannot open the store: {reason}") from None
+        try:
+            return await read_report(store, version=None, share=None, min_pairs=_MIN_PAIRS)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def shadow_table(report: ShadowReport) -> Table:
+    """The paired comparisons: both versions' MAE on the same requests and the verdict."""
+    title = "Shadow comparison"
+    if report.version is not None:
+        title += f" (shadow {report.version}, share {report.share:g})"
+    table = Table(title=title)
+    for column in ("champion", "shadow", "pairs", "target", "champion MAE", "shadow MAE"):
+        table.add_column(column, no_wrap=column in {"champion", "shadow"})
+    table.add_column("shadow - champion [95% sequence]")
+    table.add_column("p")
+    table.add_column("verdict")
+    for c in report.comparisons:
+        for t in (c.result_count, c.duration_s):
+            interval = (
+                "-"
+                if t.difference is None
+                else f"{t.difference:+.3f} [{t.lower:+.3f}, {t.upper:+.3f}]"
+            )
+            colour = {"better": "green", "worse": "red"}.get(t.verdict)
+            table.add_row(
+                c.champion,
+                c.shadow,
+                f"{c.n:,}",
+                t.target,
+                _fmt(t.champion_mae, ".3f"),
+                _fmt(t.shadow_mae, ".3f"),
+                interval,
+                _fmt(t.p_value, ".3g"),
+                t.verdict if colour is None else f"[{colour}]{t.verdict}[/]",
+            )
     return table
 
 
@@ -166,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             listing = (
                 list_versions(args.artifacts) if args.url is None else fetch_versions(args.url)
             )
+            if args.store is not None:
+                listing = msgspec.structs.replace(listing, shadow=read_shadow(args.store))
             if args.json:
                 sys.stdout.write(msgspec.json.encode(listing).decode() + "\n")
             else:
@@ -175,6 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         console.print(f"[red]![/] {v.version}: {escape(v.problem)}")
                     if v.rolled_back is not None:
                         console.print(f"[red]R[/] {v.version}: {escape(v.rolled_back)}")
+                if listing.shadow is not None:
+                    if listing.shadow.problem is not None:
+                        console.print(f"[red]![/] shadow: {escape(listing.shadow.problem)}")
+                    elif listing.shadow.comparisons:
+                        console.print(shadow_table(listing.shadow))
+                    else:
+                        console.print("shadow: no labelled request scored by both versions yet")
         elif args.command == "promote":
             _moved(
                 console,

@@ -34,6 +34,7 @@ from server.docs.openapi import document_errors
 from server.experiments.gate import ExperimentGate
 from server.experiments.metrics import GateMetrics
 from server.inference.artifacts import verify_version
+from server.inference.model import load_model
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
 from server.logs import LOGGER_NAME
@@ -43,6 +44,7 @@ from server.monitoring.http import HttpObserver, RouteTemplates
 from server.monitoring.metrics import Metrics
 from server.monitoring.monitor import Monitor, MonitorSettings
 from server.monitoring.probation import Probation, ProbationMetrics, ProbationSettings
+from server.monitoring.shadow import ShadowGauges, ShadowMonitor
 from server.routes import (
     admin,
     dashboard,
@@ -60,6 +62,7 @@ from server.routes import (
 from server.routes.errors import exception_handlers
 from server.routes.openapi import document_bodies
 from server.settings import Settings
+from server.shadow import ShadowScorer
 from server.store import store_from_dsn
 from server.store.buffer import PredictionLog
 from server.store.metrics import StoreMetrics
@@ -110,6 +113,33 @@ class Worker:
             self.metrics,
             max_batch=settings.max_batch,
         )
+        # Shadow scoring (server.shadow): a challenger scores answered scans off the path.
+        self.shadow: ShadowScorer | None = None
+        self.shadow_monitor: ShadowMonitor | None = None
+        if settings.shadow_version is not None:
+            shadow_version = settings.shadow_version
+            self.shadow = ShadowScorer(
+                shadow_version,
+                self.log,
+                self.metrics.registry,
+                load=lambda: load_model(
+                    settings.artifacts,
+                    intra_op_threads=settings.intra_op_threads,
+                    cache_size=0,
+                    version=shadow_version,
+                ),
+                share=settings.shadow_share,
+                capacity=settings.shadow_queue,
+            )
+            self.plane.observe(self.shadow)
+            self.shadow_monitor = ShadowMonitor(
+                self.store,
+                ShadowGauges(self.metrics.registry),
+                version=shadow_version,
+                share=settings.shadow_share,
+                interval_s=settings.monitor_interval_s,
+                min_pairs=settings.accuracy_min_labelled,
+            )
 
         self.monitor = Monitor(
             self.store,
@@ -161,6 +191,9 @@ class Worker:
         await self.watcher.reload()
         self.watcher.start()
         await self.monitor.probe()  # scanopt_store_up says the truth before the first flush
+        if self.shadow is not None and self.shadow_monitor is not None:
+            await self.shadow.start()
+            self.shadow_monitor.start()
         self.monitor.start()
         self.probation.start()
         self.dashboard.start()
@@ -176,6 +209,9 @@ class Worker:
         await self.monitor.stop()
         await self.probation.stop()
         await self.dashboard.stop()
+        if self.shadow is not None and self.shadow_monitor is not None:
+            await self.shadow_monitor.stop()
+            await self.shadow.stop()  # its last rows go to the log, flushed next
         await self.log.stop()
         await self.gate.stop()
         await self.store.close()
@@ -200,7 +236,7 @@ def create_app(
         *report.routes(worker.store),
         *events.routes(worker.store, worker.gate, worker.ids),
         *feedback.routes(worker.store, worker.ids),
-        *models.routes(worker.predictor, settings.artifacts),
+        *models.routes(worker.predictor, settings.artifacts, worker.shadow_monitor),
         *health.routes(worker.predictor),
         *metrics.routes(worker.metrics),
         *dashboard.routes(worker.dashboard),

@@ -61,6 +61,22 @@ def main() -> int:
         return 1
     model_version = checked.version
     del checked
+    if settings.shadow_version is not None:
+        # The shadow version is verified and loaded exactly like a served one, so a
+        # missing or damaged challenger stops start-up instead of failing in every worker.
+        try:
+            shadow = load_model(
+                settings.artifacts,
+                intra_op_threads=1,
+                cache_size=0,
+                version=settings.shadow_version,
+            )
+        except ArtifactError as exc:
+            print(
+                f"scanopt: cannot shadow (SCANOPT_SHADOW_VERSION): {exc.message}", file=sys.stderr
+            )
+            return 1
+        del shadow
     os.environ[MULTIPROC_ENV] = str(prepare_metrics_dir(settings.metrics_dir))
 
     # Imported only now: nothing above may pull in prometheus_client before the variable.
@@ -81,6 +97,8 @@ def main() -> int:
                 "workers": settings.workers,
                 "model_version": model_version,
                 "batcher": settings.batcher,
+                "shadow_version": settings.shadow_version,
+                "shadow_share": settings.shadow_share,
             }
         },
     )

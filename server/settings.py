@@ -178,6 +178,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     probation_min_requests: Annotated[
         int, _int(1, 10_000_000, "fewest prediction requests before the 5xx share is judged")
     ] = 200
+    # Shadow scoring (README, "Shadow scoring"): a challenger version scores a share of
+    # the answered scans after the answer is sent; its rows go to the prediction log
+    # flagged as shadow rows, never counted as served. None: no shadow.
+    shadow_version: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                description="version folder under artifacts/models scored as a shadow",
+                extra={
+                    "expected": "a version folder name under artifacts/models (letters, "
+                    "digits, '.', '_' or '-'), or empty for no shadow"
+                },
+            ),
+        ]
+        | None
+    ) = None
+    shadow_share: Annotated[
+        float, _num(0.0, 1.0, "share of answered scans the shadow version scores")
+    ] = 1.0
+    # Beyond this many scans waiting for the shadow, new ones are dropped and counted
+    # (scanopt_shadow_dropped_total); the answer never waits for the shadow.
+    shadow_queue: Annotated[
+        int, _int(1, 1_000_000, "scans a worker queues for the shadow version")
+    ] = 10_000
     # Set (from PROMETHEUS_MULTIPROC_DIR) only when prometheus_client runs in multiprocess
     # mode, that is under the launcher; None in a single process such as the tests.
     multiproc_dir: Path | None = None
@@ -275,7 +300,7 @@ def _prepare(name: str, value: str) -> Any:
         return {**_SWITCH, **_SWITCH_OFF}.get(value.lower(), value)
     if name == "cors_origins":
         return [o.strip() for o in value.split(",") if o.strip()]
-    if name == "admin_token":
+    if name in ("admin_token", "shadow_version"):
         return value or None
     if name == "log_level":
         return value.upper()

@@ -79,6 +79,25 @@ class ArmRate(WireStruct, frozen=True):
     rate: Annotated[float, _doc("share of completed scans that returned nothing, share 0-1")]
 
 
+class ShadowRow(WireStruct, frozen=True):
+    """One target of the shadow comparison, from the shadow gauges."""
+
+    champion: Annotated[str, _doc("the version that answered")]
+    shadow: Annotated[str, _doc("the version that scored the same requests in the shadow")]
+    target: Annotated[str, _doc("result_count or duration_s")]
+    pairs: Annotated[int, _doc("labelled requests both versions scored, count")]
+    champion_mae: Annotated[float | None, _doc("the champion's MAE on those requests")] = None
+    shadow_mae: Annotated[float | None, _doc("the shadow's MAE on those requests")] = None
+    difference: Annotated[
+        float | None, _doc("mean |error| of shadow minus champion per request")
+    ] = None
+    lower: Annotated[float | None, _doc("lower end of its 95% confidence sequence")] = None
+    upper: Annotated[float | None, _doc("upper end of its 95% confidence sequence")] = None
+    verdict: Annotated[
+        str, _doc("better, worse, undecided or not enough data (for the shadow)")
+    ] = "not enough data"
+
+
 class DashboardLive(WireStruct, frozen=True):
     """Everything from the merged /metrics: it keeps coming while the store is down."""
 
@@ -114,6 +133,9 @@ class DashboardLive(WireStruct, frozen=True):
     ]
     drift: Annotated[list[DriftRow], _doc("drift scores per feature")]
     empty_rate: Annotated[list[ArmRate], _doc("empty-scan share per arm and window")]
+    shadow: Annotated[
+        list[ShadowRow], _doc("the shadow version against the champion, on the same requests")
+    ] = msgspec.field(default_factory=list)
 
 
 class DashboardHistory(WireStruct, frozen=True):

@@ -40,6 +40,7 @@ from server.dashboard.schemas import (
     DashboardStored,
     DriftRow,
     RecentFeedback,
+    ShadowRow,
 )
 from server.monitoring.alerts import Figures, evaluate
 from server.monitoring.figures import LATENCY_BOUND, PREDICTION_ROUTES, SliHistory, read_figures
@@ -114,6 +115,9 @@ class Dashboard:
         accuracy: dict[tuple[str, str], dict[str, float]] = {}
         drift: dict[tuple[str, str], dict[str, float]] = {}
         empty: list[ArmRate] = []
+        shadow: dict[tuple[str, str, str], dict[str, float]] = {}
+        pairs: dict[tuple[str, str], float] = {}
+        mae: dict[tuple[str, str, str], float] = {}
         for family in families:
             for s in family.samples:
                 labels = s.labels
@@ -143,6 +147,17 @@ class Dashboard:
                 elif s.name == "scanopt_drift_threshold":
                     key = (labels["feature"], labels["score"])
                     drift.setdefault(key, {})["threshold"] = s.value
+                elif s.name == "scanopt_shadow_pairs":
+                    pairs[(labels["champion"], labels["shadow"])] = s.value
+                elif s.name == "scanopt_shadow_difference":
+                    compared = (labels["champion"], labels["shadow"], labels["target"])
+                    shadow.setdefault(compared, {})[labels["bound"]] = s.value
+                elif s.name == "scanopt_shadow_verdict":
+                    compared = (labels["champion"], labels["shadow"], labels["target"])
+                    shadow.setdefault(compared, {})["verdict"] = s.value
+                elif s.name == "scanopt_shadow_mae":
+                    # Each version's MAE on the pairs it shares with `paired_with`.
+                    mae[(labels["version"], labels["paired_with"], labels["target"])] = s.value
                 elif s.name == "scanopt_business_empty_rate":
                     empty.append(ArmRate(arm=labels["arm"], window=labels["window"], rate=s.value))
         labelled = {v: n for (v, t), f in accuracy.items() if not t for n in [f.get("labelled")]}
@@ -192,6 +207,22 @@ class Dashboard:
                 for (feature, score), f in sorted(drift.items())
             ],
             empty_rate=sorted(empty, key=lambda r: (r.window, r.arm)),
+            shadow=[
+                ShadowRow(
+                    champion=champion,
+                    shadow=version,
+                    target=target,
+                    pairs=int(pairs[(champion, version)]),
+                    champion_mae=_finite(mae.get((champion, version, target))),
+                    shadow_mae=_finite(mae.get((version, champion, target))),
+                    difference=_finite(f.get("estimate")),
+                    lower=_finite(f.get("lower")),
+                    upper=_finite(f.get("upper")),
+                    verdict=_VERDICTS.get(f["verdict"], "not enough data"),
+                )
+                for (champion, version, target), f in sorted(shadow.items())
+                if (champion, version) in pairs and "verdict" in f
+            ],
         )
 
     async def history_points(self, window: str, now: datetime | None = None) -> DashboardHistory:
@@ -292,6 +323,12 @@ def _slices(window: str, now: datetime) -> tuple[datetime, datetime, timedelta]:
         until += step - offset
         since += step - offset
     return since, until, step
+
+_VERDICTS: Final = {-1.0: "better", 0.0: "undecided", 1.0: "worse"}
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 _ACCURACY_GAUGES: Final = {

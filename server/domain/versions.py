@@ -31,6 +31,9 @@ from server.errors import ArtifactError
 __all__ = [
     "HEADLINE_METRICS",
     "VERSION_NAME",
+    "ShadowComparison",
+    "ShadowReport",
+    "ShadowTarget",
     "VersionInfo",
     "VersionList",
     "list_versions",
@@ -80,6 +83,73 @@ class VersionInfo(WireStruct, frozen=True):
     ] = None
 
 
+class ShadowTarget(WireStruct, frozen=True):
+    """One target of a shadow comparison: both versions' MAE on the same requests and the
+    always-valid confidence sequence of the mean paired difference in absolute error."""
+
+    target: Annotated[str, _doc("result_count or duration_s")]
+    champion_mae: Annotated[
+        float | None, _doc("the champion's MAE on the paired requests (results or seconds)")
+    ]
+    shadow_mae: Annotated[
+        float | None, _doc("the shadow's MAE on the same requests (results or seconds)")
+    ]
+    difference: Annotated[
+        float | None,
+        _doc(
+            "mean of |error of shadow| - |error of champion| per request; negative: shadow closer"
+        ),
+    ]
+    lower: Annotated[
+        float | None, _doc("lower end of the (1 - alpha) confidence sequence of `difference`")
+    ]
+    upper: Annotated[
+        float | None, _doc("upper end of the (1 - alpha) confidence sequence of `difference`")
+    ]
+    p_value: Annotated[
+        float | None, _doc("always-valid p-value of no difference: below alpha iff decided")
+    ]
+    verdict: Annotated[
+        str,
+        _doc("better (the sequence lies below 0), worse (above 0), undecided, or not enough data"),
+    ]
+    champion_coverage: Annotated[
+        float | None, _doc("share of outcomes inside the champion's 90% interval")
+    ] = None
+    shadow_coverage: Annotated[
+        float | None, _doc("share of outcomes inside the shadow's 90% interval")
+    ] = None
+
+
+class ShadowComparison(WireStruct, frozen=True):
+    """A shadow version against one champion version, on the requests both scored."""
+
+    champion: Annotated[str, _doc("the version that answered the requests")]
+    shadow: Annotated[str, _doc("the version that scored them in the shadow")]
+    n: Annotated[int, _doc("labelled requests both versions scored, count")]
+    alpha: Annotated[float, _doc("the sequence's error rate, valid at every look")]
+    result_count: Annotated[ShadowTarget, _doc("the result count comparison")]
+    duration_s: Annotated[ShadowTarget, _doc("the duration comparison")]
+    champion_brier: Annotated[float | None, _doc("the champion's p_empty Brier score")] = None
+    shadow_brier: Annotated[float | None, _doc("the shadow's p_empty Brier score")] = None
+    note: Annotated[str | None, _doc("why figures are missing (too few pairs)")] = None
+
+
+class ShadowReport(WireStruct, frozen=True):
+    """The shadow version, if any, and its paired comparisons with each champion."""
+
+    version: Annotated[
+        str | None, _doc("the version SCANOPT_SHADOW_VERSION names; null offline or unset")
+    ] = None
+    share: Annotated[float | None, _doc("share of answered scans the shadow scores")] = None
+    comparisons: Annotated[
+        list[ShadowComparison], _doc("one per (champion, shadow) pair of versions seen")
+    ] = msgspec.field(default_factory=list)
+    problem: Annotated[
+        str | None, _doc("why the comparison could not be read (the store); null when it was")
+    ] = None
+
+
 class VersionList(WireStruct, frozen=True):
     """Every version on disk, newest first; `current` is the serving alias."""
 
@@ -89,6 +159,11 @@ class VersionList(WireStruct, frozen=True):
     versions: Annotated[list[VersionInfo], _doc("every version on disk, newest first")]
     # The version this worker serves (the server fills it in; None offline).
     serving: Annotated[str | None, _doc("the version this worker serves; null offline")] = None
+    # The shadow scoring figures (server.monitoring.shadow); None without a shadow or store.
+    shadow: Annotated[
+        ShadowReport | None,
+        _doc("the shadow version and its paired comparisons; null when none is configured"),
+    ] = None
 
 
 def read_current(artifacts: Path) -> str | None:

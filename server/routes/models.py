@@ -3,7 +3,9 @@
 The listing reads each version's manifest (no graph, no checksum) on a worker thread, so
 a folder of many versions never stalls the event loop; `serving` is what this worker
 runs, `current` what artifacts/current names (the two differ for at most one poll
-interval after a promotion, or while a refused version is named).
+interval after a promotion, or while a refused version is named). With a shadow version
+configured, `shadow` adds its paired comparison with each champion, read from the store
+(server.monitoring.shadow).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import msgspec
 from litestar import get
+from litestar.concurrency import sync_to_thread
 from litestar.handlers import HTTPRouteHandler
 
 from server.domain.versions import VersionList, list_versions
 from server.inference.predictor import Predictor
+from server.monitoring.shadow import ShadowMonitor
 from server.schemas import ModelSummary
 
 __all__ = ["routes", "summary", "versions"]
@@ -49,7 +53,9 @@ def versions(predictor: Predictor, artifacts: Path) -> VersionList:
     return msgspec.structs.replace(listing, serving=serving)
 
 
-def routes(predictor: Predictor, artifacts: Path) -> list[HTTPRouteHandler]:
+def routes(
+    predictor: Predictor, artifacts: Path, shadow: ShadowMonitor | None = None
+) -> list[HTTPRouteHandler]:
     """The model description handlers."""
 
     @get("/v1/models", tags=["models"])
@@ -57,10 +63,14 @@ def routes(predictor: Predictor, artifacts: Path) -> list[HTTPRouteHandler]:
         """Version, features, metrics, importances and calibration of the model in service."""
         return summary(predictor)
 
-    @get("/v1/models/versions", tags=["models"], sync_to_thread=True)
-    def model_versions() -> VersionList:
+    @get("/v1/models/versions", tags=["models"])
+    async def model_versions() -> VersionList:
         """Every version on disk, newest first: lineage, held-out metrics, which is current
-        (artifacts/current, the serving alias) and which this worker serves."""
-        return versions(predictor, artifacts)
+        (artifacts/current, the serving alias), which this worker serves and, with a shadow
+        version, its paired comparison with the champion on the same requests."""
+        listing = await sync_to_thread(versions, predictor, artifacts)
+        if shadow is None:
+            return listing
+        return msgspec.structs.replace(listing, shadow=await shadow.report())
 
     return [models, model_versions]

@@ -27,6 +27,7 @@ from server.experiments.config import (
 from server.store import monitoring as mon
 from server.store import operations as ops
 from server.store import outcomes
+from server.store import shadow as shadow_queries
 from server.store import usage as usage_queries
 from server.store.business import ArmBusiness, TimeColumn, business_by_arm
 from server.store.experiment_metrics import (
@@ -45,6 +46,7 @@ from server.store.records import (
     PredictionRecord,
     UsageReport,
 )
+from server.store.shadow import ShadowSums
 from server.store.sql import Db, to_us
 
 __all__ = ["SqlStore"]
@@ -237,6 +239,14 @@ class SqlStore(abc.ABC):
     ) -> list[ArmBusiness]:
         window = (to_us(since), to_us(until))
         return await self._tx(lambda db: business_by_arm(db, *window, time_column), write=False)
+
+    async def shadow_sums(
+        self, since: datetime, until: datetime, shadow: str | None = None
+    ) -> list[ShadowSums]:
+        window = (to_us(since), to_us(until))
+        return await self._tx(
+            lambda db: shadow_queries.select_shadow_sums(db, *window, shadow), write=False
+        )
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
         await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))

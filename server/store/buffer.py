@@ -11,6 +11,10 @@ Two kinds of rows share the buffer: the prediction itself (kept for a `share` of
 requests, at random) and the user's first exposure to the experiment (always, since the
 A/B analysis needs every exposed user). A worker remembers whom it has already exposed,
 so a returning user costs nothing here; the store keeps the earliest exposure anyway.
+A shadow version's predictions (`record_shadow`) take the same buffer, batches and
+retries, never with an exposure and regardless of `share` (the shadow samples its own),
+counted under kind "shadow". They are queued only while the buffer is less than half
+full, so during an outage shadow rows are dropped long before a served row would be.
 """
 
 from __future__ import annotations
@@ -104,8 +108,22 @@ class PredictionLog:
         if len(self._rows) >= self._batch_size:
             self._wakeup.set()
 
+    def record_shadow(self, prediction: PredictionRecord) -> None:
+        """Queue one shadow row (a challenger's prediction, `shadow_of` set) unless the
+        buffer is half full (the rest is kept for served rows); never blocks."""
+        row = _Row(prediction, None)
+        if len(self._rows) >= self._capacity // 2:
+            self._drop([row], "buffer_full")
+            return
+        self._rows.append(row)
+        if len(self._rows) >= self._batch_size:
+            self._wakeup.set()
+
     def _drop(self, rows: list[_Row], reason: str) -> None:
-        predictions = sum(row.prediction is not None for row in rows)
+        shadows = sum(row.prediction is not None and row.prediction.shadow for row in rows)
+        predictions = sum(row.prediction is not None for row in rows) - shadows
+        if shadows:
+            self._metrics.dropped.labels("shadow", reason).inc(shadows)
         exposures = [row.exposure for row in rows if row.exposure is not None]
         for exposure in exposures:
             # Forget it, so the user's next prediction queues the exposure again.
@@ -128,8 +146,11 @@ class PredictionLog:
         started = time.perf_counter()
         await self._store.write_log(predictions, exposures)
         self._metrics.flush_duration.observe(time.perf_counter() - started)
-        if predictions:
-            self._metrics.written.labels("prediction").inc(len(predictions))
+        shadows = sum(p.shadow for p in predictions)
+        if shadows:
+            self._metrics.written.labels("shadow").inc(shadows)
+        if len(predictions) > shadows:
+            self._metrics.written.labels("prediction").inc(len(predictions) - shadows)
         if exposures:
             self._metrics.written.labels("exposure").inc(len(exposures))
 

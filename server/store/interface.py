@@ -26,6 +26,7 @@ from server.store.records import (
     PredictionRecord,
     UsageReport,
 )
+from server.store.shadow import ShadowSums
 
 __all__ = ["Store"]
 
@@ -125,6 +126,12 @@ class Store(Protocol):
         self, since: datetime, until: datetime, time_column: TimeColumn = "received_us"
     ) -> list[ArmBusiness]:
         """Business figures per arm (server.store.business)."""
+        ...
+
+    async def shadow_sums(
+        self, since: datetime, until: datetime, shadow: str | None = None
+    ) -> list[ShadowSums]:
+        """Champion and shadow on the same labelled requests (server.store.shadow)."""
         ...
 
     async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:

@@ -21,14 +21,14 @@ class StoreMetrics:
         r = registry
         self.dropped = Counter(
             "scanopt_store_dropped",
-            "Prediction log rows lost, by kind (prediction, exposure) and reason "
+            "Prediction log rows lost, by kind (prediction, exposure, shadow) and reason "
             "(buffer_full, store_unavailable, rejected, shutdown).",
             ["kind", "reason"],
             registry=r,
         )
         self.written = Counter(
             "scanopt_store_log_written",
-            "Prediction log rows committed to the store, by kind (prediction, exposure).",
+            "Prediction log rows committed to the store, by kind (prediction, exposure, shadow).",
             ["kind"],
             registry=r,
         )

@@ -186,6 +186,15 @@ _V3: Final = (
     )""",
 )
 
+# Shadow scoring: a challenger's predictions share the prediction log, flagged by the id
+# of the served prediction they shadow (NULL for served rows); the partial index serves
+# the paired comparison's join without growing with the served rows.
+_V4: Final = (
+    "ALTER TABLE predictions ADD COLUMN shadow_of TEXT",
+    "CREATE INDEX predictions_shadow ON predictions (model_version, shadow_of) "
+    "WHERE shadow_of IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
@@ -201,6 +210,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         version=3,
         description="monitoring: drift thresholds per model version and window size",
         statements=_V3,
+    ),
+    Migration(
+        version=4,
+        description="shadow scoring: predictions.shadow_of flags a challenger's rows",
+        statements=_V4,
     ),
 )
 

@@ -175,6 +175,12 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     The predicted values are None when the model was not run (kill switch, control arm,
     or outside the coverage with ML off), so outcomes of every scan stay linkable.
     `scan` is stored as JSON; `endpoint` is predict, batch or recommend.
+
+    `shadow_of` is None for a served prediction. A shadow row (a challenger's prediction
+    for a scan it did not answer, server.shadow) holds the served prediction's
+    id there, and an id of its own that no client is ever given (it is not an issued id,
+    so no event or feedback can name it): a join from events or feedback on
+    `prediction_id` therefore only ever reaches served predictions.
     """
 
     prediction_id: str
@@ -194,6 +200,12 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     duration_s_lo: float | None = None
     duration_s_hi: float | None = None
     p_empty: float | None = None
+    shadow_of: str | None = None
+
+    @property
+    def shadow(self) -> bool:
+        """True for a shadow row: a challenger's prediction, never a served one."""
+        return self.shadow_of is not None
 
 
 class Exposure(msgspec.Struct, frozen=True, kw_only=True):

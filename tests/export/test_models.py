@@ -132,3 +132,20 @@ def test_an_unreachable_server_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{url}/v1/models/versions" in err
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("mysql://root@db/scan", "--store: store DSN: expected sqlite:///path.db"),
+        ("postgresql://nobody@127.0.0.1:1/none", "--store: cannot open the store"),
+    ],
+)
+def test_a_bad_store_for_shadow_figures_is_one_line(
+    lineage: Path, capsys: pytest.CaptureFixture[str], dsn: str, expected: str
+) -> None:
+    """`just models --store` with a DSN of an unknown kind or an unreachable server."""
+    assert main(["list", "--artifacts", str(lineage), "--store", dsn]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {expected}")

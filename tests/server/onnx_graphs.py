@@ -7,7 +7,7 @@ exist because a pipeline that works cannot produce a graph missing an output.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -31,8 +31,14 @@ _RECIPES: dict[str, tuple[str, float]] = {
 }
 
 
-def linear_graph(outputs: Sequence[str] = MODEL_OUTPUTS, n_features: int = N_FEATURES) -> bytes:
-    """A graph with the contract's shape: features [n, F] in, one float [n] per output."""
+def linear_graph(
+    outputs: Sequence[str] = MODEL_OUTPUTS,
+    n_features: int = N_FEATURES,
+    recipes: Mapping[str, tuple[str, float]] | None = None,
+) -> bytes:
+    """A graph with the contract's shape: features [n, F] in, one float [n] per output
+    (`recipes` overrides the (op, constant) of some outputs)."""
+    chosen = {**_RECIPES, **(recipes or {})}
     weights = np.full((n_features, 1), 1e-7, dtype=np.float32)
     nodes = [
         helper.make_node("MatMul", [MODEL_INPUT, "w"], ["lin"]),
@@ -41,7 +47,7 @@ def linear_graph(outputs: Sequence[str] = MODEL_OUTPUTS, n_features: int = N_FEA
     ]
     constants = []
     for name in outputs:
-        op, value = _RECIPES[name]
+        op, value = chosen[name]
         if op == "Sigmoid":
             nodes.append(helper.make_node("Neg", ["a"], [f"{name}_neg"]))
             nodes.append(helper.make_node("Sigmoid", [f"{name}_neg"], [name]))

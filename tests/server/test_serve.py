@@ -89,6 +89,18 @@ def test_missing_model_stops_startup_with_one_line(tmp_path: Path) -> None:
     assert "just model" in lines[0]
 
 
+def test_missing_shadow_version_stops_startup_with_one_line(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    """SCANOPT_SHADOW_VERSION naming no version: exit 1, one line, before any worker."""
+    result = run_launcher(tmp_path, artifacts, shadow_version="nope")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("scanopt: cannot shadow (SCANOPT_SHADOW_VERSION): model version")
+    assert "'nope'" in lines[0]
+
+
 @pytest.mark.slow
 def test_metrics_add_up_across_workers(server: ServerProcess, tmp_path: Path) -> None:
     """N predictions spread over 2 workers show as N in /metrics, which promtool accepts."""

@@ -77,6 +77,9 @@ def test_every_variable_is_read() -> None:
         ("SCANOPT_RELOAD_POLL_S", "nan", "a number from 0 to 3600"),
         ("SCANOPT_HOST", "", "a non-empty value"),
         ("SCANOPT_MAX_BODY_BYTES", "10", "an integer from 1024"),
+        ("SCANOPT_SHADOW_VERSION", "../current", "a version folder name under artifacts/models"),
+        ("SCANOPT_SHADOW_SHARE", "1.5", "a number from 0 to 1"),
+        ("SCANOPT_SHADOW_QUEUE", "0", "an integer from 1 to 1000000"),
     ],
 )
 def test_bad_value_names_variable_value_and_expectation(
@@ -120,6 +123,14 @@ def test_batch_size_above_max_batch_is_refused() -> None:
 def test_empty_admin_token_switches_admin_off() -> None:
     """SCANOPT_ADMIN_TOKEN set but empty means no admin endpoints, not an empty token."""
     assert Settings.from_env({"SCANOPT_ADMIN_TOKEN": ""}).admin_token is None
+
+
+def test_shadow_settings() -> None:
+    """No shadow by default (and for an empty variable); a version and share when set."""
+    assert Settings.from_env({}).shadow_version is None
+    assert Settings.from_env({"SCANOPT_SHADOW_VERSION": ""}).shadow_version is None
+    s = Settings.from_env({"SCANOPT_SHADOW_VERSION": "v-2", "SCANOPT_SHADOW_SHARE": "0.25"})
+    assert (s.shadow_version, s.shadow_share, s.shadow_queue) == ("v-2", 0.25, 10_000)
 
 
 def test_unknown_variables_are_reported() -> None:

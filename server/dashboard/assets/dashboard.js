@@ -152,6 +152,13 @@ function showLive(d) {
     a.version, a.target, String(a.labelled), num(2)(a.mae), num(2)(a.training_mae), pct(a.coverage),
   ])), "no labelled outcomes yet", 6);
 
+  fill($("shadow"), (d.shadow || []).map((r) => row([
+    `${r.champion} / ${r.shadow}`, r.target, String(r.pairs), num(2)(r.champion_mae),
+    num(2)(r.shadow_mae),
+    r.difference == null ? "-" : `${num(2)(r.difference)} [${num(2)(r.lower)}, ${num(2)(r.upper)}]`,
+    r.verdict,
+  ])), "no shadow version", 7);
+
   // Per feature its worst score against that score's threshold, worst first.
   const worst = new Map();
   for (const f of d.drift) {

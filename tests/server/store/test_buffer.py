@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -145,6 +146,59 @@ async def test_store_outage_keeps_rows_and_recovers(
     holder.execute("ROLLBACK")
     assert await log.flush() is True
     assert len(await _logged(store, 3)) == 3
+    assert (
+        _count(registry, "scanopt_store_dropped_total", kind="prediction", reason="buffer_full")
+        == 0
+    )
+
+
+async def test_shadow_rows_take_the_same_retrying_path(
+    locked_sqlite: tuple[SqliteStore, sqlite3.Connection],
+    metrics: StoreMetrics,
+    registry: CollectorRegistry,
+) -> None:
+    """Shadow rows queue through an outage (up to half the buffer), are written after it,
+    counted as kind "shadow", ignore the prediction share and add no exposure."""
+    store, holder = locked_sqlite
+    log = _log(store, metrics, share=0.0, capacity=6)
+    holder.execute("BEGIN EXCLUSIVE")
+    for i in range(4):
+        served = prediction(i)
+        log.record_shadow(
+            msgspec.structs.replace(
+                served,
+                prediction_id=served.prediction_id + "-shadow",
+                model_version="challenger",
+                shadow_of=served.prediction_id,
+            )
+        )
+    assert await log.flush() is False
+    assert log.pending == 3
+    assert _count(registry, "scanopt_store_dropped_total", kind="shadow", reason="buffer_full") == 1
+    holder.execute("ROLLBACK")
+    assert await log.flush() is True
+    rows = [await store.get_prediction(f"p{i:04d}-shadow") for i in range(4)]
+    assert [r.shadow_of if r else None for r in rows] == ["p0000", "p0001", "p0002", None]
+    assert _count(registry, "scanopt_store_log_written_total", kind="shadow") == 3
+    assert _count(registry, "scanopt_store_log_written_total", kind="prediction") == 0
+    assert await store.list_exposures("ml_scanning") == []
+
+
+async def test_shadow_rows_never_crowd_out_served_rows(
+    locked_sqlite: tuple[SqliteStore, sqlite3.Connection],
+    metrics: StoreMetrics,
+    registry: CollectorRegistry,
+) -> None:
+    """With the buffer half full of shadow rows, served rows still fill the other half."""
+    store, holder = locked_sqlite
+    log = _log(store, metrics, capacity=4)
+    holder.execute("BEGIN EXCLUSIVE")
+    for i in range(4):
+        log.record_shadow(prediction(100 + i, prediction_id=f"s{i}", shadow_of=f"p{i:04d}"))
+    for i in range(2):
+        log.record(prediction(i))
+    assert log.pending == 4
+    assert _count(registry, "scanopt_store_dropped_total", kind="shadow", reason="buffer_full") == 2
     assert (
         _count(registry, "scanopt_store_dropped_total", kind="prediction", reason="buffer_full")
         == 0
