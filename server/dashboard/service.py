@@ -324,6 +324,7 @@ def _slices(window: str, now: datetime) -> tuple[datetime, datetime, timedelta]:
         since += step - offset
     return since, until, step
 
+
 _VERDICTS: Final = {-1.0: "better", 0.0: "undecided", 1.0: "worse"}
 
 

@@ -40,12 +40,17 @@ class _Flaky:
             raise StoreUnavailableError("the test store is down")
         self.written.extend(counts)
 
+    async def schema_version(self) -> int:  # a flush with nothing to write asks the store
+        if self.down:
+            raise StoreUnavailableError("the test store is down")
+        return 4
+
 
 def _monitor(store: _Flaky, artifacts: Path, version: str, registry: CollectorRegistry) -> Monitor:
     manifest = msgspec.json.decode(
         (artifacts / "models" / version / "manifest.json").read_bytes(), type=Manifest
     )
-    fake: Store = store  # type: ignore[assignment]  # flush only writes drift counts
+    fake: Store = store  # type: ignore[assignment]  # flush only writes drift counts and probes
     return Monitor(
         fake,
         MonitoringGauges(registry),
