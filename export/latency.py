@@ -31,7 +31,7 @@ from export.artifacts import ArtifactError, read_current, version_dir
 from export.parity import FIXTURE_FILE, ParityError, read_fixture
 from server.domain.artifact import MODEL_FILE, MODEL_INPUT
 
-__all__ = ["main", "row_cost_us", "serving_session", "tree_count"]
+__all__ = ["interleaved_row_costs", "main", "row_cost_us", "serving_session", "tree_count"]
 
 
 def serving_session(model: bytes | Path) -> ort.InferenceSession:
@@ -72,6 +72,22 @@ def row_cost_us(
             times.append(time.perf_counter_ns() - started)
         medians.append(statistics.median(times) / 1000.0)
     return statistics.median(medians)
+
+
+def interleaved_row_costs(
+    models: Sequence[bytes | Path],
+    features: npt.NDArray[np.float32],
+    *,
+    calls: int = 2000,
+    rounds: int = 5,
+) -> list[list[float]]:
+    """Per model, the one-row µs of each of `rounds` rounds, the models taking turns in
+    every round: a busy moment on a shared machine falls on all of them alike."""
+    costs: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for i, model in enumerate(models):
+            costs[i].append(row_cost_us(model, features, calls=calls, rounds=1))
+    return costs
 
 
 def tree_count(model: bytes | Path) -> int:
