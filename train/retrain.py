@@ -3,7 +3,11 @@
     python -m train.retrain [--store DSN] [--history data/scan_history.jsonl]
                             [--artifacts artifacts] [--out var/retrain] [--recent-weight 4]
                             [--holdout-share 0.3] [--min-outcomes 200] [--seed 0]
-                            [--quick] [--no-promote]
+                            [--quick] [--no-promote] [--recalibrate-only]
+
+With --recalibrate-only the point models stay the champion's and only the interval
+widenings and the p_empty calibration are refitted (train.recalibrate); the steps below
+are the full retrain.
 
 1. Labelled outcomes (train.outcomes: logged predictions joined to their scan_completed
    events) are read from the store, SQLite or PostgreSQL (default SCANOPT_STORE_DSN, else
