@@ -1,7 +1,7 @@
 """`python -m bench.loop` (`just loop`): shift the world, see the alerts, retrain, recover.
 
-    just loop                                   the committed default, 600 users a phase
-    just loop --shift volatility --users 300 --quick
+    just loop                                   slow_provider, the committed default, 600 users
+    just loop --shift volatility --users 300 --quick --recent-weight 4
 
 The model lifecycle end to end, over HTTP, with the service's own monitoring:
 
@@ -64,14 +64,18 @@ _ACCURACY_ALERTS: Final = ("ScanoptAccuracyDegraded", "ScanoptCoverageOutOfBand"
 class LoopConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How big a loop to run."""
 
-    shift: str = "volatility"
+    shift: str = "slow_provider"
     users: int = 600  # simulated users per phase
     days: int = 3
     pre_days: int = 2
     threads: int = 12
     seed: int = 7  # the phase after uses seed + 1: other users in the same world
     quick: bool = False  # tiny challenger models (tests)
-    recent_weight: float = 4.0  # `just retrain --recent-weight`
+    # `just retrain --recent-weight`. 1,000 keeps ~1 base record in 1,000: the challenger
+    # learns the shifted world from its outcomes alone. With base history beside them it
+    # tells the two apart by the outcome days' own features (their volatility, their
+    # hours) and learns the shift for those days only (README, "The loop").
+    recent_weight: float = 1000.0
     alert_wait_s: float = 60.0
 
 
