@@ -55,7 +55,18 @@ from server.domain.features import encode_scans
 from train.outcomes import outcome_records, read_outcomes
 from train.retrain import RetrainError, RetrainResult, retrain
 
-__all__ = ["LoopConfig", "LoopResult", "Phase", "main", "run_loop"]
+__all__ = [
+    "LoopConfig",
+    "LoopResult",
+    "Phase",
+    "expected_signals",
+    "main",
+    "paired_mae",
+    "passed",
+    "print_result",
+    "run_loop",
+    "target_of",
+]
 
 TARGETS: Final = ("result_count", "duration_s")
 _ACCURACY_ALERTS: Final = ("ScanoptAccuracyDegraded", "ScanoptCoverageOutOfBand")
@@ -93,6 +104,8 @@ class Phase(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LoopResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Both phases, what the retrain did, and the paired figures on the traffic after."""
+
     before: Phase
     after: Phase
     retrain: RetrainResult
@@ -130,7 +143,7 @@ def expected_signals(shift: Shift) -> set[str]:
     """What the shift should raise: accuracy alerts when it degrades a target, and drift
     on each of its drifting columns."""
     signals = {f"drift {column}" for column in shift.drifting}
-    return signals | {"accuracy"} if shift.degraded else signals
+    return (signals | {"accuracy"}) if shift.degraded else signals
 
 
 def _accuracy(url: str, version: str) -> tuple[int, dict[str, float], dict[str, float]]:

@@ -32,7 +32,6 @@ from export.parity import FIXTURE_FILE, ParityError, read_fixture
 from server.domain.artifact import MODEL_FILE, MODEL_INPUT
 
 __all__ = [
-    "interleaved_row_costs",
     "main",
     "paired_row_costs",
     "row_cost_us",
@@ -109,22 +108,6 @@ def paired_row_costs(
             sessions[k].run(None, feed)
             times[k].append(time.perf_counter_ns() - started)
     return statistics.median(times[0]) / 1000.0, statistics.median(times[1]) / 1000.0
-
-
-def interleaved_row_costs(
-    models: Sequence[bytes | Path],
-    features: npt.NDArray[np.float32],
-    *,
-    calls: int = 2000,
-    rounds: int = 5,
-) -> list[list[float]]:
-    """Per model, the one-row µs of each of `rounds` rounds, the models taking turns in
-    every round: a busy moment on a shared machine falls on all of them alike."""
-    costs: list[list[float]] = [[] for _ in models]
-    for _ in range(rounds):
-        for i, model in enumerate(models):
-            costs[i].append(row_cost_us(model, features, calls=calls, rounds=1))
-    return costs
 
 
 def tree_count(model: bytes | Path) -> int:

@@ -13,7 +13,16 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from bench.loop import LoopConfig, LoopResult, passed, print_result, run_loop, target_of
+from bench.loop import (
+    LoopConfig,
+    LoopResult,
+    expected_signals,
+    passed,
+    print_result,
+    run_loop,
+    target_of,
+)
+from bench.simulation.shifts import SHIFTS
 from export.pipeline import build_version
 from train.generate import generate_records
 
@@ -63,3 +72,16 @@ def test_the_challenger_is_promoted_and_the_error_falls(loop: tuple[LoopResult, 
     assert result.paired_rows > 200
     assert passed(result)
     assert "MAE champion" in printed
+
+
+def test_each_shift_names_the_alerts_it_should_raise() -> None:
+    """A shift that degrades a target expects the accuracy alerts; one that moves
+    columns expects drift on each of them."""
+    assert expected_signals(SHIFTS["slow_provider"]) == {"accuracy"}
+    assert expected_signals(SHIFTS["volatility"]) == {"drift volatility_index"}
+    assert expected_signals(SHIFTS["us_all"]) == {
+        "drift universe_is_us_all",
+        "drift universe_size",
+    }
+    assert target_of("slow_provider") == "duration_s"
+    assert target_of("volatility") == "result_count"
