@@ -17,6 +17,12 @@ node does; one node per output and step (69 nodes) cost ~20 µs a row, as much a
 trees of the default model (measured, README "Training and export"). Clipping commutes
 with min/max, and a bound that does not apply to a column is a constant there (the
 count columns' upper bound is the universe size, the duration columns' the cap).
+
+Every post-processing node's name starts with "post_", so the graph splits into its tree
+part (the converted models, with their constants) and what follows. A recalibration
+(`just retrain --recalibrate-only`) reads the tree part's raw outputs (with_raw_outputs)
+and writes the same tree part, byte for byte (tree_digest), before a new post-processing
+(recalibrated_graph): other widenings, and p_empty through a Platt scaling.
 """
 
 from __future__ import annotations
