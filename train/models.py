@@ -12,7 +12,10 @@ their intervals on the calibration split. The point models and the classifier ar
 of an interval, so they learn from train and calibration both.
 
 `predict_outputs` is the numpy reference of every graph output: export/graph.py builds the
-same arithmetic in ONNX, and parity compares the two.
+same arithmetic in ONNX, and parity compares the two. It is `post_process` of the seven
+models' raw outputs (`raw_outputs`); a recalibration runs the same `post_process` on the
+raw outputs of a champion's graph, and `calibrate_intervals` is the one calibration step
+both `fit_models` and a recalibration use.
 """
 
 from __future__ import annotations
