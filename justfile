@@ -229,3 +229,10 @@ suggestions *ARGS:
 simulate *ARGS:
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.simulate {{ARGS}}
+
+# the model lifecycle end to end: shift the world, the app's alerts fire, retrain, promote, MAE before and after (--shift, --users, --quick)
+[group('bench')]
+loop *ARGS:
+    test -f artifacts/current || {{just_executable()}} model
+    test -f data/scan_history.jsonl || {{python}} -m train.generate
+    {{python}} -m bench.loop {{ARGS}}

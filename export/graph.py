@@ -18,10 +18,17 @@ node does; one node per output and step (69 nodes) cost ~20 µs a row, as much a
 trees of the default model (measured, README "Training and export"). Clipping commutes
 with min/max, and a bound that does not apply to a column is a constant there (the
 count columns' upper bound is the universe size, the duration columns' the cap).
+
+Every post-processing node's name starts with "post_", so the graph splits into its tree
+part (the converted models, with their constants) and what follows. A recalibration
+(`just retrain --recalibrate-only`) reads the tree part's raw outputs (with_raw_outputs)
+and writes the same tree part, byte for byte (tree_digest), before a new post-processing
+(recalibrated_graph): other widenings, and p_empty through a Platt scaling.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Any, Final
 
@@ -34,14 +41,24 @@ from skl2onnx.common.data_types import FloatTensorType
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import N_FEATURES
 from train.conformal import Interval
-from train.models import DURATION_MIN_S, FittedModels
+from train.models import DURATION_MIN_S, PLATT_EPS, FittedModels, PlattScaling
 
-__all__ = ["IR_VERSION", "TARGET_OPSET", "build_graph"]
+__all__ = [
+    "IR_VERSION",
+    "TARGET_OPSET",
+    "build_graph",
+    "raw_names",
+    "recalibrated_graph",
+    "tree_digest",
+    "with_raw_outputs",
+]
 
 # Pinned so a version's graph does not change with the installed skl2onnx's defaults;
 # onnxruntime >= 1.16 runs both.
 TARGET_OPSET: Final[dict[str, int]] = {"": 18, "ai.onnx.ml": 3}
 IR_VERSION: Final = 9
+# Every post-processing node's name starts with it; the converted models' names never do.
+_POST_PREFIX: Final = "post_"
 
 
 def _convert(model: Any, prefix: str, *, classifier: bool = False) -> onnx.ModelProto:
@@ -123,11 +140,16 @@ def _widening(b: _Builder, hi: str, intervals: tuple[Interval, Interval]) -> str
     return b.op("Add", summed, b.const(base))
 
 
-def _post_process(b: _Builder, raw: dict[str, str], models: FittedModels) -> None:
+def _post_process(
+    b: _Builder,
+    raw: dict[str, str],
+    intervals: tuple[Interval, Interval],
+    cap: float,
+    platt: PlattScaling | None,
+) -> None:
     """MODEL_OUTPUTS from the raw model outputs ([n, 1] each, probabilities [n, 2])."""
     stacked = b.op("Concat", *(raw[name] for row in _RAW_GRID for name in row), axis=1)
     grid = b.op("Reshape", stacked, b.const([-1, 3, 2], np.int64))
-    intervals = (models.count_interval, models.duration_interval)
     if intervals[0].key != intervals[1].key:
         raise ValueError("both intervals must group on the same key (upper or point)")
     # The groups split on the raw upper quantile (grid row 2) or the raw point (row 0).
@@ -147,7 +169,6 @@ def _post_process(b: _Builder, raw: dict[str, str], models: FittedModels) -> Non
     values = b.op("Exp", widened)
     values = b.op("Sub", values, b.const([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]))
     size = b.op("Gather", MODEL_INPUT, b.const([[0]], np.int64), axis=1)  # [n, 1, 1]
-    cap = models.duration_cap_s
     upper = b.op("Add", b.op("Mul", size, b.const([[1.0, 0.0]] * 3)), b.const([[0.0, cap]] * 3))
     lower = b.const([[0.0, DURATION_MIN_S]] * 3)
     clipped = b.op("Min", b.op("Max", values, lower), upper)
@@ -156,7 +177,15 @@ def _post_process(b: _Builder, raw: dict[str, str], models: FittedModels) -> Non
     # [n, 3, 2] -> [3, 2, n] -> 6n values -> six [n] outputs, in the grid's order.
     flat = b.op("Reshape", b.op("Transpose", final, perm=[1, 2, 0]), b.const([-1], np.int64))
     b.op_n("Split", flat, outs=[name for row in _OUTPUT_GRID for name in row], num_outputs=6)
-    b.op("Gather", raw["empty"], b.const(1, np.int64), axis=1, out="p_empty")
+    if platt is None:
+        b.op("Gather", raw["empty"], b.const(1, np.int64), axis=1, out="p_empty")
+        return
+    # train.models.PlattScaling: sigmoid(a * logit(clip(p)) + b).
+    p = b.op("Gather", raw["empty"], b.const(1, np.int64), axis=1)
+    q = b.op("Clip", p, b.const(PLATT_EPS), b.const(1.0 - PLATT_EPS))
+    logit = b.op("Log", b.op("Div", q, b.op("Sub", b.const(1.0), q)))
+    z = b.op("Add", b.op("Mul", logit, b.const(platt.a)), b.const(platt.b))
+    b.op("Sigmoid", z, out="p_empty")
 
 
 def _needed(nodes: list[onnx.NodeProto], outputs: tuple[str, ...]) -> list[onnx.NodeProto]:
@@ -170,26 +199,19 @@ def _needed(nodes: list[onnx.NodeProto], outputs: tuple[str, ...]) -> list[onnx.
     return keep[::-1]
 
 
-def build_graph(models: FittedModels) -> onnx.ModelProto:
-    """The combined, checked model: input "features" [n, N_FEATURES], MODEL_OUTPUTS [n] each."""
-    parts = {
-        "count_mean": _convert(models.count_mean, "count_mean_"),
-        "count_lo": _convert(models.count_lo, "count_lo_"),
-        "count_hi": _convert(models.count_hi, "count_hi_"),
-        "duration_mean": _convert(models.duration_mean, "duration_mean_"),
-        "duration_lo": _convert(models.duration_lo, "duration_lo_"),
-        "duration_hi": _convert(models.duration_hi, "duration_hi_"),
-        "empty": _convert(models.empty, "empty_", classifier=True),
-    }
-    raw = {name: part.graph.output[0].name for name, part in parts.items()}
-    # The classifier's outputs are (label, probabilities): take the probabilities.
-    raw["empty"] = next(o.name for o in parts["empty"].graph.output if "probabilities" in o.name)
+def _assemble(
+    nodes: list[onnx.NodeProto],
+    initializers: list[onnx.TensorProto],
+    raw: dict[str, str],
+    intervals: tuple[Interval, Interval],
+    cap: float,
+    platt: PlattScaling | None,
+) -> onnx.ModelProto:
+    """The checked model: tree nodes, then the post-processing of their raw outputs."""
     builder = _Builder()
-    _post_process(builder, raw, models)
-    nodes = [n for part in parts.values() for n in part.graph.node] + builder.nodes
-    nodes = _needed(nodes, MODEL_OUTPUTS)
+    _post_process(builder, raw, intervals, cap, platt)
+    nodes = _needed(nodes + builder.nodes, MODEL_OUTPUTS)
     used = {name for node in nodes for name in node.input}
-    initializers = [t for part in parts.values() for t in part.graph.initializer]
     initializers = [t for t in initializers + builder.constants if t.name in used]
     graph = helper.make_graph(
         nodes,
@@ -206,3 +228,96 @@ def build_graph(models: FittedModels) -> onnx.ModelProto:
     )
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def build_graph(models: FittedModels) -> onnx.ModelProto:
+    """The combined, checked model: input "features" [n, N_FEATURES], MODEL_OUTPUTS [n] each."""
+    parts = {
+        "count_mean": _convert(models.count_mean, "count_mean_"),
+        "count_lo": _convert(models.count_lo, "count_lo_"),
+        "count_hi": _convert(models.count_hi, "count_hi_"),
+        "duration_mean": _convert(models.duration_mean, "duration_mean_"),
+        "duration_lo": _convert(models.duration_lo, "duration_lo_"),
+        "duration_hi": _convert(models.duration_hi, "duration_hi_"),
+        "empty": _convert(models.empty, "empty_", classifier=True),
+    }
+    raw = {name: part.graph.output[0].name for name, part in parts.items()}
+    # The classifier's outputs are (label, probabilities): take the probabilities.
+    raw["empty"] = next(o.name for o in parts["empty"].graph.output if "probabilities" in o.name)
+    nodes = [n for part in parts.values() for n in part.graph.node]
+    initializers = [t for part in parts.values() for t in part.graph.initializer]
+    intervals = (models.count_interval, models.duration_interval)
+    return _assemble(nodes, initializers, raw, intervals, models.duration_cap_s, None)
+
+
+def _is_post(node: onnx.NodeProto) -> bool:
+    return node.name.startswith(_POST_PREFIX)
+
+
+def _tree_part(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The nodes before the post-processing (the converted models) and their constants."""
+    nodes = [n for n in model.graph.node if not _is_post(n)]
+    used = {name for node in nodes for name in node.input}
+    return nodes, [t for t in model.graph.initializer if t.name in used]
+
+
+def raw_names(model: onnx.ModelProto) -> dict[str, str]:
+    """The tensors the post-processing reads: the seven models' raw outputs, by model.
+
+    The first post-processing node concatenates the six regression outputs in the grid's
+    order; the classifier's probabilities are the other tree output it reads.
+    """
+    produced = {out for node in model.graph.node if not _is_post(node) for out in node.output}
+    post = [n for n in model.graph.node if _is_post(n)]
+    if not post or post[0].op_type != "Concat" or len(post[0].input) != 6:
+        raise ValueError("not a scanopt graph: no post-processing Concat of six model outputs")
+    names = dict(zip((name for row in _RAW_GRID for name in row), post[0].input, strict=True))
+    others = {i for n in post for i in n.input if i in produced} - set(names.values())
+    if len(others) != 1:
+        raise ValueError(f"not a scanopt graph: expected one classifier output, got {others}")
+    names["empty"] = others.pop()
+    return names
+
+
+def tree_digest(model: onnx.ModelProto) -> str:
+    """SHA-256 of the tree part (every node before the post-processing, with its
+    constants, serialized in order): equal digests mean the same point models, byte for byte."""
+    nodes, initializers = _tree_part(model)
+    digest = hashlib.sha256()
+    for node in nodes:
+        digest.update(node.SerializeToString(deterministic=True))
+    for tensor in initializers:
+        digest.update(tensor.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def with_raw_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """The tree part alone, its outputs the raw tensors (a recalibration reads them)."""
+    names = raw_names(model)
+    nodes, initializers = _tree_part(model)
+    info = {v.name: v for v in (*model.graph.value_info, *model.graph.output)}
+    outputs = [
+        info.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+        for name in names.values()
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scanopt_raw",
+        list(model.graph.input),
+        outputs,
+        initializer=initializers,
+    )
+    raw = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=IR_VERSION)
+    return raw, names
+
+
+def recalibrated_graph(
+    champion: onnx.ModelProto,
+    intervals: tuple[Interval, Interval],
+    cap: float,
+    platt: PlattScaling | None,
+) -> onnx.ModelProto:
+    """The champion's tree nodes and constants as they are, with a new post-processing:
+    other widenings (and group edges), and p_empty mapped by `platt`."""
+    nodes, initializers = _tree_part(champion)
+    return _assemble(list(nodes), list(initializers), raw_names(champion), intervals, cap, platt)

@@ -31,7 +31,13 @@ from export.artifacts import ArtifactError, read_current, version_dir
 from export.parity import FIXTURE_FILE, ParityError, read_fixture
 from server.domain.artifact import MODEL_FILE, MODEL_INPUT
 
-__all__ = ["main", "row_cost_us", "serving_session", "tree_count"]
+__all__ = [
+    "main",
+    "paired_row_costs",
+    "row_cost_us",
+    "serving_session",
+    "tree_count",
+]
 
 
 def serving_session(model: bytes | Path) -> ort.InferenceSession:
@@ -72,6 +78,36 @@ def row_cost_us(
             times.append(time.perf_counter_ns() - started)
         medians.append(statistics.median(times) / 1000.0)
     return statistics.median(medians)
+
+
+def paired_row_costs(
+    first: bytes | Path,
+    second: bytes | Path,
+    features: npt.NDArray[np.float32],
+    *,
+    calls: int = 3000,
+) -> tuple[float, float]:
+    """Median µs of a one-row run of two models, alternating call by call (ABBA order) on
+    the rows in turn: a busy moment on a shared machine, which lasts far longer than one
+    call, falls on both alike, where rounds of hundreds of calls each were hit unevenly
+    (measured: README "Model lifecycle")."""
+    if features.shape[0] == 0:
+        raise ValueError("paired_row_costs needs at least one feature row")
+    sessions = (serving_session(first), serving_session(second))
+    rows = [
+        np.ascontiguousarray(features[i : i + 1], dtype=np.float32) for i in range(len(features))
+    ]
+    for row in rows[: min(len(rows), 200)]:  # warm up: allocations, first-run paths
+        for session in sessions:
+            session.run(None, {MODEL_INPUT: row})
+    times: tuple[list[int], list[int]] = ([], [])
+    for i in range(calls):
+        feed = {MODEL_INPUT: rows[i % len(rows)]}
+        for k in (0, 1) if i % 2 == 0 else (1, 0):
+            started = time.perf_counter_ns()
+            sessions[k].run(None, feed)
+            times[k].append(time.perf_counter_ns() - started)
+    return statistics.median(times[0]) / 1000.0, statistics.median(times[1]) / 1000.0
 
 
 def tree_count(model: bytes | Path) -> int:

@@ -20,6 +20,7 @@ from export.graph import TARGET_OPSET, build_graph
 from export.manifest import (
     encode_manifest,
     package_versions,
+    reference_distribution,
     reference_distributions,
     sha256_bytes,
     version_name,
@@ -39,15 +40,23 @@ from server.domain.artifact import (
     MODEL_FILE,
     MODEL_INPUT,
     MODEL_OUTPUTS,
+    CalibrationBin,
     DataWindow,
     Manifest,
+    Recalibration,
     RetrainComparison,
 )
 from server.domain.features import FEATURE_SPEC, encode_scans, feature_spec_digest
 from train.models import predict_outputs
 from train.training import TrainResult
 
-__all__ = ["PARITY_SEED_OFFSET", "ExportedVersion", "export_version", "parity_features"]
+__all__ = [
+    "PARITY_SEED_OFFSET",
+    "ExportedVersion",
+    "export_recalibration",
+    "export_version",
+    "parity_features",
+]
 
 # Extra parity rows come from this seed offset, far from any seed a history is drawn with.
 PARITY_SEED_OFFSET = 1_000_003
@@ -90,6 +99,72 @@ def _metrics(result: TrainResult) -> dict[str, dict[str, float]]:
     return metrics
 
 
+def _new_name(artifacts: Path, created: datetime, model_bytes: bytes) -> str:
+    version = version_name(created, sha256_bytes(model_bytes))
+    # The same model exported twice within a second (tests, retries) gets a suffix.
+    suffix = 1
+    while version_dir(artifacts, version).exists():
+        suffix += 1
+        version = f"{version_name(created, sha256_bytes(model_bytes))}-{suffix}"
+    return version
+
+
+def export_recalibration(
+    champion: Manifest,
+    artifacts: Path,
+    model_bytes: bytes,
+    features: npt.NDArray[np.float32],
+    expected: Mapping[str, npt.NDArray[np.float64]],
+    *,
+    metrics: dict[str, dict[str, float]],
+    conformal: dict[str, float],
+    calibration: list[CalibrationBin],
+    data_window: DataWindow,
+    comparison: RetrainComparison,
+    recalibration: Recalibration,
+    created: datetime | None = None,
+) -> ExportedVersion:
+    """Write a recalibrated version of `champion` (its child), without moving `current`.
+
+    Parity first, as for any export: the graph against `expected`, the numpy post-processing
+    (train.models.post_process) of the champion graph's raw outputs on `features`. The
+    champion's training data, feature references and importances are the new version's
+    too (the point models are the champion's); the output references are measured again on
+    `features`, since the intervals and p_empty moved, and `calibration` is p_empty's
+    reliability table on the recent holdout.
+    """
+    parity = compare_outputs(run_graph(open_session(model_bytes), features), expected)
+    parity.check()
+    keep = min(FIXTURE_ROWS, features.shape[0])
+    files = {
+        MODEL_FILE: model_bytes,
+        FIXTURE_FILE: encode_fixture(features[:keep], {k: v[:keep] for k, v in expected.items()}),
+    }
+    created = created or datetime.now(UTC)
+    version = _new_name(artifacts, created, model_bytes)
+    reference = dict(champion.reference)
+    reference.update({name: reference_distribution(expected[name]) for name in MODEL_OUTPUTS})
+    manifest = msgspec.structs.replace(
+        champion,
+        schema=MANIFEST_SCHEMA,
+        version=version,
+        created_at=created.isoformat().replace("+00:00", "Z"),
+        parent_version=champion.version,
+        files={name: sha256_bytes(data) for name, data in sorted(files.items())},
+        metrics=metrics,
+        parity=parity.as_manifest(),
+        conformal=conformal,
+        reference=reference,
+        calibration=calibration,
+        packages=package_versions(),
+        data_window=data_window,
+        comparison=comparison,
+        recalibration=recalibration,
+    )
+    folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
+    return ExportedVersion(folder=folder, manifest=manifest, parity=parity)
+
+
 def export_version(
     result: TrainResult,
     artifacts: Path,
@@ -123,12 +198,7 @@ def export_version(
     }
     n_held_out = len(result.splits.calibration) + len(result.splits.test)
     created = created or datetime.now(UTC)
-    version = version_name(created, sha256_bytes(model_bytes))
-    # The same model exported twice within a second (tests, retries) gets a suffix.
-    suffix = 1
-    while version_dir(artifacts, version).exists():
-        suffix += 1
-        version = f"{version_name(created, sha256_bytes(model_bytes))}-{suffix}"
+    version = _new_name(artifacts, created, model_bytes)
     manifest = Manifest(
         schema=MANIFEST_SCHEMA,
         version=version,

@@ -12,7 +12,10 @@ their intervals on the calibration split. The point models and the classifier ar
 of an interval, so they learn from train and calibration both.
 
 `predict_outputs` is the numpy reference of every graph output: export/graph.py builds the
-same arithmetic in ONNX, and parity compares the two.
+same arithmetic in ONNX, and parity compares the two. It is `post_process` of the seven
+models' raw outputs (`raw_outputs`); a recalibration runs the same `post_process` on the
+raw outputs of a champion's graph, and `calibrate_intervals` is the one calibration step
+both `fit_models` and a recalibration use.
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ from train.data import Dataset
 __all__ = [
     "DURATION_MAX_S",
     "DURATION_MIN_S",
+    "PLATT_EPS",
     "Boosting",
     "FittedModels",
     "ModelSettings",
+    "PlattScaling",
+    "RawOutputs",
+    "calibrate_intervals",
     "fit_models",
     "fit_point_models",
+    "post_process",
     "predict_outputs",
+    "raw_outputs",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -46,6 +55,8 @@ Floats = npt.NDArray[np.float64]
 # below the longest duration seen in training (the scanner's timeout, see train.censored).
 DURATION_MIN_S: Final = 0.001
 DURATION_MAX_S: Final = 3600.0
+# float32 holds 1 - 1e-6 apart from 1, so the graph's logit stays finite.
+PLATT_EPS: Final = 1e-6
 
 
 class Boosting(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +134,37 @@ class FittedModels(msgspec.Struct, frozen=True, kw_only=True):
     alpha: float
 
 
+class RawOutputs(msgspec.Struct, frozen=True, kw_only=True):
+    """The seven models' outputs on the scale the graph's trees give them, float64 [n]:
+    log mean count, the count quantiles on log(count + U(0, 1)), log median duration,
+    its quantiles on log duration, and the classifier's P(empty)."""
+
+    log_count: Floats
+    count_lo: Floats
+    count_hi: Floats
+    log_duration: Floats
+    duration_lo: Floats
+    duration_hi: Floats
+    p_empty: Floats
+
+
+class PlattScaling(msgspec.Struct, frozen=True, kw_only=True):
+    """p -> sigmoid(a * logit(p) + b), p clipped into [PLATT_EPS, 1 - PLATT_EPS] first.
+
+    The p_empty calibration of a recalibration (`just retrain --recalibrate-only`): two
+    parameters stay stable on a few hundred outcomes, where isotonic steps would not.
+    a = 1, b = 0 is the identity.
+    """
+
+    a: float
+    b: float
+
+    def apply(self, p: Floats) -> Floats:
+        q = np.clip(np.asarray(p, dtype=np.float64), PLATT_EPS, 1.0 - PLATT_EPS)
+        z = self.a * np.log(q / (1.0 - q)) + self.b
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
 def _regressor(boosting: Boosting, seed: int, **loss: Any) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
         **loss,
@@ -178,26 +220,17 @@ def fit_models(train: Dataset, calibration: Dataset, settings: ModelSettings) ->
         early_stopping=False,
         random_state=settings.seed,
     ).fit(both.features, both.empty)
-    xc, groups = calibration.features, settings.interval_groups
-    on_point = settings.interval_key == "point"
-    count_interval = calibrate_interval(
-        count_lo.predict(xc),
-        count_hi.predict(xc),
-        np.log1p(calibration.result_count),
-        _log_or_minus_inf(calibration.result_count),
-        settings.alpha,
-        groups,
-        raw_point=np.log(count_mean.predict(xc)) if on_point else None,
+    raw = RawOutputs(
+        log_count=np.log(count_mean.predict(calibration.features)),
+        count_lo=count_lo.predict(calibration.features),
+        count_hi=count_hi.predict(calibration.features),
+        log_duration=duration_mean.predict(calibration.features),
+        duration_lo=duration_lo.predict(calibration.features),
+        duration_hi=duration_hi.predict(calibration.features),
+        p_empty=np.zeros(len(calibration)),  # not calibrated here: see PlattScaling
     )
-    log_cal = np.log(calibration.duration_s)
-    duration_interval = calibrate_interval(
-        duration_lo.predict(xc),
-        duration_hi.predict(xc),
-        log_cal,
-        log_cal,
-        settings.alpha,
-        groups,
-        raw_point=duration_mean.predict(xc) if on_point else None,
+    count_interval, duration_interval = calibrate_intervals(
+        raw, calibration.result_count, calibration.duration_s, settings
     )
     return FittedModels(
         count_mean=count_mean,
@@ -214,30 +247,82 @@ def fit_models(train: Dataset, calibration: Dataset, settings: ModelSettings) ->
     )
 
 
-def predict_outputs(models: FittedModels, features: npt.NDArray[np.float32]) -> dict[str, Floats]:
-    """Every graph output (MODEL_OUTPUTS) from the scikit-learn models, post-processed in numpy.
+def calibrate_intervals(
+    raw: RawOutputs,
+    result_count: npt.ArrayLike,
+    duration_s: npt.ArrayLike,
+    settings: ModelSettings,
+) -> tuple[Interval, Interval]:
+    """Both targets' conformal widenings (train.conformal) from raw outputs and outcomes.
+
+    `just train` calls it on the calibration split with the scikit-learn models' raw
+    outputs; `just retrain --recalibrate-only` on recent outcomes with the raw outputs of
+    the champion's graph, so both refit the widenings with exactly this code.
+    """
+    counts = np.asarray(result_count, dtype=np.float64)
+    log_duration = np.log(np.asarray(duration_s, dtype=np.float64))
+    on_point = settings.interval_key == "point"
+    count_interval = calibrate_interval(
+        raw.count_lo,
+        raw.count_hi,
+        np.log1p(counts),
+        _log_or_minus_inf(counts),
+        settings.alpha,
+        settings.interval_groups,
+        raw_point=raw.log_count if on_point else None,
+    )
+    duration_interval = calibrate_interval(
+        raw.duration_lo,
+        raw.duration_hi,
+        log_duration,
+        log_duration,
+        settings.alpha,
+        settings.interval_groups,
+        raw_point=raw.log_duration if on_point else None,
+    )
+    return count_interval, duration_interval
+
+
+def raw_outputs(models: FittedModels, features: npt.NDArray[np.float32]) -> RawOutputs:
+    """The seven models' outputs before any post-processing (the graph's tree outputs)."""
+    x = np.asarray(features, dtype=np.float32)
+    return RawOutputs(
+        log_count=np.log(models.count_mean.predict(x)),
+        count_lo=models.count_lo.predict(x),
+        count_hi=models.count_hi.predict(x),
+        log_duration=models.duration_mean.predict(x),
+        duration_lo=models.duration_lo.predict(x),
+        duration_hi=models.duration_hi.predict(x),
+        p_empty=models.empty.predict_proba(x)[:, 1].astype(np.float64),
+    )
+
+
+def post_process(
+    raw: RawOutputs,
+    features: npt.NDArray[np.float32],
+    count_interval: Interval,
+    duration_interval: Interval,
+    duration_cap_s: float,
+    platt: PlattScaling | None = None,
+) -> dict[str, Floats]:
+    """Every graph output (MODEL_OUTPUTS) from the raw outputs, in numpy.
 
     Counts are clipped to [0, universe size] (feature column 0), durations to
     [DURATION_MIN_S, duration_cap_s], and each interval is stretched to hold its point
-    prediction, since independently fitted quantiles can cross it.
+    prediction, since independently fitted quantiles can cross it. `platt` (a
+    recalibration) maps p_empty; without it p_empty is the classifier's probability.
     """
-    x = np.asarray(features, dtype=np.float32)
-    size = x[:, 0].astype(np.float64)
-    mean = models.count_mean.predict(x)
-    count = np.clip(mean, 0.0, size)
-    raw_lo, raw_hi = models.count_interval.apply(
-        models.count_lo.predict(x), models.count_hi.predict(x), np.log(mean)
-    )
-    count_lo = np.clip(np.exp(raw_lo) - 1.0, 0.0, size)
-    count_hi = np.clip(np.exp(raw_hi), 0.0, size)
-    cap = models.duration_cap_s
-    log_duration = models.duration_mean.predict(x)
-    duration = np.clip(np.exp(log_duration), DURATION_MIN_S, cap)
-    raw_lo, raw_hi = models.duration_interval.apply(
-        models.duration_lo.predict(x), models.duration_hi.predict(x), log_duration
-    )
-    duration_lo = np.clip(np.exp(raw_lo), DURATION_MIN_S, cap)
-    duration_hi = np.clip(np.exp(raw_hi), DURATION_MIN_S, cap)
+    size = np.asarray(features, dtype=np.float32)[:, 0].astype(np.float64)
+    count = np.clip(np.exp(raw.log_count), 0.0, size)
+    lo, hi = count_interval.apply(raw.count_lo, raw.count_hi, raw.log_count)
+    count_lo = np.clip(np.exp(lo) - 1.0, 0.0, size)
+    count_hi = np.clip(np.exp(hi), 0.0, size)
+    cap = duration_cap_s
+    duration = np.clip(np.exp(raw.log_duration), DURATION_MIN_S, cap)
+    lo, hi = duration_interval.apply(raw.duration_lo, raw.duration_hi, raw.log_duration)
+    duration_lo = np.clip(np.exp(lo), DURATION_MIN_S, cap)
+    duration_hi = np.clip(np.exp(hi), DURATION_MIN_S, cap)
+    p_empty = np.asarray(raw.p_empty, dtype=np.float64)
     outputs = {
         "result_count": count,
         "result_count_lo": np.minimum(count_lo, count),
@@ -245,7 +330,18 @@ def predict_outputs(models: FittedModels, features: npt.NDArray[np.float32]) -> 
         "duration_s": duration,
         "duration_s_lo": np.minimum(duration_lo, duration),
         "duration_s_hi": np.maximum(duration_hi, duration),
-        "p_empty": models.empty.predict_proba(x)[:, 1].astype(np.float64),
+        "p_empty": p_empty if platt is None else platt.apply(p_empty),
     }
     assert tuple(outputs) == MODEL_OUTPUTS  # the graph and this reference share one order
     return outputs
+
+
+def predict_outputs(models: FittedModels, features: npt.NDArray[np.float32]) -> dict[str, Floats]:
+    """Every graph output (MODEL_OUTPUTS) from the scikit-learn models (see post_process)."""
+    return post_process(
+        raw_outputs(models, features),
+        features,
+        models.count_interval,
+        models.duration_interval,
+        models.duration_cap_s,
+    )

@@ -3,7 +3,11 @@
     python -m train.retrain [--store DSN] [--history data/scan_history.jsonl]
                             [--artifacts artifacts] [--out var/retrain] [--recent-weight 4]
                             [--holdout-share 0.3] [--min-outcomes 200] [--seed 0]
-                            [--quick] [--no-promote]
+                            [--quick] [--no-promote] [--recalibrate-only]
+
+With --recalibrate-only the point models stay the champion's and only the interval
+widenings and the p_empty calibration are refitted (train.recalibrate); the steps below
+are the full retrain.
 
 1. Labelled outcomes (train.outcomes: logged predictions joined to their scan_completed
    events) are read from the store, SQLite or PostgreSQL (default SCANOPT_STORE_DSN, else
@@ -34,7 +38,6 @@ import argparse
 import hashlib
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +51,7 @@ from rich.console import Console
 
 from export.artifacts import ArtifactError, read_current, version_dir
 from export.graph import build_graph
+from export.latency import paired_row_costs
 from export.lifecycle import LifecycleError, promote
 from export.manifest import ManifestError, read_manifest
 from export.parity import MIN_PARITY_ROWS, GraphError, ParityError, open_session, run_graph
@@ -71,10 +75,15 @@ from train.training import FitSettings, TrainError, train_models
 __all__ = [
     "MIN_HOLDOUT_USERS",
     "MIN_OUTCOMES",
+    "RecentOutcomes",
     "RetrainError",
     "RetrainResult",
     "evaluate_holdout",
+    "holdout_coverage",
+    "holdout_differences",
     "main",
+    "one_row_costs",
+    "recent_outcomes",
     "retrain",
     "split_users",
 ]
@@ -82,7 +91,8 @@ __all__ = [
 # Below these the paired intervals are too wide to decide anything.
 MIN_OUTCOMES: Final = 200
 MIN_HOLDOUT_USERS: Final = 10
-_ONE_ROW_RUNS: Final = 300
+# 4,000 one-row calls per graph, alternating: ~0.3 s for both.
+_ONE_ROW_CALLS: Final = 4000
 _DEFAULT_STORE: Final = "sqlite:///var/scanopt.db"
 
 
@@ -114,15 +124,15 @@ def _iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _one_row_us(model: bytes | Path, row: npt.NDArray[np.float32]) -> float:
-    session = open_session(model)
-    one = row.reshape(1, -1)
-    times = []
-    for _ in range(_ONE_ROW_RUNS):
-        started = time.perf_counter()
-        run_graph(session, one)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1e6)
+def one_row_costs(
+    champion: bytes | Path, challenger: bytes | Path, features: npt.NDArray[np.float32]
+) -> dict[str, float]:
+    """Both graphs' one-row µs (medians, the two alternating call by call on the holdout
+    rows in turn), as the checks `one_row_us` (the challenger's) and `champion_one_row_us`."""
+    champion_us, challenger_us = paired_row_costs(
+        champion, challenger, features, calls=_ONE_ROW_CALLS
+    )
+    return {"one_row_us": challenger_us, "champion_one_row_us": champion_us}
 
 
 def evaluate_holdout(
@@ -148,7 +158,7 @@ def evaluate_holdout(
     return pl.DataFrame(data)
 
 
-def _differences(frame: pl.DataFrame) -> list[PairedDifference]:
+def holdout_differences(frame: pl.DataFrame) -> list[PairedDifference]:
     users = frame["user"].to_list()
     empty = (frame["result_count"] == 0).cast(pl.Float64).to_numpy()
     diffs = []
@@ -173,7 +183,7 @@ def _differences(frame: pl.DataFrame) -> list[PairedDifference]:
     return diffs
 
 
-def _coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
+def holdout_coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
     return {
         f"{target}_coverage_90": float(
             frame.select(
@@ -185,6 +195,70 @@ def _coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
         )
         for target in ("result_count", "duration_s")
     }
+
+
+class RecentOutcomes(msgspec.Struct, frozen=True, kw_only=True):
+    """The store's labelled outcomes, split by user into the part a challenger learns
+    from (`train`) and the holdout both models are scored on."""
+
+    source: str  # the store, without credentials
+    train: list[ScanRecord]
+    train_users: list[str]
+    train_created_us: npt.NDArray[np.int64]
+    holdout: list[ScanRecord]
+    holdout_users: list[str]
+
+    def window(self, *, base_rows: int, recent_weight: float) -> DataWindow:
+        """The manifest's record of these outcomes."""
+        return DataWindow(
+            source=self.source,
+            rows=len(self.train),
+            users=len(set(self.train_users)),
+            first_at=_iso(int(self.train_created_us.min())),
+            last_at=_iso(int(self.train_created_us.max())),
+            sha256=records_digest(self.train),
+            base_rows=base_rows,
+            recent_weight=recent_weight,
+            holdout_rows=len(self.holdout),
+            holdout_users=len(set(self.holdout_users)),
+        )
+
+
+def recent_outcomes(
+    store: str, min_outcomes: int, holdout_share: float, seed: int
+) -> RecentOutcomes:
+    """The labelled outcomes, split by user; RetrainError when there are too few of them
+    (the message says how many are needed) or of holdout users, OutcomeError when the
+    store cannot be read."""
+    frame = read_outcomes(store)
+    where = f"store {shown_dsn(store)}"
+    if frame.height == 0:
+        raise RetrainError(
+            f"{where}: no labelled outcomes (scan_completed events joined to logged "
+            f"predictions): expected at least {min_outcomes}"
+        )
+    if frame.height < min_outcomes:
+        raise RetrainError(
+            f"{where}: {frame.height} labelled outcomes: expected at least {min_outcomes} "
+            f"({min_outcomes - frame.height} more)"
+        )
+    records = outcome_records(frame)
+    users = frame["user_id"].to_list()
+    held = split_users(users, holdout_share, seed)
+    holdout_users = len({u for u, h in zip(users, held, strict=True) if h})
+    if holdout_users < MIN_HOLDOUT_USERS or held.all():
+        raise RetrainError(
+            f"{where}: {len(set(users))} users with outcomes, {holdout_users} held out: "
+            f"expected at least {MIN_HOLDOUT_USERS} holdout users and some to train on"
+        )
+    return RecentOutcomes(
+        source=shown_dsn(store),
+        train=[r for r, h in zip(records, held, strict=True) if not h],
+        train_users=[u for u, h in zip(users, held, strict=True) if not h],
+        train_created_us=frame["created_us"].to_numpy()[~held],
+        holdout=[r for r, h in zip(records, held, strict=True) if h],
+        holdout_users=[u for u, h in zip(users, held, strict=True) if h],
+    )
 
 
 def retrain(
@@ -217,31 +291,8 @@ def retrain(
         raise RetrainError(str(exc)) from None
     if champion is None:
         raise RetrainError(f"{artifacts / 'current'}: no such file: no champion to compare with")
-    frame = read_outcomes(store)
-    where = f"store {shown_dsn(store)}"
-    if frame.height == 0:
-        raise RetrainError(
-            f"{where}: no labelled outcomes (scan_completed events joined to logged "
-            f"predictions): expected at least {min_outcomes}"
-        )
-    if frame.height < min_outcomes:
-        raise RetrainError(
-            f"{where}: {frame.height} labelled outcomes: expected at least {min_outcomes} "
-            f"({min_outcomes - frame.height} more)"
-        )
-    records = outcome_records(frame)
-    users = frame["user_id"].to_list()
-    held = split_users(users, holdout_share, seed)
-    holdout_users = len({u for u, h in zip(users, held, strict=True) if h})
-    if holdout_users < MIN_HOLDOUT_USERS or held.all():
-        raise RetrainError(
-            f"{where}: {len(set(users))} users with outcomes, {holdout_users} held out: "
-            f"expected at least {MIN_HOLDOUT_USERS} holdout users and some to train on"
-        )
-    recent = [r for r, h in zip(records, held, strict=True) if not h]
-    holdout = [r for r, h in zip(records, held, strict=True) if h]
-    holdout_user_ids = [u for u, h in zip(users, held, strict=True) if h]
-
+    recent = recent_outcomes(store, min_outcomes, holdout_share, seed)
+    holdout, holdout_user_ids = recent.holdout, recent.holdout_users
     try:
         base = load_history(history, on_bad_line="skip").records
     except HistoryError as exc:
@@ -250,24 +301,12 @@ def retrain(
     base_kept = [
         r for r, keep in zip(base, rng.random(len(base)) < 1 / recent_weight, strict=True) if keep
     ]
-    mix = base_kept + recent
-    created_us = frame["created_us"].to_numpy()[~held]
-    window = DataWindow(
-        source=shown_dsn(store),
-        rows=len(recent),
-        users=len({u for u, h in zip(users, held, strict=True) if not h}),
-        first_at=_iso(int(created_us.min())),
-        last_at=_iso(int(created_us.max())),
-        sha256=records_digest(recent),
-        base_rows=len(base_kept),
-        recent_weight=recent_weight,
-        holdout_rows=len(holdout),
-        holdout_users=holdout_users,
-    )
+    mix = base_kept + recent.train
+    window = recent.window(base_rows=len(base_kept), recent_weight=recent_weight)
     if settings is None:
         settings = FitSettings.quick(seed) if quick else FitSettings(seed=seed)
     training_data = TrainingData(
-        path=f"{history} (1 in {recent_weight:g} kept) + {window.source} outcomes",
+        path=f"{history} (1 in {recent_weight:g} kept) + {recent.source} outcomes",
         sha256=records_digest(mix),
         rows=len(mix),
     )
@@ -289,16 +328,15 @@ def retrain(
     challenger_out = predict_outputs(result.models, features)
     scored = evaluate_holdout(holdout, holdout_user_ids, champion_out, challenger_out)
     try:
-        differences = _differences(scored)
+        differences = holdout_differences(scored)
     except CompareError as exc:
         raise RetrainError(str(exc)) from None
-    checks = _coverage(scored, "challenger")
+    checks = holdout_coverage(scored, "challenger")
     # The graph export will write (build_graph is deterministic), timed before it is written,
     # so the comparison goes into the manifest with it and the version is never rewritten.
     challenger_graph = build_graph(result.models).SerializeToString()
-    checks["one_row_us"] = _one_row_us(challenger_graph, features[:1])
-    checks["champion_one_row_us"] = _one_row_us(champion_model, features[:1])
-    checks.update({f"champion_{k}": v for k, v in _coverage(scored, "champion").items()})
+    checks.update(one_row_costs(champion_model, challenger_graph, features))
+    checks.update({f"champion_{k}": v for k, v in holdout_coverage(scored, "champion").items()})
     comparison = decide(champion, differences, checks)
     try:
         exported = export_version(
@@ -348,6 +386,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny models (tests, smoke runs)")
     parser.add_argument("--no-promote", action="store_true", help="compare and report only")
+    parser.add_argument(
+        "--recalibrate-only",
+        action="store_true",
+        help="keep the champion's point models; refit only the interval widenings and the "
+        "p_empty calibration on the outcomes (--history, --recent-weight, --quick unused)",
+    )
     return parser
 
 
@@ -355,19 +399,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
     try:
-        done = retrain(
-            args.store,
-            args.history,
-            args.artifacts,
-            args.out,
-            recent_weight=args.recent_weight,
-            holdout_share=args.holdout_share,
-            min_outcomes=args.min_outcomes,
-            seed=args.seed,
-            quick=args.quick,
-            promote_winner=not args.no_promote,
-            console=console,
-        )
+        if args.recalibrate_only:
+            from train.recalibrate import recalibrate  # it builds on this module
+
+            done = recalibrate(
+                args.store,
+                args.artifacts,
+                args.out,
+                holdout_share=args.holdout_share,
+                min_outcomes=args.min_outcomes,
+                seed=args.seed,
+                promote_winner=not args.no_promote,
+                console=console,
+            )
+        else:
+            done = retrain(
+                args.store,
+                args.history,
+                args.artifacts,
+                args.out,
+                recent_weight=args.recent_weight,
+                holdout_share=args.holdout_share,
+                min_outcomes=args.min_outcomes,
+                seed=args.seed,
+                quick=args.quick,
+                promote_winner=not args.no_promote,
+                console=console,
+            )
     except (RetrainError, OutcomeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ __all__ = [
     "DataWindow",
     "Manifest",
     "PairedDifference",
+    "Recalibration",
     "ReferenceDistribution",
     "RetrainComparison",
     "TrainingData",
@@ -139,6 +140,19 @@ class RetrainComparison(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     checks: dict[str, float]
 
 
+class Recalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A version `just retrain --recalibrate-only` made: its parent's point models, byte
+    for byte, with widenings and a p_empty calibration refitted on recent outcomes."""
+
+    # sha256 of the graph's tree part (export.graph.tree_digest), the same as the parent's
+    point_models_sha256: str
+    # p_empty -> sigmoid(a * logit(p) + b) (train.models.PlattScaling), fitted on the outcomes
+    p_empty_platt_a: float
+    p_empty_platt_b: float
+    calibration_rows: int  # recent outcomes the widenings and the scaling were fitted on
+    calibration_users: int
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """manifest.json of one model version."""
 
@@ -169,6 +183,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Only for versions `just retrain` made: the outcomes behind it, and the comparison.
     data_window: DataWindow | None = None
     comparison: RetrainComparison | None = None
+    # Only for a recalibration (`just retrain --recalibrate-only`): what was refitted.
+    recalibration: Recalibration | None = None
 
 
 def confidence_score(

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import onnx
 import pytest
 
-from export.graph import TARGET_OPSET, build_graph
+from export.graph import (
+    TARGET_OPSET,
+    build_graph,
+    recalibrated_graph,
+    tree_digest,
+    with_raw_outputs,
+)
 from export.parity import (
     ParityError,
     compare_outputs,
@@ -19,7 +26,8 @@ from export.parity import (
 )
 from server.domain.artifact import MODEL_INPUT, MODEL_OUTPUTS
 from server.domain.features import N_FEATURES
-from train.models import predict_outputs
+from train.models import PlattScaling, post_process, predict_outputs
+from train.recalibrate import raw_graph_outputs
 from train.training import TrainResult
 
 
@@ -129,3 +137,42 @@ def test_a_fixture_that_is_not_one_is_a_parity_error(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 definitely not a zip")
     with pytest.raises(ParityError, match="is not a parity fixture"):
         read_fixture(path)
+
+
+def test_a_recalibrated_graph_keeps_the_trees_and_moves_only_what_follows(
+    quick_result: TrainResult, graph: onnx.ModelProto
+) -> None:
+    """Rebuilt with the same widenings and no scaling it answers exactly as before; with
+    other widenings and a Platt scaling only the intervals and p_empty move, as the numpy
+    post-processing of the graph's own raw outputs says, and the tree part is unchanged."""
+    models, x = quick_result.models, _held_out(quick_result)
+    intervals = (models.count_interval, models.duration_interval)
+    before = run_graph(open_session(graph.SerializeToString()), x)
+    same = recalibrated_graph(graph, intervals, models.duration_cap_s, None)
+    again = run_graph(open_session(same.SerializeToString()), x)
+    assert all(np.array_equal(before[k], again[k]) for k in MODEL_OUTPUTS)
+    wider = tuple(
+        msgspec.structs.replace(i, widenings=[w + 0.2 for w in i.widenings]) for i in intervals
+    )
+    platt = PlattScaling(a=1.5, b=-0.3)
+    moved = recalibrated_graph(graph, (wider[0], wider[1]), models.duration_cap_s, platt)
+    assert tree_digest(moved) == tree_digest(graph)
+    out = run_graph(open_session(moved.SerializeToString()), x)
+    for name in ("result_count", "duration_s"):
+        assert np.array_equal(out[name], before[name])
+    assert (out["duration_s_hi"] >= before["duration_s_hi"]).all()
+    assert (out["duration_s_hi"] > before["duration_s_hi"]).mean() > 0.5
+    _, names = with_raw_outputs(graph)
+    assert list(names) == [*(n for row in _RAW_ROWS for n in row), "empty"]
+    raw = raw_graph_outputs(graph, x)
+    expected = post_process(raw, x, wider[0], wider[1], models.duration_cap_s, platt)
+    report = compare_outputs(out, expected)
+    assert report.passed, report
+    assert np.allclose(raw.p_empty, before["p_empty"], atol=1e-6)
+
+
+_RAW_ROWS = (
+    ("count_mean", "duration_mean"),
+    ("count_lo", "duration_lo"),
+    ("count_hi", "duration_hi"),
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from export.latency import main, row_cost_us, serving_session, tree_count
+from export.latency import main, paired_row_costs, row_cost_us, serving_session, tree_count
 from export.parity import read_fixture
 from export.version import ExportedVersion
 from server.domain.artifact import MODEL_FILE
@@ -23,6 +23,17 @@ def test_row_cost_is_a_positive_figure_in_microseconds(exported: ExportedVersion
     features, _ = read_fixture(exported.folder / "parity.npz")
     cost = row_cost_us(exported.folder / MODEL_FILE, features, calls=50, rounds=3)
     assert 0.5 < cost < 5_000
+
+
+def test_paired_costs_give_one_figure_per_model(exported: ExportedVersion) -> None:
+    """Two models alternating call by call: two positive µs figures; no rows is refused."""
+    features, _ = read_fixture(exported.folder / "parity.npz")
+    model = exported.folder / MODEL_FILE
+    first, second = paired_row_costs(model, model.read_bytes(), features, calls=50)
+    assert 0.5 < first < 5_000
+    assert 0.5 < second < 5_000
+    with pytest.raises(ValueError, match="at least one feature row"):
+        paired_row_costs(model, model, features[:0])
 
 
 def test_the_session_runs_single_threaded(exported: ExportedVersion) -> None:
