@@ -108,7 +108,7 @@ class DriftCounter:
                 if index is None:
                     continue
                 tally = np.bincount(
-                    bin_values(column, matrix[:, index]), minlength=len(column.shares)
+                    bin_values(column, matrix[:, index]), minlength=column.n_bins
                 )
                 counts.extend(
                     DriftCount(
