@@ -27,7 +27,9 @@ Live windows are stretches of time, not rows drawn at random from the training y
 each column is calibrated the way its rows arise in such a stretch (its `grain`):
 
 - ``row``: rows vary from scan to scan (filters, universe, model outputs): the window is
-  multinomial from the shares, as above;
+  multinomial from the shares, as above. Consecutive live scans are more alike than that
+  (the outputs follow the day's VIX; people re-run their saved scans), which these
+  thresholds do not allow for: that needs a null from stretches of the training history;
 - ``day``: one market-wide level per trading day (volatility_index): a window of up to a
   day sits at one level, so the null window is all its rows in one bin, drawn with the
   reference shares (exact: one window per bin, weighted by its share). Both scores are
@@ -38,8 +40,9 @@ each column is calibrated the way its rows arise in such a stretch (its `grain`)
   below, with reference share 0 and mass half a bin beyond the edge): a window whose level
   lies inside the training range looks like some training day and cannot alarm, one
   beyond it can. So the rate this column adds is the chance that a new day lies beyond the
-  range of every training day (about 2 / (days + 1) for exchangeable days: 0.5% for a
-  year of history);
+  range of every training day: about 2 / (days + 1) if days were exchangeable, but a
+  persistent level such as the VIX holds far fewer independent days than a year has, so
+  the measured rate is higher (`just drift-check`, time-ordered windows);
 - ``clock``: set by when the window is, not by what is sent (weekday, market_open,
   minutes_since_open): a window of an hour sees one weekday, one open/closed state and one
   hour of the session, against a reference of every hour of every weekday. Scored and
