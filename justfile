@@ -207,7 +207,7 @@ aa *ARGS:
 parity *ARGS:
     {{python}} -m bench.gbstats_parity {{ARGS}}
 
-# drift thresholds: false-alarm rate on windows drawn from the reference, and detection of the stated shifts; exits 1 beyond 1%
+# drift thresholds: false-alarm rate on windows drawn from the reference and on time-ordered windows of a held-out year, and detection of the stated shifts; exits 1 beyond 1%
 [group('bench')]
 drift-check *ARGS:
     {{python}} -m bench.drift_check {{ARGS}}

@@ -43,8 +43,20 @@ def _drift(columns: list[dict[str, Any]], names: tuple[str, ...]) -> tuple[bool,
             continue
         parts.append(f"{name} PSI {c['psi']:.2f} (threshold {c['psi_threshold']:.2f})")
         caught = caught and bool(c.get("alarm", False))
-    alarms = sorted(c["column"] for c in columns if c.get("alarm", False))
-    return caught, "; ".join(parts) + f"; alarms: {', '.join(alarms) or 'none'}"
+    alarms = sorted(
+        ((_worst_ratio(c), c["column"]) for c in columns if c.get("alarm", False)), reverse=True
+    )
+    listed = ", ".join(f"{name} {ratio:.1f}x" for ratio, name in alarms)
+    return caught, "; ".join(parts) + f"; alarms (worst score over threshold): {listed or 'none'}"
+
+
+def _worst_ratio(column: dict[str, Any]) -> float:
+    ratios = [
+        column[score] / column[f"{score}_threshold"]
+        for score in ("psi", "wasserstein", "jensen_shannon")
+        if column.get(score) is not None and column.get(f"{score}_threshold")
+    ]
+    return max(ratios, default=0.0)
 
 
 def _degraded(groups: list[dict[str, Any]], target: str) -> tuple[bool, str]:

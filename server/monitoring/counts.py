@@ -107,9 +107,7 @@ class DriftCounter:
                 index = _COLUMN_INDEX.get(column.name)
                 if index is None:
                     continue
-                tally = np.bincount(
-                    bin_values(column, matrix[:, index]), minlength=len(column.shares)
-                )
+                tally = np.bincount(bin_values(column, matrix[:, index]), minlength=column.n_bins)
                 counts.extend(
                     DriftCount(
                         bucket_start=at, version=version, feature=column.name, bin=b, n=int(n)

@@ -22,6 +22,31 @@ is the number of (column, score) tests: by Bonferroni, a window drawn from the r
 trips any test with probability at most alpha, whatever the dependence between columns.
 Windows are calibrated at the largest power of two not above their size: the null
 quantiles shrink as windows grow, so this errs towards fewer alarms.
+
+Live windows are stretches of time, not rows drawn at random from the training year, so
+each column is calibrated the way its rows arise in such a stretch (its `grain`):
+
+- ``row``: rows vary from scan to scan (filters, universe, model outputs): the window is
+  multinomial from the shares, as above. Consecutive live scans are more alike than that
+  (the outputs follow the day's VIX; people re-run their saved scans), which these
+  thresholds do not allow for: that needs a null from stretches of the training history;
+- ``day``: one market-wide level per trading day (volatility_index): a window of up to a
+  day sits at one level, so the null window is all its rows in one bin, drawn with the
+  reference shares (exact: one window per bin, weighted by its share). Both scores are
+  convex in the window's shares, so a window that straddles two bins or two days scores
+  no higher than the worse of its bins, and the bound still holds. Such a column has two
+  more bins, for values above and below the reference's outer edges (the training
+  history's largest and smallest value; stored after the reference's own bins, above then
+  below, with reference share 0 and mass half a bin beyond the edge): a window whose level
+  lies inside the training range looks like some training day and cannot alarm, one
+  beyond it can. So the rate this column adds is the chance that a new day lies beyond the
+  range of every training day: about 2 / (days + 1) if days were exchangeable, but a
+  persistent level such as the VIX holds far fewer independent days than a year has, so
+  the measured rate is higher (`just drift-check`, time-ordered windows);
+- ``clock``: set by when the window is, not by what is sent (weekday, market_open,
+  minutes_since_open): a window of an hour sees one weekday, one open/closed state and one
+  hour of the session, against a reference of every hour of every weekday. Scored and
+  exported, never alarmed, and not counted in T.
 """
 
 from __future__ import annotations
@@ -39,7 +64,9 @@ from server.domain.artifact import Manifest
 from server.monitoring.schemas import ColumnDrift
 
 __all__ = [
+    "CLOCK_COLUMNS",
     "CONVENTIONAL",
+    "DAY_COLUMNS",
     "FALSE_ALARM_RATE",
     "METHOD",
     "MIN_ROWS",
@@ -57,11 +84,14 @@ FALSE_ALARM_RATE: Final = 0.01
 # Below this many rows a window says "not enough data" instead of scores.
 MIN_ROWS: Final = 256
 CONVENTIONAL: Final[Mapping[str, float]] = {"psi": 0.2, "wasserstein": 0.1, "jensen_shannon": 0.1}
+# The columns calibrated by their grain (module docstring); every other column is `row`.
+DAY_COLUMNS: Final = frozenset({"volatility_index"})
+CLOCK_COLUMNS: Final = frozenset({"weekday", "market_open", "minutes_since_open"})
 _FLOOR: Final = 1e-4
 _DRAWS: Final = 40_000
 # Names the calibration below (draws, seed, the exact two-bin case), so thresholds kept in
 # the store are recomputed when it changes.
-METHOD: Final = f"mc{_DRAWS}-seed0-exact2"
+METHOD: Final = f"mc{_DRAWS}-seed0-exact2-grain1"
 
 Counts = npt.NDArray[np.float64]
 
@@ -77,6 +107,41 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     @property
     def scores(self) -> tuple[str, str]:
         return ("psi", "jensen_shannon") if self.kind == "binary" else ("psi", "wasserstein")
+
+    @property
+    def grain(self) -> str:
+        """How the column's rows arise in a stretch of time: row, day or clock."""
+        if self.name in CLOCK_COLUMNS:
+            return "clock"
+        return "day" if self.name in DAY_COLUMNS else "row"
+
+    @property
+    def alarms(self) -> bool:
+        return self.grain != "clock"
+
+    @property
+    def n_bins(self) -> int:
+        """Bins counted: the reference's, and for a day column the two beyond its edges."""
+        return len(self.shares) + (2 if self.grain == "day" else 0)
+
+    @functools.cached_property
+    def scored(self) -> Column:
+        """The column scores are computed on: a day column with its beyond-range bins."""
+        if self.grain != "day":
+            return self
+        e = self.edges
+        edges = (2 * e[0] - e[1], *e, 2 * e[-1] - e[-2])
+        return Column(name=self.name, kind=self.kind, edges=edges, shares=(0.0, *self.shares, 0.0))
+
+    def in_scoring_order(self, counts: Counts) -> Counts:
+        """Counts (stored order) in the bin order of `scored`: below, the reference's, above."""
+        if self.grain != "day":
+            return counts
+        k = len(self.shares)
+        ordered: Counts = np.concatenate(
+            [counts[..., k + 1 :], counts[..., :k], counts[..., k : k + 1]], axis=-1
+        )
+        return ordered
 
     @functools.cached_property
     def inner_edges(self) -> npt.NDArray[np.float64]:
@@ -116,12 +181,19 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def tests(self) -> int:
-        return sum(len(c.scores) for c in self.columns)
+        """The (column, score) tests that can alarm: T in the Bonferroni level."""
+        return sum(len(c.scores) for c in self.columns if c.alarms)
 
 
 def bin_values(column: Column, values: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
-    """Bin index of each value; values beyond the outer edges count in the end bins."""
-    return np.searchsorted(column.inner_edges, values, side="right").astype(np.int64)
+    """Bin index of each value; values beyond the outer edges count in the end bins (a day
+    column's in its bins beyond the edges: above, then below)."""
+    index = np.searchsorted(column.inner_edges, values, side="right").astype(np.int64)
+    if column.grain == "day":
+        k = len(column.shares)
+        index = np.where(values > column.edges[-1], k, index)
+        index = np.where(values < column.edges[0], k + 1, index)
+    return index
 
 
 def _shares(counts: Counts) -> Counts:
@@ -167,7 +239,9 @@ def jensen_shannon(reference: Sequence[float], counts: Counts) -> Counts:
 
 
 def score(column: Column, name: str, counts: Counts) -> Counts:
-    """Score `name` of each row of `counts` for `column`."""
+    """Score `name` of each row of `counts` (stored bin order) for `column`."""
+    counts = column.in_scoring_order(counts)
+    column = column.scored
     if name == "psi":
         return psi(column.shares, counts)
     if name == "wasserstein":
@@ -196,25 +270,30 @@ def _null_quantiles(
     by the scores) otherwise."""
     p = np.asarray(column.shares, dtype=np.float64)
     p = p / p.sum()
+    if column.grain == "day":
+        # The whole window in one bin, that bin drawn with the reference shares.
+        windows = np.eye(len(p), column.n_bins) * rows
+        return {n: _exact_quantile(score(column, n, windows), p, level) for n in column.scores}
     if len(p) == 2:
         # A window is fully described by the count in the first bin, k ~ Binomial(rows, p0):
         # score every k once and read the quantile off the exact distribution.
         k = np.arange(rows + 1, dtype=np.float64)
         windows = np.stack([k, rows - k], axis=1)
         mass = _binomial_pmf(rows, float(p[0]))
-        out = {}
-        for name in column.scores:
-            values = score(column, name, windows)
-            order = np.argsort(values, kind="stable")
-            cdf = np.cumsum(mass[order])
-            index = min(int(np.searchsorted(cdf, level - 1e-12)), rows)
-            out[name] = float(values[order][index])
-        return out
+        return {n: _exact_quantile(score(column, n, windows), mass, level) for n in column.scores}
     null = rng.multinomial(rows, p, size=draws).astype(np.float64)
     return {
         name: float(np.quantile(score(column, name, null), level, method="higher"))
         for name in column.scores
     }
+
+
+def _exact_quantile(values: Counts, mass: Counts, level: float) -> float:
+    """The `level` quantile of a score taking `values` with probabilities `mass`."""
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(mass[order])
+    index = min(int(np.searchsorted(cdf, level - 1e-12)), len(values) - 1)
+    return float(values[order][index])
 
 
 def _binomial_pmf(n: int, p: float) -> Counts:
@@ -244,6 +323,8 @@ def calibrate(
     level = 1.0 - alpha / reference.tests
     values: dict[str, dict[str, float]] = {}
     for column in reference.columns:
+        if not column.alarms:
+            continue
         null = _null_quantiles(column, rows, level, draws, rng)
         values[column.name] = {name: max(CONVENTIONAL[name], q) for name, q in null.items()}
     return Thresholds(rows=rows, alpha=alpha, values=values)
@@ -256,7 +337,7 @@ def evaluate(
     out = []
     for column in reference.columns:
         got = counts.get(column.name, {})
-        vector = np.zeros(len(column.shares))
+        vector = np.zeros(column.n_bins)
         for b, n in got.items():
             if 0 <= b < len(vector):
                 vector[b] += n
@@ -265,19 +346,19 @@ def evaluate(
             out.append(ColumnDrift(column=column.name, kind=column.kind, n=n))
             continue
         found = {name: float(score(column, name, vector)) for name in column.scores}
-        limits = thresholds.values[column.name]
+        limits = thresholds.values.get(column.name, {})  # none for clock columns
         out.append(
             ColumnDrift(
                 column=column.name,
                 kind=column.kind,
                 n=n,
                 psi=found["psi"],
-                psi_threshold=limits["psi"],
+                psi_threshold=limits.get("psi"),
                 wasserstein=found.get("wasserstein"),
                 wasserstein_threshold=limits.get("wasserstein"),
                 jensen_shannon=found.get("jensen_shannon"),
                 jensen_shannon_threshold=limits.get("jensen_shannon"),
-                alarm=any(found[name] > limits[name] for name in found),
+                alarm=any(found[name] > limits[name] for name in limits),
             )
         )
     return out

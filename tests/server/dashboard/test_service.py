@@ -94,7 +94,9 @@ async def test_drift_history_scores_each_slice(store: Store, tmp_path: Path) -> 
     manifest = _manifest()
     reference = manifest.reference["volatility_index"]
     calm = max(range(len(reference.shares)), key=lambda b: reference.shares[b])
-    high = len(reference.shares) - 1
+    high = len(
+        reference.shares
+    )  # a day column's bin above its last edge: beyond every training day
     minute = NOW.replace(second=0)
 
     def counts(at: datetime, bins: dict[int, int]) -> list[DriftCount]:

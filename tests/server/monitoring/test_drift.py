@@ -1,5 +1,7 @@
 """Drift scores match their textbook definitions; thresholds hold the stated false-alarm
-rate on windows drawn from the reference and catch the stated shifts in the first window."""
+rate on windows drawn from the reference and catch the stated shifts in the first window;
+the market-context columns are judged the way a window of time sees them (clock columns
+never alarm, a day column alarms only beyond the training range)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from scipy.stats import wasserstein_distance
 from server.domain.artifact import Manifest
 from server.domain.scan import UNIVERSE_SIZES, Universe
 from server.monitoring.drift import (
+    CLOCK_COLUMNS,
     FALSE_ALARM_RATE,
     Column,
     Reference,
@@ -27,6 +30,7 @@ from server.monitoring.drift import (
     score,
     wasserstein,
 )
+from server.monitoring.schemas import ColumnDrift
 
 ROOT = Path(__file__).resolve().parents[3]
 WINDOW = 256
@@ -85,6 +89,8 @@ def test_calibration_rows_round_down_to_a_power_of_two() -> None:
 
 
 def _null_window(reference: Reference, rng: np.random.Generator) -> dict[str, dict[int, int]]:
+    """Every column drawn row by row from its reference (a day column's rows too: by
+    convexity that scores no higher than the window at one of its bins)."""
     return {
         c.name: dict(enumerate(rng.multinomial(WINDOW, np.array(c.shares) / sum(c.shares))))
         for c in reference.columns
@@ -98,11 +104,14 @@ def test_windows_from_the_reference_alarm_in_at_most_one_percent(
     rng = np.random.default_rng(12)
     alarmed = np.zeros(WINDOWS, dtype=bool)
     for column in reference.columns:
+        if column.name in CLOCK_COLUMNS:
+            continue
         p = np.array(column.shares) / sum(column.shares)
-        counts = rng.multinomial(WINDOW, p, size=WINDOWS).astype(np.float64)
+        counts = np.zeros((WINDOWS, column.n_bins))
+        counts[:, : len(p)] = rng.multinomial(WINDOW, p, size=WINDOWS)
         for name in column.scores:
             alarmed |= score(column, name, counts) > thresholds.values[column.name][name]
-    assert reference.tests == 76
+    assert reference.tests == 70  # 38 columns x 2 scores, less the 3 clock columns'
     assert alarmed.mean() <= FALSE_ALARM_RATE
 
 
@@ -144,3 +153,70 @@ def test_a_small_window_reports_no_scores(reference: Reference, thresholds: Thre
     drift = evaluate(reference, {"volatility_index": {0: 10}}, thresholds)
     vix = next(d for d in drift if d.column == "volatility_index")
     assert (vix.n, vix.psi, vix.alarm) == (10, None, False)
+
+
+def _window_at(reference: Reference, column: str, values: np.ndarray) -> dict[str, dict[int, int]]:
+    window = _null_window(reference, np.random.default_rng(5))
+    _replace(window, reference, column, values)
+    return window
+
+
+def _drift(
+    reference: Reference, window: dict[str, dict[int, int]], thresholds: Thresholds, column: str
+) -> ColumnDrift:
+    return next(d for d in evaluate(reference, window, thresholds) if d.column == column)
+
+
+def test_clock_columns_are_scored_but_never_alarm(
+    reference: Reference, thresholds: Thresholds
+) -> None:
+    """An hour of one weekday at the open is far from a year's mix, and no alarm."""
+    window = _window_at(reference, "weekday", np.full(WINDOW, 2.0))
+    _replace(window, reference, "market_open", np.ones(WINDOW))
+    _replace(window, reference, "minutes_since_open", np.linspace(0.0, 59.0, WINDOW))
+    for name in sorted(CLOCK_COLUMNS):
+        drift = _drift(reference, window, thresholds, name)
+        assert (drift.psi or 0.0) > 0.2, name  # rows drawn one by one would alarm
+        assert (drift.alarm, drift.psi_threshold) == (False, None), name
+        assert name not in thresholds.values
+
+
+def test_a_day_inside_the_training_range_does_not_alarm(
+    reference: Reference, thresholds: Thresholds
+) -> None:
+    """Every row at one high but seen level (a training day): no alarm on volatility_index,
+    though its PSI is far above what rows drawn one by one from the year would give."""
+    vix = next(c for c in reference.columns if c.name == "volatility_index")
+    level = (vix.edges[-2] + vix.edges[-1]) / 2  # inside the top decile
+    rng = np.random.default_rng(6)
+    drift = _drift(
+        reference,
+        _window_at(reference, "volatility_index", level * np.exp(rng.normal(0, 0.03, WINDOW))),
+        thresholds,
+        "volatility_index",
+    )
+    assert (drift.psi or 0.0) > 1.0
+    assert not drift.alarm
+
+
+def test_a_day_beyond_the_training_range_alarms(
+    reference: Reference, thresholds: Thresholds
+) -> None:
+    """Every row above the highest VIX of the training history (a regime at ~40): alarm."""
+    vix = next(c for c in reference.columns if c.name == "volatility_index")
+    values = np.full(WINDOW, vix.edges[-1] + 3.0)
+    drift = _drift(
+        reference, _window_at(reference, "volatility_index", values), thresholds, "volatility_index"
+    )
+    assert drift.alarm
+
+
+def test_a_day_column_counts_values_beyond_its_edges_in_their_own_bins(
+    reference: Reference,
+) -> None:
+    """volatility_index: the reference's bins, then above the last edge, then below the first."""
+    vix = next(c for c in reference.columns if c.name == "volatility_index")
+    k = len(vix.shares)
+    values = np.array([vix.edges[0] - 1, vix.edges[0], vix.edges[-1], vix.edges[-1] + 1])
+    assert bin_values(vix, values).tolist() == [k + 1, 0, k - 1, k]
+    assert vix.n_bins == k + 2
