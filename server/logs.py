@@ -21,6 +21,7 @@ import asyncio
 import logging
 import math
 import os
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -33,6 +34,7 @@ __all__ = [
     "JsonFormatter",
     "JsonLinesHandler",
     "hold_lines",
+    "log_fields",
     "logging_config",
     "write_held",
     "write_held_every",
@@ -55,21 +57,40 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", None)
+        return self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, dict) else None,
+            exc=self.formatException(record.exc_info) if record.exc_info else None,
+        )
+
+    @staticmethod
+    def line(
+        created: float,
+        level: str,
+        logger: str,
+        msg: str,
+        fields: dict[str, Any] | None,
+        exc: str | None = None,
+    ) -> str:
+        """The line of a record made at `created` (Unix seconds), without the record."""
         line: dict[str, Any] = {
-            "ts": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
+            "ts": _timestamp(created),
+            "level": level,
+            "logger": logger,
+            "msg": msg,
             "pid": os.getpid(),
         }
         request_id = REQUEST_ID.get()
         if request_id is not None:
             line["request_id"] = request_id
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
+        if fields is not None:
             line.update(fields)
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if exc is not None:
+            line["exc"] = exc
         return _ENCODER.encode(line).decode()
 
 
@@ -109,6 +130,13 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]  # gene
         if len(self._held) >= _MAX_HELD:
             self.write_held()
 
+    def hold(self, line: str) -> None:
+        """Keep one formatted line for `write_held` (callers check `holding` first)."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._held.append(line)
+        if len(self._held) >= _MAX_HELD:
+            self.write_held()
+
     def write_held(self) -> None:
         """Write the held lines, in order, in writes of at most PIPE_BUF bytes of whole lines."""
         if not self._held:
@@ -136,6 +164,33 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]  # gene
     def close(self) -> None:
         self.write_held()
         super().close()
+
+
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, msg, extra={"fields": fields})``: the same line, made cheaply.
+
+    When the logger writes only to a holding JsonLinesHandler (a serving worker, as
+    `logging_config` sets it up) the line goes straight into that handler's buffer: a
+    LogRecord and the handler chain around it cost more than the line itself, once per
+    request for the access line. Anything else (another handler, a filter, WARNING and
+    above) takes the ordinary path. The caller has checked `logger.isEnabledFor(level)`.
+    """
+    handlers = logger.handlers
+    if len(handlers) == 1 and level < logging.WARNING and not logger.filters:
+        handler = handlers[0]
+        formatter = handler.formatter
+        if (
+            isinstance(handler, JsonLinesHandler)
+            and handler.holding
+            and level >= handler.level
+            and not handler.filters
+            and isinstance(formatter, JsonFormatter)
+            and not logger.propagate
+        ):
+            name = logging.getLevelName(level)
+            handler.hold(formatter.line(time.time(), name, logger.name, msg, fields))
+            return
+    logger.log(level, msg, extra={"fields": fields})
 
 
 def _handlers() -> list[JsonLinesHandler]:

@@ -17,6 +17,7 @@ from server.logs import (
     JsonFormatter,
     JsonLinesHandler,
     hold_lines,
+    log_fields,
     logging_config,
     write_held_every,
 )
@@ -206,3 +207,37 @@ def test_the_writer_task_writes_every_interval_and_the_rest_when_cancelled(
     assert written == ["first"]
     assert final == ["first", "last"]
     assert handler.holding is False
+
+
+def test_log_fields_writes_the_line_logging_would(
+    lines: tuple[logging.Logger, Writes, JsonLinesHandler],
+) -> None:
+    """The access line's shortcut (holding) gives the ordinary path's line, ts aside."""
+    logger, stream, handler = lines
+    fields = {"method": "POST", "path": "/v1/predict", "status": 200, "duration_ms": 1.5}
+    token = REQUEST_ID.set("rid-1")
+    try:
+        log_fields(logger, logging.INFO, "request", fields)  # not holding: a LogRecord
+        hold_lines(True)
+        log_fields(logger, logging.INFO, "request", fields)  # holding: the shortcut
+        assert stream.getvalue().count("\n") == 1
+        handler.write_held()
+    finally:
+        REQUEST_ID.reset(token)
+    ordinary, shortcut = (msgspec.json.decode(line) for line in stream.getvalue().splitlines())
+    assert ordinary.pop("ts")[:10] == shortcut.pop("ts")[:10]
+    assert ordinary == shortcut
+    assert shortcut["request_id"] == "rid-1"
+    assert shortcut["duration_ms"] == 1.5
+
+
+def test_log_fields_takes_the_ordinary_path_when_a_filter_is_set(
+    lines: tuple[logging.Logger, Writes, JsonLinesHandler],
+) -> None:
+    """A filter on the handler still sees (and may drop) the access line."""
+    logger, stream, handler = lines
+    hold_lines(True)
+    handler.addFilter(lambda record: False)
+    log_fields(logger, logging.INFO, "request", {"status": 200})
+    handler.write_held()
+    assert stream.getvalue() == ""
