@@ -94,7 +94,9 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(line).decode()
 
 
-_second: list[Any] = [None, ""]  # [whole second, its ISO text without the offset]
+# (whole second, its ISO text without the offset); replaced whole, so threads never see
+# one second's number with another's text.
+_second: tuple[int, str] = (-1, "")
 
 
 def _timestamp(created: float) -> str:
@@ -104,10 +106,12 @@ def _timestamp(created: float) -> str:
     second, micros = int(whole), round(fraction * 1_000_000)
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    if _second[0] != second:
+    global _second
+    cached = _second
+    if cached[0] != second:
         text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
-        _second[:] = [second, text.removesuffix("+00:00")]
-    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+        cached = _second = (second, text.removesuffix("+00:00"))
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
 class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
