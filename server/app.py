@@ -13,6 +13,8 @@ and state; handlers reach the worker's objects through `app.state.worker`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
@@ -37,7 +39,7 @@ from server.inference.artifacts import verify_version
 from server.inference.model import load_model
 from server.inference.predictor import Predictor
 from server.inference.watcher import ModelWatcher
-from server.logs import LOGGER_NAME
+from server.logs import LOGGER_NAME, write_held_every
 from server.monitoring.gauges import MonitoringGauges
 from server.monitoring.history import HistoryRecorder
 from server.monitoring.http import HttpObserver, RouteTemplates
@@ -171,6 +173,7 @@ class Worker:
             verify=verify_version,
             logger=self.logger,
         )
+        self._log_writer: asyncio.Task[None] | None = None
         self.dashboard = Dashboard(
             self.metrics,
             self.store,
@@ -184,6 +187,8 @@ class Worker:
         """Open the store (migrations, experiment configs), then load and warm
         artifacts/current and poll it; a refused model leaves us not ready, an unreachable
         store stops the start."""
+        if self.settings.log_flush_s > 0:
+            self._log_writer = asyncio.create_task(write_held_every(self.settings.log_flush_s))
         await self.store.open()
         self.ids.use_secret(await self.store.secret(SECRET_NAME))
         await self.gate.start()
@@ -217,6 +222,10 @@ class Worker:
         await self.store.close()
         self.metrics.worker_exit()
         self.logger.info("worker stopped")
+        if self._log_writer is not None:  # writes what it still holds
+            self._log_writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._log_writer
 
 
 def create_app(

@@ -125,6 +125,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             description="log level", extra={"expected": "one of " + ", ".join(LOG_LEVELS)}
         ),
     ] = "INFO"
+    # Lines below WARNING wait in memory this long at most and go out in a few writes
+    # instead of one write and flush each (README, "Benchmarks", for what that costs).
+    log_flush_s: Annotated[
+        float,
+        _num(0.0, 10.0, "longest a worker holds a log line below WARNING; 0 writes each at once"),
+    ] = 0.2
     intra_op_threads: Annotated[int, _int(1, 256, "onnxruntime threads per session")] = 1
     metrics_dir: Annotated[Path, _path("Prometheus multiprocess directory")] = Path("var/metrics")
     # Each worker checks artifacts/current this often and loads a new version by itself,

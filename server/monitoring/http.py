@@ -20,7 +20,7 @@ from typing import Final, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from server.logs import REQUEST_ID
+from server.logs import REQUEST_ID, log_fields
 from server.monitoring.metrics import Metrics
 
 __all__ = ["REQUEST_ID_HEADER", "HttpObserver", "RouteTemplates"]
@@ -111,19 +111,14 @@ class HttpObserver:
             path = scope["path"]
             level = logging.DEBUG if path.startswith(_QUIET_PREFIXES) else logging.INFO
             if self._logger.isEnabledFor(level):
-                self._logger.log(
-                    level,
-                    "request",
-                    extra={
-                        "fields": {
-                            "method": scope["method"],
-                            "path": path,
-                            "route": route,
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 3),
-                        }
-                    },
-                )
+                fields = {
+                    "method": scope["method"],
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
+                log_fields(self._logger, level, "request", fields)
             REQUEST_ID.reset(token)
 
 

@@ -6,6 +6,8 @@ Each function runs inside the caller's transaction. Events and feedback live in
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from server.domain.scan import Scan
@@ -160,18 +162,25 @@ _INSERT_PREDICTIONS = (
 _SELECT_PREDICTION = f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE prediction_id = ?"  # noqa: S608
 
 
-def _prediction_params(record: PredictionRecord) -> tuple[object, ...]:
-    # The scan is encoded here, in the store's thread, not on the request path.
-    converted: dict[str, object] = {
-        "created_at": to_us(record.created_at),
-        "scan": _ENCODER.encode(record.scan).decode(),
-    }
-    return tuple(converted.get(field, getattr(record, field)) for field in _PREDICTION_FIELDS)
+_CREATED_AT: Final = _PREDICTION_FIELDS.index("created_at")
+_SCAN_AT: Final = _PREDICTION_FIELDS.index("scan")
+
+
+def _prediction_params(record: PredictionRecord) -> list[object]:
+    # The scan is encoded here, in the store's thread, not on the request path. astuple
+    # reads every field in C: half the cost of a getattr per field, and this runs with the
+    # GIL held for every logged prediction.
+    params: list[object] = list(msgspec.structs.astuple(record))
+    params[_CREATED_AT] = to_us(record.created_at)
+    params[_SCAN_AT] = _ENCODER.encode(record.scan).decode()
+    return params
 
 
 def insert_predictions(db: Db, records: list[PredictionRecord]) -> None:
     """Log predictions; an id logged before (a retried flush) is kept as it was."""
-    db.many(_INSERT_PREDICTIONS, [_prediction_params(record) for record in records])
+    # A generator, not a list: the rows' parameters are built between the inserts (which
+    # release the GIL), so a batch of 500 never holds the GIL for milliseconds on end.
+    db.many(_INSERT_PREDICTIONS, (_prediction_params(record) for record in records))
 
 
 def select_prediction(db: Db, prediction_id: str) -> PredictionRecord | None:

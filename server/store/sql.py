@@ -75,9 +75,10 @@ class Db:
         return cursor.rowcount
 
     def many(self, sql: str, seq: Iterable[Sequence[object]]) -> None:
-        """Execute a statement once per parameter row (pipelined by psycopg)."""
+        """Execute a statement once per parameter row (pipelined by psycopg); `seq` is
+        consumed as the rows are executed, so a generator builds each row just in time."""
         cursor = self._conn.cursor()
         try:
-            cursor.executemany(self._sql(sql), list(seq))
+            cursor.executemany(self._sql(sql), seq)
         finally:
             cursor.close()

@@ -113,14 +113,39 @@ def test_metrics_add_up_across_workers(server: ServerProcess, tmp_path: Path) ->
             assert client.post("/v1/predict", json=SCAN).status_code == 200
     assert server.metric("scanopt_http_requests_total", **labels) - before == n
     assert server.metric("scanopt_http_request_duration_seconds_count", **labels) - before == n
-    pids = {
-        line["pid"]
-        for line in map(msgspec.json.decode, server.output().splitlines())
-        if line.get("msg") == "request" and line.get("route") == "/v1/predict"
-    }
+    # Access lines are written every SCANOPT_LOG_FLUSH_S (0.2 s), so wait a little for them.
+    deadline = time.monotonic() + 5
+    while True:
+        pids = {
+            line["pid"]
+            for line in map(msgspec.json.decode, server.output().splitlines())
+            if line.get("msg") == "request" and line.get("route") == "/v1/predict"
+        }
+        if len(pids) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(pids) == 2, "the requests should have reached both workers"
     assert server.metric("scanopt_ready") == 2
     promtool_check(httpx.get(f"{server.url}/metrics").text)
+
+
+@pytest.mark.slow
+def test_held_access_lines_are_written_when_a_worker_stops(tmp_path: Path, artifacts: Path) -> None:
+    """With a long SCANOPT_LOG_FLUSH_S the access line waits, and SIGTERM still writes it."""
+    process = launch(tmp_path, artifacts, workers=1, log_flush_s=10)
+    try:
+        process.wait_ready()
+        response = httpx.post(f"{process.url}/v1/predict", json=SCAN, timeout=10)
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        time.sleep(0.5)
+        assert request_id not in process.output(), "held for up to 10 s, not written yet"
+    finally:
+        process.stop()
+    logged = [msgspec.json.decode(line) for line in process.log.read_text().splitlines()]
+    access = [line for line in logged if line.get("request_id") == request_id]
+    assert [line["msg"] for line in access] == ["request"]
+    assert any(line.get("msg") == "worker stopped" for line in logged)
 
 
 @pytest.mark.slow

@@ -46,6 +46,7 @@ def test_every_variable_is_read() -> None:
         "SCANOPT_MAX_BATCH": "500",
         "SCANOPT_MAX_BODY_BYTES": "65536",
         "SCANOPT_LOG_LEVEL": "debug",
+        "SCANOPT_LOG_FLUSH_S": "0",
         "SCANOPT_INTRA_OP_THREADS": "2",
         "SCANOPT_METRICS_DIR": "/tmp/m",
         "SCANOPT_RELOAD_POLL_S": "0.5",
@@ -59,7 +60,7 @@ def test_every_variable_is_read() -> None:
     assert s.store_dsn == "postgresql://x@y/z"
     assert (s.batcher, s.batch_max_size, s.batch_max_wait_us) == (True, 16, 250)
     assert (s.cache_size, s.max_batch, s.max_body_bytes) == (0, 500, 65536)
-    assert (s.log_level, s.intra_op_threads) == ("DEBUG", 2)
+    assert (s.log_level, s.log_flush_s, s.intra_op_threads) == ("DEBUG", 0.0, 2)
     assert s.metrics_dir == Path("/tmp/m")
     assert s.reload_poll_s == 0.5
     assert s.multiproc_dir == Path("/tmp/m")
