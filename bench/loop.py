@@ -15,7 +15,8 @@ The model lifecycle end to end, over HTTP, with the service's own monitoring:
    column. The champion's online MAE per target is read from GET /v1/monitoring/accuracy.
 3. **Retrain.** `just retrain`'s code reads that server's store (the outcomes the users
    just produced), trains a challenger on them with the base history, compares both on
-   holdout users and promotes by the printed rule.
+   holdout users' scans of the latest day (later than every outcome it trained on) and
+   promotes by the printed rule.
 4. **After.** A second private server serves what `current` names now and new simulated
    users (another seed: other people, other days' volatility) scan in the same shifted
    world. Its online figures are printed, and the labelled outcomes of this phase are

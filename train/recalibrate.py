@@ -3,8 +3,10 @@
 For when coverage slipped but the point models hold: a new version whose graph is the
 champion's tree nodes and constants byte for byte, with a new post-processing.
 
-1. The labelled outcomes are read and split by user exactly as `just retrain` does
-   (train.retrain.recent_outcomes: the same minimum count, the same seeded holdout).
+1. The labelled outcomes are read and split by user and time exactly as `just retrain`
+   does (train.retrain.recent_outcomes: the same minimum count, the same seeded holdout
+   of users, scored on their scans of the latest --holdout-days dates; fitted on the
+   other users' scans before those dates).
 2. The champion's ONNX graph, cut before its post-processing (export.graph.with_raw_outputs),
    gives the raw outputs of its seven models on the non-holdout outcomes: the quantile
    models' raw interval ends, the point models' raw outputs the groups split on, and the
@@ -125,6 +127,7 @@ def recalibrate(
     out: Path,
     *,
     holdout_share: float = 0.3,
+    holdout_days: int = 1,
     min_outcomes: int = MIN_OUTCOMES,
     seed: int = 0,
     promote_winner: bool = True,
@@ -134,6 +137,8 @@ def recalibrate(
     console = console or Console(stderr=True)
     if not 0 < holdout_share < 1:
         raise RetrainError(f"holdout_share={holdout_share}: expected between 0 and 1")
+    if holdout_days < 1:
+        raise RetrainError(f"holdout_days={holdout_days}: expected at least 1")
     try:
         name = read_current(artifacts)
         if name is None:
@@ -151,7 +156,8 @@ def recalibrate(
             f"champion {name}: its manifest has no metrics.training.duration_cap_s: expected "
             "a version `just export` or `just retrain` wrote"
         )
-    recent = recent_outcomes(store, min_outcomes, holdout_share, seed)
+    recent = recent_outcomes(store, min_outcomes, holdout_share, seed, holdout_days)
+    console.print(recent.split_line(), highlight=False)
 
     x_cal = encode_scans(recent.train)
     try:

@@ -2,7 +2,8 @@
 
     python -m train.retrain [--store DSN] [--history data/scan_history.jsonl]
                             [--artifacts artifacts] [--out var/retrain] [--recent-weight 4]
-                            [--holdout-share 0.3] [--min-outcomes 200] [--seed 0]
+                            [--holdout-share 0.3] [--holdout-days 1]
+                            [--min-outcomes 200] [--seed 0]
                             [--quick] [--no-promote] [--recalibrate-only]
 
 With --recalibrate-only the point models stay the champion's and only the interval
@@ -12,9 +13,16 @@ are the full retrain.
 1. Labelled outcomes (train.outcomes: logged predictions joined to their scan_completed
    events) are read from the store, SQLite or PostgreSQL (default SCANOPT_STORE_DSN, else
    sqlite:///var/scanopt.db), into Polars.
-2. Users are split by a seeded hash: --holdout-share of them are held out; neither model
-   ever saw their outcomes, and both are scored on exactly those rows.
-3. The other outcomes are merged with the base history, recent outcomes weighted up: each
+2. The outcomes are split by user and by time. Users are split by a seeded hash:
+   --holdout-share of them are held out, and their scans on the latest --holdout-days
+   dates (UTC) with outcomes are the holdout. The challenger trains on the other users'
+   scans before those dates. So the holdout is from users neither model saw AND later
+   than everything the challenger learned from: a split by user alone let the
+   challenger learn the shift for the very days the holdout scanned on (each day's own
+   volatility and hours tell them apart from the base history) and showed a gain that
+   new days did not. Holdout users' scans before the cutoff and the other users' from it
+   on are used by neither side (their counts are printed and recorded).
+3. The training outcomes are merged with the base history, recent outcomes weighted up: each
    outcome counts --recent-weight base records. The weight is applied by keeping each
    base record with probability 1 / weight (seeded), not by copying outcomes, so no row
    is ever in both the training and the calibration split.
@@ -39,7 +47,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -86,6 +94,7 @@ __all__ = [
     "recent_outcomes",
     "retrain",
     "split_users",
+    "time_cutoff",
 ]
 
 # Below these the paired intervals are too wide to decide anything.
@@ -120,8 +129,21 @@ def split_users(users: Sequence[str], share: float, seed: int) -> npt.NDArray[np
     return np.array([_user_fraction(u, seed) < share for u in users], dtype=bool)
 
 
+def time_cutoff(records: Sequence[ScanRecord], days: int) -> datetime | None:
+    """The start (UTC midnight) of the latest `days` dates on which outcomes ran; None
+    when they ran on `days` dates or fewer (nothing would be left before it)."""
+    dates = sorted({r.timestamp.astimezone(UTC).date() for r in records})
+    if len(dates) <= days:
+        return None
+    return datetime.combine(dates[-days], time(), UTC)
+
+
+def _iso_dt(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
+    return _iso_dt(datetime.fromtimestamp(us / 1e6, UTC))
 
 
 def one_row_costs(
@@ -198,8 +220,9 @@ def holdout_coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
 
 
 class RecentOutcomes(msgspec.Struct, frozen=True, kw_only=True):
-    """The store's labelled outcomes, split by user into the part a challenger learns
-    from (`train`) and the holdout both models are scored on."""
+    """The store's labelled outcomes, split by user and time into the part a challenger
+    learns from (`train`: other users, before `cutoff`) and the holdout both models are
+    scored on (held-out users, from `cutoff` on)."""
 
     source: str  # the store, without credentials
     train: list[ScanRecord]
@@ -207,6 +230,20 @@ class RecentOutcomes(msgspec.Struct, frozen=True, kw_only=True):
     train_created_us: npt.NDArray[np.int64]
     holdout: list[ScanRecord]
     holdout_users: list[str]
+    cutoff: datetime
+    holdout_days: int
+    unused_holdout_users_before: int
+    unused_train_users_after: int
+
+    def split_line(self) -> str:
+        """The split in one line, for the rule's output."""
+        return (
+            f"holdout: {len(self.holdout)} outcomes of {len(set(self.holdout_users))} "
+            f"unseen users from {_iso_dt(self.cutoff)} (the latest {self.holdout_days} "
+            f"date(s)); trained on {len(self.train)} outcomes before it; unused: "
+            f"{self.unused_holdout_users_before} of holdout users before it, "
+            f"{self.unused_train_users_after} of the other users from it on"
+        )
 
     def window(self, *, base_rows: int, recent_weight: float) -> DataWindow:
         """The manifest's record of these outcomes."""
@@ -221,15 +258,19 @@ class RecentOutcomes(msgspec.Struct, frozen=True, kw_only=True):
             recent_weight=recent_weight,
             holdout_rows=len(self.holdout),
             holdout_users=len(set(self.holdout_users)),
+            holdout_from=_iso_dt(self.cutoff),
+            holdout_days=self.holdout_days,
+            unused_holdout_users_before=self.unused_holdout_users_before,
+            unused_train_users_after=self.unused_train_users_after,
         )
 
 
 def recent_outcomes(
-    store: str, min_outcomes: int, holdout_share: float, seed: int
+    store: str, min_outcomes: int, holdout_share: float, seed: int, holdout_days: int = 1
 ) -> RecentOutcomes:
-    """The labelled outcomes, split by user; RetrainError when there are too few of them
-    (the message says how many are needed) or of holdout users, OutcomeError when the
-    store cannot be read."""
+    """The labelled outcomes, split by user and time (module docstring, step 2);
+    RetrainError when there are too few of them (the message says how many are needed),
+    of dates or of holdout users, OutcomeError when the store cannot be read."""
     frame = read_outcomes(store)
     where = f"store {shown_dsn(store)}"
     if frame.height == 0:
@@ -243,21 +284,36 @@ def recent_outcomes(
             f"({min_outcomes - frame.height} more)"
         )
     records = outcome_records(frame)
+    cutoff = time_cutoff(records, holdout_days)
+    if cutoff is None:
+        dates = len({r.timestamp.astimezone(UTC).date() for r in records})
+        raise RetrainError(
+            f"{where}: outcomes on {dates} date(s): expected more than --holdout-days "
+            f"({holdout_days}), so the holdout can be later than every outcome trained on"
+        )
     users = frame["user_id"].to_list()
     held = split_users(users, holdout_share, seed)
-    holdout_users = len({u for u, h in zip(users, held, strict=True) if h})
-    if holdout_users < MIN_HOLDOUT_USERS or held.all():
+    later = np.array([r.timestamp >= cutoff for r in records], dtype=bool)
+    in_holdout, in_train = held & later, ~held & ~later
+    holdout_users = len({u for u, h in zip(users, in_holdout, strict=True) if h})
+    if holdout_users < MIN_HOLDOUT_USERS or not in_train.any():
         raise RetrainError(
-            f"{where}: {len(set(users))} users with outcomes, {holdout_users} held out: "
-            f"expected at least {MIN_HOLDOUT_USERS} holdout users and some to train on"
+            f"{where}: {len(set(users))} users with outcomes, {holdout_users} held out with "
+            f"outcomes from {_iso_dt(cutoff)} on, {int(in_train.sum())} outcomes of the others "
+            f"before it: expected at least {MIN_HOLDOUT_USERS} holdout users and some to "
+            "train on"
         )
     return RecentOutcomes(
         source=shown_dsn(store),
-        train=[r for r, h in zip(records, held, strict=True) if not h],
-        train_users=[u for u, h in zip(users, held, strict=True) if not h],
-        train_created_us=frame["created_us"].to_numpy()[~held],
-        holdout=[r for r, h in zip(records, held, strict=True) if h],
-        holdout_users=[u for u, h in zip(users, held, strict=True) if h],
+        train=[r for r, t in zip(records, in_train, strict=True) if t],
+        train_users=[u for u, t in zip(users, in_train, strict=True) if t],
+        train_created_us=frame["created_us"].to_numpy()[in_train],
+        holdout=[r for r, h in zip(records, in_holdout, strict=True) if h],
+        holdout_users=[u for u, h in zip(users, in_holdout, strict=True) if h],
+        cutoff=cutoff,
+        holdout_days=holdout_days,
+        unused_holdout_users_before=int((held & ~later).sum()),
+        unused_train_users_after=int((~held & later).sum()),
     )
 
 
@@ -269,6 +325,7 @@ def retrain(
     *,
     recent_weight: float = 4.0,
     holdout_share: float = 0.3,
+    holdout_days: int = 1,
     min_outcomes: int = MIN_OUTCOMES,
     seed: int = 0,
     quick: bool = False,
@@ -285,13 +342,16 @@ def retrain(
         raise RetrainError(f"recent_weight={recent_weight}: expected at least 1")
     if not 0 < holdout_share < 1:
         raise RetrainError(f"holdout_share={holdout_share}: expected between 0 and 1")
+    if holdout_days < 1:
+        raise RetrainError(f"holdout_days={holdout_days}: expected at least 1")
     try:
         champion = read_current(artifacts)
     except ArtifactError as exc:
         raise RetrainError(str(exc)) from None
     if champion is None:
         raise RetrainError(f"{artifacts / 'current'}: no such file: no champion to compare with")
-    recent = recent_outcomes(store, min_outcomes, holdout_share, seed)
+    recent = recent_outcomes(store, min_outcomes, holdout_share, seed, holdout_days)
+    console.print(recent.split_line(), highlight=False)
     holdout, holdout_user_ids = recent.holdout, recent.holdout_users
     try:
         base = load_history(history, on_bad_line="skip").records
@@ -382,6 +442,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("var/retrain"))
     parser.add_argument("--recent-weight", type=float, default=4.0)
     parser.add_argument("--holdout-share", type=float, default=0.3)
+    parser.add_argument(
+        "--holdout-days",
+        type=int,
+        default=1,
+        help="the holdout is the held-out users' scans on the latest this many dates (UTC) "
+        "with outcomes; the challenger trains on the other users' scans before them",
+    )
     parser.add_argument("--min-outcomes", type=int, default=MIN_OUTCOMES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny models (tests, smoke runs)")
@@ -407,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.artifacts,
                 args.out,
                 holdout_share=args.holdout_share,
+                holdout_days=args.holdout_days,
                 min_outcomes=args.min_outcomes,
                 seed=args.seed,
                 promote_winner=not args.no_promote,
@@ -420,6 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.out,
                 recent_weight=args.recent_weight,
                 holdout_share=args.holdout_share,
+                holdout_days=args.holdout_days,
                 min_outcomes=args.min_outcomes,
                 seed=args.seed,
                 quick=args.quick,

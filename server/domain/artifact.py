@@ -108,6 +108,14 @@ class DataWindow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     recent_weight: float  # each outcome weighs this many base records
     holdout_rows: int  # outcomes of users neither model saw, kept for the comparison
     holdout_users: int
+    # The holdout is also later than every outcome trained on: it holds the scans from
+    # this time on (ISO-8601 UTC, the start of the latest `holdout_days` dates with
+    # outcomes); the rows trained on all ran before it. None: a version written before
+    # the time cutoff existed (split by user only).
+    holdout_from: str | None = None
+    holdout_days: int = 0
+    unused_holdout_users_before: int = 0  # holdout users' outcomes before the cutoff
+    unused_train_users_after: int = 0  # the other users' outcomes from the cutoff on
 
 
 class PairedDifference(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

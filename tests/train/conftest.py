@@ -4,8 +4,9 @@ labelled outcomes from a shifted market, on SQLite and (when configured) Postgre
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -17,11 +18,14 @@ from server.store.records import PredictionRecord, ScanCompleted
 from tests.server.store.backends import BACKENDS, anyio_backend, pg_dsn, sqlite_dsn
 from train.generate import generate_records
 
-__all__ = ["World", "anyio_backend", "pg_dsn", "shifted", "write_outcomes"]
+__all__ = ["World", "anyio_backend", "pg_dsn", "recent", "shifted", "write_outcomes"]
 
 BASE_RECORDS = 1500
-OUTCOMES = 900
+OUTCOMES = 1800
 USERS = 90
+DAYS = 3  # `just retrain` holds out the last of them (--holdout-days 1)
+OUTCOME_MONDAY = date(2025, 6, 2)
+NEW_YORK = ZoneInfo("America/New_York")  # the scans' time of day is New York's
 
 
 class World(msgspec.Struct, frozen=True):
@@ -49,6 +53,19 @@ def shifted(records: list[ScanRecord], factor: float) -> list[ScanRecord]:
                 expected_duration_s=None,
             )
         )
+    return moved
+
+
+def recent(records: list[ScanRecord], factor: float) -> list[ScanRecord]:
+    """`shifted`, on the DAYS trading days from OUTCOME_MONDAY: production outcomes come
+    from the last few days, while the generator spreads its scans over a year. Each scan
+    keeps its New York time of day; the i-th of n falls on day i * DAYS // n."""
+    moved = []
+    for i, r in enumerate(shifted(records, factor)):
+        day = OUTCOME_MONDAY + timedelta(days=i * DAYS // len(records))
+        local = r.timestamp.astimezone(NEW_YORK)
+        at = local.replace(year=day.year, month=day.month, day=day.day).astimezone(UTC)
+        moved.append(msgspec.structs.replace(r, timestamp=at))
     return moved
 
 

@@ -14,7 +14,7 @@ from bench.simulation.shifts import SHIFTS
 from export.graph import tree_digest
 from export.validate import main as validate_main
 from server.domain.scan import ScanRecord
-from tests.train.conftest import OUTCOMES, World, shifted, write_outcomes
+from tests.train.conftest import OUTCOMES, World, recent, write_outcomes
 from train.compare import COVERAGE_BAND, RECALIBRATION_RULE
 from train.generate import generate_records
 from train.models import PlattScaling
@@ -34,7 +34,7 @@ def _slow_provider(n: int = OUTCOMES) -> list[ScanRecord]:
     shift = SHIFTS["slow_provider"]
     return [
         msgspec.structs.replace(r, duration_s=shift.duration(r.duration_s))
-        for r in shifted(generate_records(n, seed=5), 1.0)
+        for r in recent(generate_records(n, seed=5), 1.0)
     ]
 
 
@@ -84,7 +84,10 @@ def test_recalibration_restores_coverage_with_the_same_trees(
         assert by_metric[f"{target} MAE"]["difference"] == 0.0
     assert manifest["parent_version"] == world.champion
     window = manifest["data_window"]
-    assert window["rows"] + window["holdout_rows"] == OUTCOMES
+    used = window["rows"] + window["holdout_rows"]
+    unused = window["unused_holdout_users_before"] + window["unused_train_users_after"]
+    assert used + unused == OUTCOMES
+    assert window["holdout_from"] == "2025-06-04T00:00:00Z"
     assert window["base_rows"] == 0
     champion, recalibrated = _graph(world, world.champion), _graph(world, version)
     assert manifest["recalibration"]["point_models_sha256"] == tree_digest(champion)
