@@ -24,6 +24,7 @@ KINDS = {
     "ConfigMap",
     "Deployment",
     "HorizontalPodAutoscaler",
+    "PersistentVolumeClaim",
     "PodDisruptionBudget",
     "Secret",
     "Service",
@@ -136,3 +137,33 @@ def test_container_runs_the_dockerfile_command_as_non_root() -> None:
     security = _objects()["Deployment"]["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsNonRoot"] is True
     assert security["runAsUser"] != 0
+
+
+def test_artifacts_live_on_one_shared_volume_seeded_once(tmp_path: Path) -> None:
+    """Every pod mounts the ReadWriteMany claim where SCANOPT_ARTIFACTS points, so a
+    promotion or rollback reaches every replica; the init container's script copies the
+    image's default model there only while the volume has no alias (run here as written)."""
+    objects = _objects()
+    claim = objects["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    shared = objects["ConfigMap"]["data"]["SCANOPT_ARTIFACTS"]
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volume = volumes[mounts[shared]]
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+    script = pod["initContainers"][0]["command"][-1].replace("/app", str(tmp_path / "app"))
+    image = tmp_path / "app" / "artifacts"
+    (image / "models" / "v1").mkdir(parents=True)
+    (image / "models" / "v1" / "manifest.json").write_text("{}")
+    (image / "current").write_text("v1\n")
+    volume = tmp_path / "app" / "shared-artifacts"
+    volume.mkdir()
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert (volume / "current").read_text() == "v1\n"
+    assert (volume / "models" / "v1" / "manifest.json").exists()
+    (volume / "current").write_text("v2\n")  # promoted since: a restart must keep it
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert (volume / "current").read_text() == "v2\n"
