@@ -15,7 +15,8 @@ MIN to OUTCOMES, as the scheduled check would see them: the absolute ones alone
 (server.monitoring.alerts.accuracy_alerts, as before the parent was compared) and with the
 comparison to the parent's as many outcomes just before the promotion
 (server.monitoring.probation.relative_worse, the same functions). A history counts as
-rolled back when any look trips. Prints, per plan and rule, the share of histories that
+rolled back when any look trips. Prints, per plan and rule (`absolute`, `+ parent`: the
+absolute conditions and worse than the parent), the share of histories that
 would roll back each version and the median outcomes at the bad version's first trip.
 Reads and fits only; no server.
 """
@@ -218,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table.add_row(
                 str(plan[0]),
                 str(plan[1]),
-                "absolute and worse than the parent" if relative else "absolute only",
+                "+ parent" if relative else "absolute",
                 f"{sum(n is not None for n in good_trips) / len(good_trips):.1%}",
                 f"{len(bad_trips) / args.histories:.1%}",
                 f"{int(np.median(bad_trips))}" if bad_trips else "-",

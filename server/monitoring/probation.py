@@ -61,7 +61,7 @@ from server.domain.alias import RollbackMark, read_last_move, read_rollback_mark
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.versions import read_alias
 from server.errors import ArtifactError, StoreUnavailableError
-from server.monitoring.accuracy import group_figures, merge_sums
+from server.monitoring.accuracy import ALL_ARMS, group_figures, merge_sums
 from server.monitoring.alerts import (
     BURN_ALERTS,
     COVERAGE_BAND,
@@ -423,7 +423,7 @@ class Probation:
 def _no_sums(version: str) -> AccuracySums:
     return AccuracySums(
         version=version,
-        arm="all",
+        arm=ALL_ARMS,
         n=0,
         count_abs_err=0.0,
         count_sq_err=0.0,

@@ -26,9 +26,11 @@ from server.monitoring.probation import (
     ProbationMetrics,
     ProbationSettings,
     prediction_requests,
+    relative_worse,
 )
 from server.settings import Settings
 from server.store.interface import Store
+from server.store.monitoring import AccuracySums
 from tests.server.conftest import make_settings
 from tests.server.monitoring.promotions import (
     Promotions,
@@ -332,3 +334,47 @@ async def test_only_the_lease_holder_judges(
     assert _current(artifacts) == built.good
     assert await first.check() == "errors"
     assert _current(artifacts) == built.parent
+
+
+def _sums(n: int, covered: int, abs_err: float, sq_err: float) -> AccuracySums:
+    return AccuracySums(
+        version="v",
+        arm="all",
+        n=n,
+        count_abs_err=abs_err,
+        count_sq_err=sq_err,
+        count_sum=0.0,
+        count_sum_sq=0.0,
+        count_covered=covered,
+        duration_abs_err=0.0,
+        duration_sq_err=0.0,
+        duration_sum=0.0,
+        duration_sum_sq=0.0,
+        duration_covered=0,
+        brier_sum=0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "parent", "worse"),
+    [
+        ((0.70, 10.0), (0.88, 10.0), True),  # coverage fell 0.18 below the band
+        ((0.82, 10.0), (0.84, 10.0), False),  # out of the band, as the parent was
+        ((0.99, 10.0), (0.90, 10.0), True),  # over the band, 0.09 over the parent's
+        ((0.90, 20.0), (0.90, 10.0), True),  # MAE twice the parent's
+        ((0.90, 11.0), (0.90, 10.0), False),  # MAE within 20% of the parent's
+    ],
+)
+def test_relative_worse_needs_the_margin_in_the_direction_that_tripped(
+    new: tuple[float, float], parent: tuple[float, float], worse: bool
+) -> None:
+    """1,000 outcomes each, absolute errors' standard deviation 5: a tripped condition
+    stands only when the new version is worse than its parent by more than the margin."""
+    n = 1000
+
+    def sums(coverage: float, mae: float) -> AccuracySums:
+        return _sums(n, round(coverage * n), mae * n, (mae * mae + 25.0) * n)
+
+    name = "ScanoptAccuracyDegraded" if new[1] != parent[1] else "ScanoptCoverageOutOfBand"
+    found = relative_worse(name, "result_count", sums(*new), sums(*parent))
+    assert (found is not None) == worse
