@@ -11,7 +11,16 @@ on what arrived since the promotion:
 - accuracy, the monitoring alerts' conditions (server.monitoring.alerts.accuracy_alerts:
   online MAE over the plan's bar or over 1.2x the training MAE, 90% coverage outside
   0.85-0.95) once at least `min_labelled` outcomes are labelled, from the store's rollups
-  (so every replica's outcomes count);
+  (so every replica's outcomes count), each of them only when the new version is also
+  worse than its parent on the traffic just before the promotion (relative_worse: MAE
+  over 1.2x the parent's, or coverage 0.05 further out than the parent's on the side the
+  band is left, by a one-sided z-test at ALPHA 0.01). A stretch of traffic harder than
+  the training test split trips the absolute conditions for the parent too, and that is
+  no reason to roll back. The parent's outcomes are those of the whole minutes up to and
+  with the promotion's, over as long as the new version's, doubled until they are as
+  many as the new version's (or span `minutes`). When the parent has fewer than
+  `min_labelled` of them, the absolute conditions alone decide, and the rollback's log
+  line says so;
 - errors: the 5xx share of this replica's prediction requests (PREDICTION_ROUTES, merged
   over its workers) above the availability page's threshold (burn rate 14.4 on the 0.1%
   budget: 1.44%), once at least `min_requests` were answered since the promotion. Every
@@ -34,8 +43,10 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import socket
+import statistics
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +61,7 @@ from server.domain.alias import RollbackMark, read_last_move, read_rollback_mark
 from server.domain.artifact import CURRENT_FILE, MANIFEST_FILE, MODELS_DIR, Manifest
 from server.domain.versions import read_alias
 from server.errors import ArtifactError, StoreUnavailableError
-from server.monitoring.accuracy import group_figures, merge_sums
+from server.monitoring.accuracy import ALL_ARMS, group_figures, merge_sums
 from server.monitoring.alerts import (
     BURN_ALERTS,
     COVERAGE_BAND,
@@ -65,15 +76,20 @@ from server.monitoring.figures import PREDICTION_ROUTES
 from server.monitoring.schemas import AccuracyGroup, RegressionAccuracy
 from server.settings import Settings
 from server.store.interface import Store
+from server.store.monitoring import AccuracySums
 
 __all__ = [
+    "ALPHA",
+    "COVERAGE_MARGIN",
     "ERROR_SHARE",
     "LEASE",
+    "MAE_MARGIN",
     "REASONS",
     "Probation",
     "ProbationMetrics",
     "ProbationSettings",
     "Subject",
+    "relative_worse",
 ]
 
 LEASE: Final = "probation"
@@ -81,6 +97,13 @@ LEASE: Final = "probation"
 REASONS: Final = ("errors", "accuracy", "coverage")
 # The availability SLO's fastest page: 5xx share above 14.4 x the 0.1% budget.
 ERROR_SHARE: Final = BURN_ALERTS[0][1] * SLO_BUDGETS["availability"]
+# The new version is worse than its parent when its MAE is over (1 + MAE_MARGIN) x the
+# parent's, or its coverage further than COVERAGE_MARGIN from the parent's on the side the
+# band is left, by a one-sided z-test at level ALPHA (over the normal quantile, 2.33).
+ALPHA: Final = 0.01
+MAE_MARGIN: Final = 0.2
+COVERAGE_MARGIN: Final = 0.05
+_Z: Final = statistics.NormalDist().inv_cdf(1 - ALPHA)
 _MANIFEST: Final = msgspec.json.Decoder(Manifest)
 _ALERT_REASON: Final = {
     "ScanoptAccuracyDegraded": "accuracy",
@@ -239,10 +262,22 @@ class Probation:
             },
             coverage={t.target: t.coverage for t in _targets(group) if t.coverage is not None},
         )
-        tripped = [
-            (_ALERT_REASON[a.name], _describe(a, accuracy))
-            for a in accuracy_alerts([accuracy], self.settings.min_labelled)
-        ]
+        alerts = accuracy_alerts([accuracy], self.settings.min_labelled)
+        tripped: list[tuple[str, str]] = []
+        if alerts and sums is not None:
+            parent = await self._parent_sums(subject, start, at, sums.n)
+            if parent.n < self.settings.min_labelled:
+                note = (
+                    f" (absolute conditions only: the parent {subject.parent} has "
+                    f"{parent.n} labelled outcomes before the promotion, fewer than "
+                    f"{self.settings.min_labelled})"
+                )
+                tripped = [(_ALERT_REASON[a.name], _describe(a, accuracy) + note) for a in alerts]
+            else:
+                for a in alerts:
+                    worse = relative_worse(a.name, a.labels["target"], sums, parent)
+                    if worse is not None:
+                        tripped.append((_ALERT_REASON[a.name], _describe(a, accuracy) + worse))
         # The counters just before the promotion (or as early as this worker has them).
         before = [s for s in self._samples if s[0] <= subject.since]
         _, answered_then, failed_then = before[-1] if before else self._samples[0]
@@ -272,6 +307,22 @@ class Probation:
                 },
             )
         return None
+
+    async def _parent_sums(
+        self, subject: Subject, start: datetime, at: datetime, labelled: int
+    ) -> AccuracySums:
+        """The parent's sums over the recent traffic before the promotion: the whole
+        minutes up to and with the promotion's, over the new version's span, doubled until
+        they hold as many labelled outcomes as the new version's or span `minutes`."""
+        end = start + timedelta(minutes=1)
+        span = max(at + timedelta(minutes=1) - start, timedelta(minutes=1))
+        longest = timedelta(minutes=self.settings.minutes)
+        while True:
+            rows = await self.store.accuracy(end - span, end, subject.parent)
+            sums = merge_sums(rows) or _no_sums(subject.parent)
+            if sums.n >= labelled or span >= longest:
+                return sums
+            span = min(2 * span, longest)
 
     def _sample(self, at: datetime) -> tuple[float, float]:
         """Keep this replica's prediction-request counters now (answered, failed)."""
@@ -367,6 +418,67 @@ class Probation:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def _no_sums(version: str) -> AccuracySums:
+    return AccuracySums(
+        version=version,
+        arm=ALL_ARMS,
+        n=0,
+        count_abs_err=0.0,
+        count_sq_err=0.0,
+        count_sum=0.0,
+        count_sum_sq=0.0,
+        count_covered=0,
+        duration_abs_err=0.0,
+        duration_sq_err=0.0,
+        duration_sum=0.0,
+        duration_sum_sq=0.0,
+        duration_covered=0,
+        brier_sum=0.0,
+    )
+
+
+def _target_sums(sums: AccuracySums, target: str) -> tuple[int, float, float, int]:
+    """(n, sum of absolute errors, sum of squared errors, covered) of one target."""
+    if target == "result_count":
+        return sums.n, sums.count_abs_err, sums.count_sq_err, sums.count_covered
+    return sums.n, sums.duration_abs_err, sums.duration_sq_err, sums.duration_covered
+
+
+def relative_worse(alert: str, target: str, new: AccuracySums, parent: AccuracySums) -> str | None:
+    """How the new version is worse than its parent on `target` for the tripped `alert`
+    (ScanoptAccuracyDegraded or ScanoptCoverageOutOfBand), in words; None unless a
+    one-sided z-test at ALPHA shows it worse by more than the margin.
+
+    MAE: new MAE over (1 + MAE_MARGIN) x the parent's, the difference over its standard
+    error (each side's variance of the absolute error is the mean squared error less the
+    MAE squared). Coverage: new coverage further than COVERAGE_MARGIN from the parent's in
+    the direction the band is left (the two proportions' unpooled standard error).
+    """
+    n1, abs1, sq1, cov1 = _target_sums(new, target)
+    n2, abs2, sq2, cov2 = _target_sums(parent, target)
+    if n1 == 0 or n2 == 0:
+        return None
+    if alert == "ScanoptCoverageOutOfBand":
+        p1, p2 = cov1 / n1, cov2 / n2
+        se = (p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2) ** 0.5
+        gap = (p2 - p1 if p1 < COVERAGE_BAND[0] else p1 - p2) - COVERAGE_MARGIN
+        what, theirs, margin = "coverage", f"{p2:.3f}", f"by more than {COVERAGE_MARGIN:g}"
+    else:
+        m1, m2 = abs1 / n1, abs2 / n2
+        var1, var2 = max(sq1 / n1 - m1 * m1, 0.0), max(sq2 / n2 - m2 * m2, 0.0)
+        factor = 1 + MAE_MARGIN
+        se = (var1 / n1 + factor * factor * var2 / n2) ** 0.5
+        gap = m1 - factor * m2
+        what, theirs, margin = "MAE", f"{m2:.3g}", f"by more than {MAE_MARGIN:.0%}"
+    z = gap / se if se > 0 else (math.inf if gap > 0 else 0.0)
+    if z <= _Z:
+        return None
+    return (
+        f", worse than the parent's {what} {theirs} {margin} on its {n2} outcomes before "
+        f"the promotion (one-sided z {z:.1f} over {_Z:.2f}, alpha {ALPHA:g})"
+    )
 
 
 def _targets(group: AccuracyGroup | None) -> list[RegressionAccuracy]:

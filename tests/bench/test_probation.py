@@ -12,14 +12,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_bad_version_is_caught_on_every_history(capsys: pytest.CaptureFixture[str]) -> None:
-    """Two short histories: the table has the plan's row, the bad version at 100%."""
+    """Two short histories: the table has the plan's rows, absolute alone and with the
+    comparison to the parent, the bad version at 100% by both."""
     argv = ["--histories", "2", "--plan", "200:300", "--artifacts", str(REPO / "artifacts")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if "200" in line and "300" in line)
-    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    assert cells[:2] == ["200", "300"]
-    assert cells[3] == "100.0%"  # the bad version
+    rows = [line for line in out.splitlines() if "200" in line and "300" in line]
+    cells = [[cell.strip() for cell in row.strip("│ ").split("│")] for row in rows]
+    assert [c[:3] for c in cells] == [["200", "300", "absolute"], ["200", "300", "+ parent"]]
+    assert [c[4] for c in cells] == ["100.0%", "100.0%"]  # the bad version
 
 
 def test_a_missing_model_is_one_line_and_exit_1(

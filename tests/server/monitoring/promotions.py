@@ -88,9 +88,11 @@ def promote_now(artifacts: Path, version: str) -> None:
         write_alias(artifacts, version, kind="promote")
 
 
-def traffic(n: int, seed: int) -> list[ScanRecord]:
-    """`n` scans of simulated history with their real outcomes."""
-    return generate_records(n, seed=seed)
+def traffic(n: int, seed: int, *, hard: bool = False) -> list[ScanRecord]:
+    """`n` scans of simulated history with their real outcomes; `hard`: outcomes of the
+    4x world, a stretch of traffic on which the default model trips every absolute bar."""
+    records = generate_records(n, seed=seed)
+    return _shifted(records) if hard else records
 
 
 class _Response(Protocol):
@@ -103,9 +105,11 @@ class _Http(Protocol):
     def post(self, url: str, *, json: Any) -> _Response: ...
 
 
-def serve_outcomes(http: _Http, records: Sequence[ScanRecord], now: str) -> list[str]:
-    """Serve every scan (batches of 500), then post its real outcome; the version that
-    answered each batch, in order."""
+def serve_outcomes(
+    http: _Http, records: Sequence[ScanRecord], now: str, *, ids: str = "e"
+) -> list[str]:
+    """Serve every scan (batches of 500), then post its real outcome (event ids `ids`-N);
+    the version that answered each batch, in order."""
     versions = []
     for start in range(0, len(records), 500):
         chunk = records[start : start + 500]
@@ -118,7 +122,7 @@ def serve_outcomes(http: _Http, records: Sequence[ScanRecord], now: str) -> list
         ):
             event = {
                 "type": "scan_completed",
-                "event_id": f"e-{start + i}",
+                "event_id": f"{ids}-{start + i}",
                 "user_id": record.user_id,
                 "session_id": record.session_id,
                 "timestamp": now,

@@ -19,15 +19,18 @@ from server.app import create_app
 from server.domain.alias import read_last_move, read_rollback_mark
 from server.domain.versions import list_versions
 from server.inference.artifacts import verify_version
+from server.monitoring.accuracy import merge_sums
 from server.monitoring.monitor import RECOMPUTE
 from server.monitoring.probation import (
     Probation,
     ProbationMetrics,
     ProbationSettings,
     prediction_requests,
+    relative_worse,
 )
 from server.settings import Settings
 from server.store.interface import Store
+from server.store.monitoring import AccuracySums
 from tests.server.conftest import make_settings
 from tests.server.monitoring.promotions import (
     Promotions,
@@ -75,16 +78,25 @@ def _start(artifacts: Path, store_dsn: str, **overrides: Any) -> TestClient[Any]
     return TestClient(create_app(settings))
 
 
-def _served_then_checked(client: TestClient[Any]) -> tuple[list[str], str | None]:
-    """Serve the traffic and post its outcomes, roll the accuracy up, run probation once."""
-    versions = serve_outcomes(client, traffic(OUTCOMES, SEED), datetime.now(UTC).isoformat())
+def _served(client: TestClient[Any], *, hard: bool = False, ids: str = "e") -> list[str]:
+    """Serve the traffic and post its outcomes, roll the accuracy up."""
+    records = traffic(OUTCOMES, SEED, hard=hard)
+    versions = serve_outcomes(client, records, datetime.now(UTC).isoformat(), ids=ids)
     worker = client.app.state.worker
     portal = client.blocking_portal
     assert portal is not None
     assert portal.call(worker.log.flush) is True
     now = datetime.now(UTC)
     portal.call(worker.store.refresh_accuracy, now - RECOMPUTE, now + timedelta(minutes=1))
-    return versions, portal.call(worker.probation.check)
+    return versions
+
+
+def _served_then_checked(client: TestClient[Any]) -> tuple[list[str], str | None]:
+    """Serve the traffic and post its outcomes, roll the accuracy up, run probation once."""
+    versions = _served(client)
+    portal = client.blocking_portal
+    assert portal is not None
+    return versions, portal.call(client.app.state.worker.probation.check)
 
 
 def _rollbacks(client: TestClient[Any], reason: str) -> float:
@@ -133,6 +145,8 @@ def test_a_bad_promotion_is_rolled_back_once_enough_outcomes_arrive(
     assert "coverage" in line
     assert "outside 0.85-0.95" in line
     assert f"on {OUTCOMES} labelled outcomes" in line
+    # The parent served nothing before the promotion: the absolute conditions decide.
+    assert f"absolute conditions only: the parent {built.parent} has 0 labelled" in line
     mark = read_rollback_mark(artifacts, built.bad)
     assert mark is not None
     assert (mark.to_version, mark.reason) == (built.parent, "accuracy")
@@ -164,6 +178,55 @@ def test_a_good_promotion_passes_probation(
     assert _rolled_back_lines(caplog) == []
     assert any(r.getMessage() == "probation passed" for r in caplog.records)
     assert read_rollback_mark(artifacts, built.good) is None
+
+
+@pytest.mark.parametrize(
+    ("hard", "new", "expected"),
+    [(True, "good", None), (False, "bad", "accuracy")],
+    ids=["as-good-as-its-parent-on-hard-traffic", "worse-than-its-parent"],
+)
+def test_the_new_version_is_judged_against_its_parent_before_the_promotion(
+    artifacts: Path,
+    built: Promotions,
+    store_dsn: str,
+    caplog: pytest.LogCaptureFixture,
+    hard: bool,
+    new: str,
+    expected: str | None,
+) -> None:
+    """The parent serves a stretch of traffic, then the new version the same stretch. On
+    the 4x world's outcomes the good version (the parent's graph) is over every absolute
+    bar, but no worse than its parent was: it passes. The bad version on ordinary traffic
+    is over the bars and worse than its parent: it is rolled back, the line says so."""
+    version = getattr(built, new)
+    caplog.set_level(logging.INFO, logger="scanopt")
+    with _start(artifacts, store_dsn) as client:
+        assert set(_served(client, hard=hard, ids="before")) == {built.parent}
+    promote_now(artifacts, version)
+    with _start(artifacts, store_dsn) as client:
+        assert set(_served(client, hard=hard, ids="after")) == {version}
+        worker = client.app.state.worker
+        portal = client.blocking_portal
+        assert portal is not None
+        now = datetime.now(UTC)
+        sums = merge_sums(portal.call(worker.store.accuracy, now - RECOMPUTE, now, version))
+        assert sums is not None
+        assert sums.n == OUTCOMES
+        assert sums.duration_abs_err / sums.n > 5  # over the plan's bar either way
+        assert portal.call(worker.probation.check) == expected
+        assert _current(artifacts) == (built.parent if expected else version)
+        assert _rollbacks(client, "accuracy") == (1.0 if expected else 0.0)
+    lines = _rolled_back_lines(caplog)
+    if expected is None:
+        assert lines == []
+        assert any(r.getMessage() == "probation passed" for r in caplog.records)
+    else:
+        (line,) = lines
+        assert "duration_s online MAE" in line
+        assert "worse than the parent's MAE" in line
+        assert f"by more than 20% on its {OUTCOMES} outcomes before the promotion" in line
+        assert "alpha 0.01" in line
+        assert "absolute conditions only" not in line
 
 
 def test_probation_off_leaves_a_bad_promotion_serving(
@@ -271,3 +334,47 @@ async def test_only_the_lease_holder_judges(
     assert _current(artifacts) == built.good
     assert await first.check() == "errors"
     assert _current(artifacts) == built.parent
+
+
+def _sums(n: int, covered: int, abs_err: float, sq_err: float) -> AccuracySums:
+    return AccuracySums(
+        version="v",
+        arm="all",
+        n=n,
+        count_abs_err=abs_err,
+        count_sq_err=sq_err,
+        count_sum=0.0,
+        count_sum_sq=0.0,
+        count_covered=covered,
+        duration_abs_err=0.0,
+        duration_sq_err=0.0,
+        duration_sum=0.0,
+        duration_sum_sq=0.0,
+        duration_covered=0,
+        brier_sum=0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "parent", "worse"),
+    [
+        ((0.70, 10.0), (0.88, 10.0), True),  # coverage fell 0.18 below the band
+        ((0.82, 10.0), (0.84, 10.0), False),  # out of the band, as the parent was
+        ((0.99, 10.0), (0.90, 10.0), True),  # over the band, 0.09 over the parent's
+        ((0.90, 20.0), (0.90, 10.0), True),  # MAE twice the parent's
+        ((0.90, 11.0), (0.90, 10.0), False),  # MAE within 20% of the parent's
+    ],
+)
+def test_relative_worse_needs_the_margin_in_the_direction_that_tripped(
+    new: tuple[float, float], parent: tuple[float, float], worse: bool
+) -> None:
+    """1,000 outcomes each, absolute errors' standard deviation 5: a tripped condition
+    stands only when the new version is worse than its parent by more than the margin."""
+    n = 1000
+
+    def sums(coverage: float, mae: float) -> AccuracySums:
+        return _sums(n, round(coverage * n), mae * n, (mae * mae + 25.0) * n)
+
+    name = "ScanoptAccuracyDegraded" if new[1] != parent[1] else "ScanoptCoverageOutOfBand"
+    found = relative_worse(name, "result_count", sums(*new), sums(*parent))
+    assert (found is not None) == worse
