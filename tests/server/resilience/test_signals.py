@@ -98,8 +98,8 @@ def test_sigterm_finishes_in_flight_requests_flushes_logs_and_exits_in_time(
     tmp_path: Path, artifacts: Path, record_property: pytest.RecordProperty
 ) -> None:
     """SIGTERM under load: every request begun before it succeeds (bar those a closing
-    keep-alive connection dropped unread: counted, at most one per client), every logged prediction is written, and
-    the server exits 0 within the workers' kill timeout."""
+    keep-alive connection dropped unread: counted, at most one per client), every logged
+    prediction is written, and the server exits 0 within the workers' kill timeout."""
     # A long flush interval keeps logged predictions in memory until the shutdown flush.
     server = launch(tmp_path, artifacts, log_level="WARNING", prediction_log_flush_s=30)
     try:
