@@ -250,7 +250,7 @@ class Load:
             error_kind = ""
         return _Sent(
             response.status_code,
-            response.text[:300],
+            response.text,  # whole: a PostgreSQL 503 puts "may have been stored" at its end
             retry_after=response.headers.get("retry-after"),
             error_kind=error_kind,
         )
