@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ __all__ = [
     "peak_rss_mb",
     "preflight",
     "running_server",
+    "stop_process_group",
 ]
 
 _READY_IN_A_ROW = 20
@@ -130,15 +131,21 @@ def preflight(url: str, bodies: Sequence[bytes], timeout_s: float = 30.0) -> Non
         conn.close()
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
+def stop_process_group(
+    proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout_s: float = 10.0
+) -> None:
+    """SIGTERM to `proc`'s process group (started with `start_new_session=True`), SIGKILL
+    if it has not exited within `timeout_s`; then SIGKILL to any member left behind (a
+    worker outliving its parent)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout_s)
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout_s)
 
 
 @contextmanager
@@ -182,4 +189,4 @@ def running_server(
             time.sleep(0.05)
         yield RunningServer(spec=spec, pid=proc.pid, startup_s=first_ready - t0, log=log)
     finally:
-        _stop(proc)
+        stop_process_group(proc)

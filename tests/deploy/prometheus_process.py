@@ -8,8 +8,6 @@ id, its data in the test's tmp folder.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,8 +16,8 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.servers import free_port, stop_process_group
 from tests.deploy.tools import RULES, require_tool
-from tests.server.granian_process import free_port
 
 
 class PrometheusProcess:
@@ -91,11 +89,5 @@ class PrometheusProcess:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc, timeout_s=15)
         self._out.close()

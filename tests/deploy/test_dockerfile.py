@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.granian_process import REPO, free_port
+from bench.servers import free_port
+from tests.server.granian_process import REPO
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +19,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.servers import free_port, stop_process_group
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_env(tmp: Path, artifacts: Path, **settings: Any) -> dict[str, str]:
@@ -97,15 +90,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL if it does not exit in time."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):  # a worker outliving its parent
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_process_group(self.proc, timeout_s=20)
         self._out.close()
 
 

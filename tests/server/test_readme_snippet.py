@@ -10,10 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from bench.servers import free_port
 from server.client import ReportStats, ScanoptClient
 from server.domain.scan import Scan
 from tests.server.conftest import SCAN, TOKEN
-from tests.server.granian_process import REPO, free_port, one_worker_server
+from tests.server.granian_process import REPO, one_worker_server
 
 
 def snippet() -> str:
