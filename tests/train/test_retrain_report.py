@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from server.domain.artifact import DataWindow, PairedDifference, RetrainComparison
+from tests.train.retrain_inputs import report_inputs
 from train.retrain_report import MIN_SLICE_ROWS, worst_slices, write_report
 
 
@@ -48,37 +48,7 @@ def test_worst_slices_rank_by_challenger_error_and_skip_small_ones() -> None:
 
 def test_the_report_has_its_figures_tables_and_pictures(tmp_path: Path) -> None:
     """report.md and report.html name the verdict and each metric; both PNGs are drawn."""
-    diff = PairedDifference(
-        metric="result_count MAE",
-        champion=9.0,
-        challenger=7.0,
-        difference=2.0,
-        lower=1.0,
-        upper=3.0,
-        users=20,
-        rows=100,
-        verdict="better",
-    )
-    comparison = RetrainComparison(
-        champion="v1",
-        rule="the rule",
-        promote=True,
-        reasons=["result_count MAE: better", "promote"],
-        differences=[diff],
-        checks={"one_row_us": 20.0},
-    )
-    window = DataWindow(
-        source="sqlite:///x.db",
-        rows=100,
-        users=20,
-        first_at="2026-01-01T00:00:00Z",
-        last_at="2026-01-02T00:00:00Z",
-        sha256="0" * 64,
-        base_rows=500,
-        recent_weight=4.0,
-        holdout_rows=40,
-        holdout_users=8,
-    )
+    comparison, window = report_inputs()
     scored = _scored({("sp500", "gap", "1d"): (MIN_SLICE_ROWS, 3.0)})
     md = write_report(tmp_path, "v2", comparison, window, scored).read_text()
     assert "# Retrain: v2 against v1" in md

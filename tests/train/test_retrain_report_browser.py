@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from server.domain.artifact import DataWindow, PairedDifference, RetrainComparison
 from tests.security.hostile import HOSTILE, render_in_chromium
+from tests.train.retrain_inputs import report_inputs
 from train.retrain_report import MIN_SLICE_ROWS, write_report
 
 # The hostile labels are too long for the slices plot to lay out tightly; harmless here.
@@ -37,42 +37,21 @@ def test_hostile_names_in_the_retrain_report_are_shown_as_text(tmp_path: Path) -
             for i in range(MIN_SLICE_ROWS)
         ]
     )
-    diff = PairedDifference(
-        metric=f"m {HOSTILE}",
-        champion=9.0,
-        challenger=7.0,
-        difference=2.0,
-        lower=1.0,
-        upper=3.0,
-        users=20,
-        rows=100,
-        verdict="better",
-    )
-    comparison = RetrainComparison(
-        champion=f"champion {HOSTILE}",
-        rule=f"rule {HOSTILE}",
-        promote=True,
-        reasons=[f"reason {HOSTILE}"],
-        differences=[diff],
-        checks={f"check {HOSTILE}": 20.0},
-    )
-    window = DataWindow(
-        source=f"sqlite:///{HOSTILE}.db",
-        rows=100,
-        users=20,
-        first_at="2026-01-01T00:00:00Z",
-        last_at="2026-01-02T00:00:00Z",
-        sha256="0" * 64,
-        base_rows=500,
-        recent_weight=4.0,
-        holdout_rows=40,
-        holdout_users=8,
-    )
+    comparison, window = report_inputs(f" {HOSTILE}")
     write_report(tmp_path, f"challenger {HOSTILE}", comparison, window, scored)
     page = render_in_chromium(path=tmp_path / "report.html")
-    for shown in ("strategy", "universe", "champion", "challenger", "rule", "reason", "m"):
-        prefix = {"strategy": "s", "universe": "u"}.get(shown, shown)
-        assert f"{prefix} {HOSTILE}" in page.text, shown
+    shown_names = (
+        "s",
+        "u",
+        "v1",
+        "challenger",
+        "the rule",
+        "result_count MAE",
+        "better",
+        "one_row_us",
+    )
+    for shown in shown_names:
+        assert f"{shown} {HOSTILE}" in page.text, shown
     assert page.pwned is None
     assert page.hostile_elements == 0
     assert page.errors == []
