@@ -47,6 +47,7 @@ __all__ = [
     "main",
     "record_open_loop",
     "run_open_loop",
+    "summarize_run",
 ]
 
 _MAX_ERROR_SAMPLES = 5
@@ -260,7 +261,11 @@ async def run_open_loop(
 ) -> OpenLoopResult:
     """Send `rate` requests/s for `duration_s` and return the figures; raise on any error.
     `requests`, when given, are raw HTTP/1.1 requests sent in turn instead of `bodies`."""
-    rec = await record_open_loop(cfg, bodies, requests=requests)
+    return summarize_run(cfg, await record_open_loop(cfg, bodies, requests=requests))
+
+
+def summarize_run(cfg: OpenLoopConfig, rec: OpenLoopRecord) -> OpenLoopResult:
+    """The figures of a recorded run; raise LoadRunError on any error in it."""
     total = len(rec.status)
     start = rec.start
     unanswered = sum(1 for s in rec.status if s == 0)

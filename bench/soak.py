@@ -38,7 +38,14 @@ import httpx
 import msgspec
 
 from bench.corpus import scan_bodies
-from bench.openloop import LoadRunError, OpenLoopConfig, OpenLoopResult, run_open_loop
+from bench.latency import LatencySummary, summarize
+from bench.openloop import (
+    LoadRunError,
+    OpenLoopConfig,
+    OpenLoopResult,
+    record_open_loop,
+    summarize_run,
+)
 from bench.servers import ServerSpec, child_pids, free_port, running_server
 
 __all__ = ["SoakResult", "main"]
@@ -58,6 +65,7 @@ class SoakResult(msgspec.Struct, frozen=True, kw_only=True):
     requests: int
     by_kind: dict[str, int]
     load: OpenLoopResult
+    latency_by_kind: dict[str, LatencySummary]  # from when each was due, as `load.latency`
     rss_mb: dict[str, list[float]]  # per worker pid: samples every 5 s
     rss_growth: dict[str, float]  # per worker: end / after warm-up - 1
     events_acknowledged: int
@@ -82,6 +90,7 @@ class MixedRequests(Sequence[bytes]):
         self.prediction_ids = prediction_ids
         self.kinds = [kind for kind, share in MIX for _ in range(share)]
         self.counts: dict[str, int] = dict.fromkeys((k for k, _ in MIX), 0)
+        self.kind_of: list[str] = [""] * total  # what request i turned out to be
         self._feedback = 0
         self._lock = threading.Lock()
 
@@ -116,6 +125,7 @@ class MixedRequests(Sequence[bytes]):
                 path, body = "/v1/feedback", _feedback(self.prediction_ids[n])
         with self._lock:
             self.counts[kind] += 1
+        self.kind_of[i] = kind
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
@@ -230,7 +240,8 @@ def soak(rate: float, duration_s: float, out: Path) -> SoakResult:
                 cfg = OpenLoopConfig(
                     url=f"{spec.base_url}/v1/predict", rate=rate, duration_s=duration_s
                 )
-                load = asyncio.run(run_open_loop(cfg, [], requests=mixed))
+                record = asyncio.run(record_open_loop(cfg, [], requests=mixed))
+                load = summarize_run(cfg, record)
             finally:
                 stop.set()
                 sampler.join()
@@ -245,6 +256,9 @@ def soak(rate: float, duration_s: float, out: Path) -> SoakResult:
         pid: (samples[-1] / samples[warm - 1] - 1) if len(samples) > warm else 0.0
         for pid, samples in rss.items()
     }
+    by_kind: dict[str, list[float]] = {kind: [] for kind, _ in MIX}
+    for i, kind in enumerate(mixed.kind_of):
+        by_kind[kind].append(record.latency(i))
     reasons = []
     if load.latency.p95_ms > P95_LIMIT_MS:
         reasons.append(f"p95 {load.latency.p95_ms:.2f} ms > {P95_LIMIT_MS} ms")
@@ -263,6 +277,7 @@ def soak(rate: float, duration_s: float, out: Path) -> SoakResult:
         requests=load.requests,
         by_kind=mixed.counts,
         load=load,
+        latency_by_kind={kind: summarize(v) for kind, v in by_kind.items() if v},
         rss_mb=rss,
         rss_growth={pid: round(g, 4) for pid, g in growth.items()},
         events_acknowledged=mixed.counts["event"],
@@ -298,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"soak {result.rate:g} req/s x {result.duration_s:g} s: {result.requests} requests "
         f"{result.by_kind}, 0 errors, p50/p95/p99 {lat.p50_ms:.2f}/{lat.p95_ms:.2f}/"
         f"{lat.p99_ms:.2f} ms, achieved {result.load.achieved_rate:.0f} req/s"
+    )
+    for kind, k in result.latency_by_kind.items():
+        print(f"  {kind}: p50/p95/p99 {k.p50_ms:.2f}/{k.p95_ms:.2f}/{k.p99_ms:.2f} ms")
+    send_lag = result.load.send_lag
+    print(
+        f"client: sends late by p95 {send_lag.p95_ms:.2f} ms, client CPU "
+        f"{100 * result.load.client_cpu_share:.0f}% of one core (the load shares the cores)"
     )
     print(
         f"RSS MiB per worker (every 5 s): {result.rss_mb}; growth after warm-up {result.rss_growth}"
