@@ -16,6 +16,7 @@ from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import one_worker_server
+from tests.server.scripted_server import Action, ScriptedServer
 
 PREDICTION_ID = "a" * 40
 ANSWER = {"prediction_id": PREDICTION_ID, "arm": "control", "ml_enabled": False}
@@ -168,6 +169,35 @@ def test_a_prediction_that_may_be_answering_is_not_resent(step: Exception | http
         client.predict(scan())
     assert caught.value.status is None
     assert len(script.bodies) == 1
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_real_keep_alive_connection_closed_under_a_prediction_is_resent(how: Action) -> None:
+    """Over real sockets: the second prediction goes out on the kept-alive connection and
+    the server closes (or resets) it without a byte; the client resends it on a new one."""
+    body = msgspec.json.encode(ANSWER)
+    with ScriptedServer(["answer", how, "answer"], body) as server:
+        with ScanoptClient(server.url, backoff_s=0.001) as client:
+            client.predict(scan())
+            assert client.predict(scan()).prediction_id == PREDICTION_ID
+        assert (server.requests, server.connections) == (3, 2)
+
+
+def test_a_real_connection_closed_twice_or_stalled_is_not_resent_again() -> None:
+    """Over real sockets: a second close fails the prediction (one resend), and a server
+    that read the prediction and stays silent is not sent it again after the timeout."""
+    body = msgspec.json.encode(ANSWER)
+    with ScriptedServer(["close", "close", "answer"], body) as server:
+        with ScanoptClient(server.url, backoff_s=0.001) as client, pytest.raises(ScanoptError):
+            client.predict(scan())
+        assert server.requests == 2
+    with ScriptedServer(["stall", "answer"], body) as server:
+        with (
+            ScanoptClient(server.url, timeout_s=0.2) as client,
+            pytest.raises(ScanoptError, match="ReadTimeout"),
+        ):
+            client.predict(scan())
+        assert server.requests == 1
 
 
 def test_client_errors_are_not_retried_and_carry_the_field() -> None:

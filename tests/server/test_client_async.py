@@ -16,6 +16,7 @@ from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import one_worker_server
+from tests.server.scripted_server import Action, ScriptedServer
 
 CREATED = {"id": "e", "status": "created"}
 
@@ -104,6 +105,26 @@ def test_predict_resends_once_like_the_sync_client(
     assert asyncio.run(run()) == (None if answered else (None, "transport"))
     assert len(sent) == attempts
     assert len(set(sent)) == 1  # the same scan each time
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_real_keep_alive_connection_closed_under_a_prediction_is_resent(how: Action) -> None:
+    """Over real sockets, as for the sync client: the prediction the server closed (or
+    reset) its kept-alive connection under is resent on a new one; a stalled one is not."""
+    body = msgspec.json.encode(ANSWER)
+
+    async def run(url: str, timeout_s: float) -> str:
+        async with AsyncScanoptClient(url, backoff_s=0.001, timeout_s=timeout_s) as client:
+            await client.predict(scan())
+            return (await client.predict(scan())).prediction_id
+
+    with ScriptedServer(["answer", how, "answer"], body) as server:
+        assert asyncio.run(run(server.url, 1.0)) == "p"
+        assert (server.requests, server.connections) == (3, 2)
+    with ScriptedServer(["answer", "stall", "answer"], body) as server:
+        with pytest.raises(ScanoptError, match="ReadTimeout"):
+            asyncio.run(run(server.url, 0.2))
+        assert server.requests == 2
 
 
 def test_reporting_is_fail_open_and_flushed_on_close() -> None:
