@@ -66,6 +66,7 @@ class Outcome(msgspec.Struct, frozen=True):
     retry_after: str | None = None
     error_kind: str = ""  # the `kind` of the server's error body
     body: dict[str, Any] | None = None  # what an event or feedback sent, to resend it
+    arm: str | None = None  # a prediction's answer: an arm when the model ran for it
 
     @property
     def ok(self) -> bool:
@@ -244,6 +245,7 @@ class Load:
                 sent.retry_after,
                 sent.error_kind,
                 body if kind != "predict" else None,
+                sent.arm if kind == "predict" else None,
             )
             with self._lock:
                 self.outcomes.append(outcome)
@@ -260,7 +262,9 @@ class Load:
                 return _Sent(response.status_code)
             answer = response.json()
             return _Sent(
-                response.status_code, prediction_id=answer["prediction_id"], arm=answer["arm"]
+                response.status_code,
+                prediction_id=answer["prediction_id"],
+                arm=answer["arm"],
             )
         try:
             error_kind = str(response.json().get("kind", ""))
@@ -278,7 +282,11 @@ class Load:
         try:
             if kind == "predict":
                 answer = client.predict(msgspec.convert(body, Scan))
-                return _Sent(200, prediction_id=answer.prediction_id, arm=answer.arm)
+                return _Sent(
+                    200,
+                    prediction_id=answer.prediction_id,
+                    arm=answer.arm,
+                )
             if kind == "event":
                 ack = client.send_event(msgspec.convert(body, ScanCompleted))
             else:
@@ -322,6 +330,15 @@ class Load:
     def answered_predictions(self) -> set[str]:
         """Prediction ids of every prediction answered 200."""
         return {o.prediction_id for o in self.snapshot() if o.kind == "predict" and o.ok}
+
+    def answered_in_experiment(self) -> set[str]:
+        """Prediction ids answered 200 with an arm: the model ran for them (both arms;
+        control users just do not see it)."""
+        return {
+            o.prediction_id
+            for o in self.snapshot()
+            if o.kind == "predict" and o.ok and o.arm is not None
+        }
 
 
 def stored_event_ids(db: Path) -> set[str]:
