@@ -25,9 +25,9 @@ flow); feedback without an answer has nothing to rate and is counted as skipped.
 timeouts and dropped connections too for the idempotent ones (events, feedback), and one
 resend of a prediction whose connection was closed or reset before any of its answer
 arrived (a keep-alive connection a stopping worker closed under it), never after a read
-timeout. A `Scan` is checked when it
-is built, by the server's own rules (server.domain.scan), so a bad value fails in the
-scanner with the field named instead of coming back as a 400.
+timeout. A `Scan` is checked when it is built, by the server's own rules
+(server.domain.scan), so a bad value fails in the scanner with the field named instead of
+coming back as a 400.
 """
 
 from __future__ import annotations
