@@ -22,9 +22,12 @@ flow); feedback without an answer has nothing to rate and is counted as skipped.
 
 `send_event` and `send_feedback` are the inline calls underneath, returning the server's
 `Ack`. Retries (server.client_wire): connect failures and 503 for every call, read
-timeouts and dropped connections too for the idempotent ones. A `Scan` is checked when it
-is built, by the server's own rules (server.domain.scan), so a bad value fails in the
-scanner with the field named instead of coming back as a 400.
+timeouts and dropped connections too for the idempotent ones (events, feedback), and one
+resend of a prediction whose connection was closed or reset before any of its answer
+arrived (a keep-alive connection a stopping worker closed under it), never after a read
+timeout. A `Scan` is checked when it is built, by the server's own rules
+(server.domain.scan), so a bad value fails in the scanner with the field named instead of
+coming back as a 400.
 """
 
 from __future__ import annotations
@@ -53,10 +56,10 @@ from server.client_wire import (
     decode_answer,
     event_fields,
     feedback_of,
-    may_resend,
     new_event_id,
     recommend_body,
     report_path,
+    resend_reason,
     transport_error,
 )
 from server.domain.scan import Scan
@@ -134,11 +137,13 @@ class ScanoptClient:
 
     def predict(self, scan: Scan) -> Answer:
         """The decision for the scan's user and, when ML is on for them, the prediction."""
-        return self._post("/v1/predict", scan, Answer, idempotent=False)
+        return self._post("/v1/predict", scan, Answer, idempotent=False, repeatable=True)
 
     def predict_batch(self, scans: list[Scan]) -> list[Answer]:
         """One answer per scan, in order."""
-        batch = self._post("/v1/predict/batch", {"scans": scans}, Batch, idempotent=False)
+        batch = self._post(
+            "/v1/predict/batch", {"scans": scans}, Batch, idempotent=False, repeatable=True
+        )
         return batch.predictions
 
     def recommend(
@@ -146,7 +151,7 @@ class ScanoptClient:
     ) -> RecommendAnswer:
         """Suggestions that land the scan in [min_results, max_results] (treatment users)."""
         body = recommend_body(scan, min_results, max_results, limit)
-        return self._post("/v1/recommend", body, RecommendAnswer, idempotent=False)
+        return self._post("/v1/recommend", body, RecommendAnswer, idempotent=False, repeatable=True)
 
     # -- reporting: fail-open by default ------------------------------------------------
 
@@ -240,17 +245,31 @@ class ScanoptClient:
         answer: type[T],
         *,
         idempotent: bool,
+        repeatable: bool = False,
         retries: int | None = None,
     ) -> T:
         content = self._encoder.encode(body)
         retries = self._retries if retries is None else retries
         for attempt in range(retries + 1):
             last = attempt == retries
+            before_answer = True
             try:
-                response = self._http.post(path, content=content)
+                # Streamed, so an error before the answer's head is told from one in its body.
+                response = self._http.send(
+                    self._http.build_request("POST", path, content=content), stream=True
+                )
+                before_answer = False
+                try:
+                    response.read()
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
-                if last or not may_resend(exc, idempotent=idempotent):
+                reason = resend_reason(
+                    exc, idempotent=idempotent, before_answer=before_answer, repeatable=repeatable
+                )
+                if last or reason is None:
                     raise transport_error(path, exc) from exc
+                repeatable = repeatable and reason != "unanswered"  # that resend goes once
                 time.sleep(backoff_delay(self._backoff_s, attempt, None))
                 continue
             if response.status_code in RETRY_STATUSES and not last:

@@ -9,10 +9,12 @@
         await scanopt.scan_completed(scan, answer, result_count=12, duration_s=3.1)
 
 The same calls, answers, errors and retry policy as `server.client.ScanoptClient` (they
-share server.client_wire), every call a coroutine. The reporting calls are fail-open by
-default: they queue and return without touching the network (one task on the running
-loop drains the queue, server.client_reporting); with `strict=True` they are sent before
-they return and raise `ScanoptError`. `aclose` (or leaving `async with`) flushes the queue.
+share server.client_wire, including the one resend of a prediction whose connection was
+closed before any of its answer arrived), every call a coroutine. The reporting calls
+are fail-open by default: they queue and return without touching the network (one task
+on the running loop drains the queue, server.client_reporting); with `strict=True` they
+are sent before they return and raise `ScanoptError`. `aclose` (or leaving `async with`)
+flushes the queue.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from server.client_wire import (
     decode_answer,
     event_fields,
     feedback_of,
-    may_resend,
     recommend_body,
     report_path,
+    resend_reason,
     transport_error,
 )
 from server.domain.scan import Scan
@@ -105,12 +107,14 @@ class AsyncScanoptClient:
 
     async def predict(self, scan: Scan) -> Answer:
         """The decision for the scan's user and, when ML is on for them, the prediction."""
-        return await self._post("/v1/predict", scan, Answer, idempotent=False)
+        return await self._post("/v1/predict", scan, Answer, idempotent=False, repeatable=True)
 
     async def predict_batch(self, scans: list[Scan]) -> list[Answer]:
         """One answer per scan, in order."""
         body = {"scans": scans}
-        batch = await self._post("/v1/predict/batch", body, Batch, idempotent=False)
+        batch = await self._post(
+            "/v1/predict/batch", body, Batch, idempotent=False, repeatable=True
+        )
         return batch.predictions
 
     async def recommend(
@@ -118,7 +122,9 @@ class AsyncScanoptClient:
     ) -> RecommendAnswer:
         """Suggestions that land the scan in [min_results, max_results] (treatment users)."""
         body = recommend_body(scan, min_results, max_results, limit)
-        return await self._post("/v1/recommend", body, RecommendAnswer, idempotent=False)
+        return await self._post(
+            "/v1/recommend", body, RecommendAnswer, idempotent=False, repeatable=True
+        )
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -211,17 +217,31 @@ class AsyncScanoptClient:
         answer: type[T],
         *,
         idempotent: bool,
+        repeatable: bool = False,
         retries: int | None = None,
     ) -> T:
         content = self._encoder.encode(body)
         retries = self._retries if retries is None else retries
         for attempt in range(retries + 1):
             last = attempt == retries
+            before_answer = True
             try:
-                response = await self._http.post(path, content=content)
+                # Streamed, so an error before the answer's head is told from one in its body.
+                response = await self._http.send(
+                    self._http.build_request("POST", path, content=content), stream=True
+                )
+                before_answer = False
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
             except httpx.TransportError as exc:
-                if last or not may_resend(exc, idempotent=idempotent):
+                reason = resend_reason(
+                    exc, idempotent=idempotent, before_answer=before_answer, repeatable=repeatable
+                )
+                if last or reason is None:
                     raise transport_error(path, exc) from exc
+                repeatable = repeatable and reason != "unanswered"  # that resend goes once
                 await asyncio.sleep(backoff_delay(self._backoff_s, attempt, None))
                 continue
             if response.status_code in RETRY_STATUSES and not last:

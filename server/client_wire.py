@@ -5,11 +5,22 @@ fields the server expects and are checked by the same rules when they are built.
 decode into this module's structs, which ignore fields they do not know, so a newer server
 never breaks an older scanner.
 
-The retry policy lives here too, so both clients retry alike: a call is sent again with
-exponential backoff and jitter when it cannot have been processed (connection refused or
-timed out while connecting) or the server answers 503 (honouring Retry-After); an
-idempotent call (events by `event_id`, feedback by `prediction_id`) also after read
-timeouts and dropped connections. The exception tree::
+The retry policy lives here too, so both clients retry alike (`resend_reason`), within
+the client's `retries`, with exponential backoff and jitter:
+
+- every call when it cannot have been processed (connection refused or timed out while
+  connecting) or the server answers 503 (honouring Retry-After);
+- an idempotent call (events by `event_id`, feedback by `prediction_id`) also after a
+  read timeout or a connection dropped at any point;
+- a prediction (single, batch, recommend) once more when the connection was closed or
+  reset before any of the answer arrived: the keep-alive race of HTTP/1.1, where a worker
+  that is stopping (SIGHUP, a deploy) closes an idle connection as the client reuses it,
+  which RFC 9112 section 9.3.1 lets a client retry for a request safe to repeat. A
+  prediction is: a pure function of the scan, plus a prediction-log row under a new
+  `prediction_id` that nothing refers to. Never after a read timeout (the server may be
+  computing, and the answer would come too late anyway) nor once the answer began.
+
+The exception tree::
 
     ScanoptError        status (None: no answer), kind, field
 """
@@ -20,7 +31,7 @@ import contextlib
 import random
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import msgspec
@@ -39,16 +50,18 @@ __all__ = [
     "RecommendAnswer",
     "Report",
     "ReportStats",
+    "Resend",
     "ScanoptError",
     "Suggestion",
     "backoff_delay",
+    "closed_unanswered",
     "decode_answer",
     "event_fields",
     "feedback_of",
-    "may_resend",
     "new_event_id",
     "recommend_body",
     "report_path",
+    "resend_reason",
     "transport_error",
 ]
 
@@ -223,11 +236,37 @@ def transport_error(path: str, exc: httpx.TransportError) -> ScanoptError:
     return ScanoptError(f"POST {path}: {exc!r}", status=None, kind="transport")
 
 
-def may_resend(exc: httpx.TransportError, *, idempotent: bool) -> bool:
-    """Whether a call that failed with `exc` may be sent again."""
+Resend = Literal["unreachable", "idempotent", "unanswered"]
+
+
+def closed_unanswered(exc: httpx.TransportError) -> bool:
+    """Whether `exc`, raised before the answer's head arrived, says the server closed or
+    reset the connection under the request (not that it is slow: no timeout counts)."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        # httpcore's words for an end of stream before any byte of the response.
+        return str(exc).startswith("Server disconnected without sending a response")
+    return isinstance(exc, httpx.ReadError | httpx.WriteError)  # reset, broken pipe
+
+
+def resend_reason(
+    exc: httpx.TransportError, *, idempotent: bool, before_answer: bool, repeatable: bool
+) -> Resend | None:
+    """Why a call that failed with `exc` may be sent again, or None if it may not.
+
+    `before_answer`: no part of the answer had arrived (the error came while sending or
+    awaiting its head). `repeatable`: the call is safe to repeat and has not been resent
+    for "unanswered" yet (a prediction gets one such resend).
+    """
     # A refused or unfinished connect was never processed; anything later was sent and
-    # maybe processed, so only an idempotent call may go again.
-    return idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    # maybe processed, so only an idempotent call may go again, or a repeatable one whose
+    # connection was closed before it got any answer.
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return "unreachable"
+    if idempotent:
+        return "idempotent"
+    if repeatable and before_answer and closed_unanswered(exc):
+        return "unanswered"
+    return None
 
 
 def backoff_delay(base_s: float, attempt: int, retry_after: str | None) -> float:

@@ -16,6 +16,7 @@ from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import one_worker_server
+from tests.server.scripted_server import Action, ScriptedServer
 
 PREDICTION_ID = "a" * 40
 ANSWER = {"prediction_id": PREDICTION_ID, "arm": "control", "ml_enabled": False}
@@ -66,14 +67,6 @@ def test_giving_up_says_why() -> None:
     assert (caught.value.status, caught.value.kind) == (None, "unreachable")
 
 
-def test_a_predict_that_may_have_run_is_not_resent() -> None:
-    """A read timeout on predict is not retried (the answer would come too late anyway)."""
-    script = Script(httpx.ReadTimeout("slow"), httpx.Response(200, json=ANSWER))
-    with mock_client(script) as client, pytest.raises(ScanoptError, match="ReadTimeout"):
-        client.predict(scan())
-    assert len(script.bodies) == 1
-
-
 def test_events_are_resent_with_the_same_event_id() -> None:
     """An event whose answer was lost is sent again, byte for byte: the same event_id."""
     script = Script(
@@ -87,20 +80,124 @@ def test_events_are_resent_with_the_same_event_id() -> None:
     assert (sent["type"], sent["result_count"], len(sent["event_id"])) == ("scan_completed", 3, 32)
 
 
-def test_a_keep_alive_connection_closed_under_a_call_resends_only_idempotent_ones() -> None:
+CLOSED = "Server disconnected without sending a response."  # httpcore's words
+BATCH = {"predictions": [ANSWER]}
+RECOMMENDED = {"prediction_id": PREDICTION_ID, "arm": "control", "ml_enabled": False}
+# The three prediction calls, each with an answer its fake server returns.
+PREDICTIONS: dict[str, tuple[Callable[[ScanoptClient], object], dict[str, Any]]] = {
+    "predict": (lambda c: c.predict(scan()), ANSWER),
+    "predict_batch": (lambda c: c.predict_batch([scan()]), BATCH),
+    "recommend": (lambda c: c.recommend(scan()), RECOMMENDED),
+}
+
+
+class BrokenBody(httpx.SyncByteStream):
+    """An answer whose head arrived and whose body breaks off."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b'{"prediction_id": '
+        raise httpx.ReadError("Connection reset by peer")
+
+
+def test_a_keep_alive_connection_closed_under_a_call_resends_it() -> None:
     """A worker closing its keep-alive connection as a call goes out (a SIGHUP or a
-    deploy): events and feedback are sent again; a prediction is not, it fails."""
-    closed = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    deploy): events and feedback are sent again, and so is a prediction, once."""
     ack = httpx.Response(201, json={"id": "x", "status": "created"})
+    closed = httpx.RemoteProtocolError(CLOSED)
     script = Script(closed, ack, closed, ack, closed, httpx.Response(200, json=ANSWER))
     rating = Feedback(prediction_id=PREDICTION_ID, satisfaction=4, usefulness=4)
     with mock_client(script, strict=True) as client:
         client.scan_completed(scan(), result_count=3, duration_s=1.2)
         client.send_feedback(rating)
-        with pytest.raises(ScanoptError, match="RemoteProtocolError") as caught:
-            client.predict(scan())
+        assert client.predict(scan()).prediction_id == PREDICTION_ID
+    assert len(script.bodies) == 6  # each call twice
+    assert script.bodies[4] == script.bodies[5]  # the same scan
+
+
+@pytest.mark.parametrize("call", sorted(PREDICTIONS))
+@pytest.mark.parametrize(
+    "unanswered",
+    [
+        httpx.RemoteProtocolError(CLOSED),
+        httpx.ReadError("[Errno 104] Connection reset by peer"),
+        httpx.WriteError("[Errno 32] Broken pipe"),
+    ],
+    ids=["closed", "reset", "broken_pipe"],
+)
+def test_a_prediction_whose_connection_closed_unanswered_is_resent_once(
+    call: str, unanswered: Exception
+) -> None:
+    """Each prediction call is resent once after its connection was closed or reset
+    before any of the answer arrived; a second such failure is final, retries left or not."""
+    send, answer = PREDICTIONS[call]
+    script = Script(unanswered, httpx.Response(200, json=answer))
+    with mock_client(script, retries=5) as client:
+        send(client)
+    assert len(script.bodies) == 2
+    script = Script(unanswered, unanswered, httpx.Response(200, json=answer))
+    with mock_client(script, retries=5) as client, pytest.raises(ScanoptError) as caught:
+        send(client)
     assert (caught.value.status, caught.value.kind) == (None, "transport")
-    assert len(script.bodies) == 5  # the event twice, the feedback twice, the predict once
+    assert len(script.bodies) == 2
+
+
+def test_a_refused_connection_still_takes_every_retry_after_the_one_resend() -> None:
+    """The one resend for an unanswered prediction is not taken from the connect retries."""
+    refused = httpx.ConnectError("refused")
+    script = Script(
+        httpx.RemoteProtocolError(CLOSED), refused, refused, httpx.Response(200, json=ANSWER)
+    )
+    with mock_client(script, retries=3) as client:
+        client.predict(scan())
+    assert len(script.bodies) == 4
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, stream=BrokenBody()),
+        httpx.RemoteProtocolError("illegal status line: bytearray(b'garbage')"),
+    ],
+    ids=["read_timeout", "body_cut", "garbled_head"],
+)
+def test_a_prediction_that_may_be_answering_is_not_resent(step: Exception | httpx.Response) -> None:
+    """No resend once the server may be computing (a read timeout) or has begun to answer
+    (the body cut off, a head it garbled): only a connection closed before any answer."""
+    script = Script(step, httpx.Response(200, json=ANSWER))
+    with mock_client(script, retries=5) as client, pytest.raises(ScanoptError) as caught:
+        client.predict(scan())
+    assert caught.value.status is None
+    assert len(script.bodies) == 1
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_real_keep_alive_connection_closed_under_a_prediction_is_resent(how: Action) -> None:
+    """Over real sockets: the second prediction goes out on the kept-alive connection and
+    the server closes (or resets) it without a byte; the client resends it on a new one."""
+    body = msgspec.json.encode(ANSWER)
+    with ScriptedServer(["answer", how, "answer"], body) as server:
+        with ScanoptClient(server.url, backoff_s=0.001) as client:
+            client.predict(scan())
+            assert client.predict(scan()).prediction_id == PREDICTION_ID
+        assert (server.requests, server.connections) == (3, 2)
+
+
+def test_a_real_connection_closed_twice_or_stalled_is_not_resent_again() -> None:
+    """Over real sockets: a second close fails the prediction (one resend), and a server
+    that read the prediction and stays silent is not sent it again after the timeout."""
+    body = msgspec.json.encode(ANSWER)
+    with ScriptedServer(["close", "close", "answer"], body) as server:
+        with ScanoptClient(server.url, backoff_s=0.001) as client, pytest.raises(ScanoptError):
+            client.predict(scan())
+        assert server.requests == 2
+    with ScriptedServer(["stall", "answer"], body) as server:
+        with (
+            ScanoptClient(server.url, timeout_s=0.2) as client,
+            pytest.raises(ScanoptError, match="ReadTimeout"),
+        ):
+            client.predict(scan())
+        assert server.requests == 1
 
 
 def test_client_errors_are_not_retried_and_carry_the_field() -> None:

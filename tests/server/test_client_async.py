@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from server.domain.scan import Scan
 from server.store.records import Feedback
 from tests.server.conftest import SCAN, TOKEN
 from tests.server.granian_process import one_worker_server
+from tests.server.scripted_server import Action, ScriptedServer
 
 CREATED = {"id": "e", "status": "created"}
 
@@ -25,7 +26,9 @@ def scan(user: str = "u-1") -> Scan:
 
 
 def mock_client(
-    handler: Callable[[httpx.Request], httpx.Response], **kw: Any
+    handler: Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
+    **kw: Any,
 ) -> AsyncScanoptClient:
     kw.setdefault("backoff_s", 0.001)
     return AsyncScanoptClient("http://scanopt.test", transport=httpx.MockTransport(handler), **kw)
@@ -51,6 +54,77 @@ def test_predict_retries_like_the_sync_client() -> None:
 
     assert asyncio.run(run()) is False
     assert steps == []
+
+
+class BrokenBody(httpx.AsyncByteStream):
+    """An answer whose head arrived and whose body breaks off."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"prediction_id": '
+        raise httpx.ReadError("Connection reset by peer")
+
+
+ANSWER = {"prediction_id": "p", "arm": None, "ml_enabled": False}
+CLOSED = "Server disconnected without sending a response."  # httpcore's words
+
+
+@pytest.mark.parametrize(
+    ("steps", "attempts", "answered"),
+    [
+        ([httpx.RemoteProtocolError(CLOSED)], 2, True),
+        ([httpx.ReadError("[Errno 104] Connection reset by peer")], 2, True),
+        ([httpx.RemoteProtocolError(CLOSED), httpx.ReadError("reset")], 2, False),
+        ([httpx.ReadTimeout("slow")], 1, False),
+        ([httpx.Response(200, stream=BrokenBody())], 1, False),
+    ],
+    ids=["closed", "reset", "closed_twice", "read_timeout", "body_cut"],
+)
+def test_predict_resends_once_like_the_sync_client(
+    steps: list[httpx.Response | Exception], attempts: int, answered: bool
+) -> None:
+    """A prediction whose connection was closed or reset before any of the answer arrived
+    is sent once more; never after a read timeout or once the answer began."""
+    script = [*steps, httpx.Response(200, json=ANSWER)]
+    sent: list[bytes] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(await request.aread())
+        step = script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    async def run() -> tuple[int | None, str] | None:
+        async with mock_client(handler, retries=5) as client:
+            try:
+                await client.predict(scan())
+            except ScanoptError as exc:
+                return exc.status, exc.kind
+            return None
+
+    assert asyncio.run(run()) == (None if answered else (None, "transport"))
+    assert len(sent) == attempts
+    assert len(set(sent)) == 1  # the same scan each time
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_real_keep_alive_connection_closed_under_a_prediction_is_resent(how: Action) -> None:
+    """Over real sockets, as for the sync client: the prediction the server closed (or
+    reset) its kept-alive connection under is resent on a new one; a stalled one is not."""
+    body = msgspec.json.encode(ANSWER)
+
+    async def run(url: str, timeout_s: float) -> str:
+        async with AsyncScanoptClient(url, backoff_s=0.001, timeout_s=timeout_s) as client:
+            await client.predict(scan())
+            return (await client.predict(scan())).prediction_id
+
+    with ScriptedServer(["answer", how, "answer"], body) as server:
+        assert asyncio.run(run(server.url, 1.0)) == "p"
+        assert (server.requests, server.connections) == (3, 2)
+    with ScriptedServer(["answer", "stall", "answer"], body) as server:
+        with pytest.raises(ScanoptError, match="ReadTimeout"):
+            asyncio.run(run(server.url, 0.2))
+        assert server.requests == 2
 
 
 def test_reporting_is_fail_open_and_flushed_on_close() -> None:

@@ -15,9 +15,10 @@ How a call is sent is the `policy`:
 - `"client"`: every call goes through the scanner's documented client
   (`server.client.ScanoptClient`, strict), so its retry policy decides what is resent:
   a refused connection and a 503 for every call, a dropped connection or a read timeout
-  only for events and feedback (idempotent by id); a prediction on a connection that
-  dropped under it fails, as the scanner would see it. `resent` counts the extra
-  attempts, `dropped` the attempts that got no answer at all.
+  for events and feedback (idempotent by id), and a prediction once when its connection
+  was closed or reset before any of the answer arrived; anything else fails, as the
+  scanner would see it. `resent` counts the extra attempts, `dropped` the attempts that
+  got no answer at all, and `resent_by_kind` / `dropped_by_kind` split them by call.
 
 A fault test then counts what failed, how many requests were in flight when the fault
 hit, and which writes the server acknowledged, to compare with the rows in the store.
@@ -29,6 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,8 @@ from tests.server.conftest import SCAN
 __all__ = ["KINDS", "Load", "Outcome", "event_body", "feedback_body", "stored_event_ids"]
 
 KINDS = ("predict", "event", "feedback")
+_PATH = {"predict": "/v1/predict", "event": "/v1/events", "feedback": "/v1/feedback"}
+_KIND_OF_PATH = {path: kind for kind, path in _PATH.items()}
 Policy = Literal["once", "client"]
 
 
@@ -62,6 +66,7 @@ class Outcome(msgspec.Struct, frozen=True):
     retry_after: str | None = None
     error_kind: str = ""  # the `kind` of the server's error body
     body: dict[str, Any] | None = None  # what an event or feedback sent, to resend it
+    arm: str | None = None  # a prediction's answer: an arm when the model ran for it
 
     @property
     def ok(self) -> bool:
@@ -109,13 +114,16 @@ class _Counting(httpx.HTTPTransport):
         self._load = load
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        kind = _KIND_OF_PATH[request.url.path]
         with self._load._lock:
             self._load.attempts += 1
+            self._load.attempts_by_kind[kind] += 1
         try:
             return super().handle_request(request)
         except httpx.TransportError:
             with self._load._lock:
                 self._load.dropped += 1
+                self._load.dropped_by_kind[kind] += 1
             raise
 
 
@@ -144,6 +152,9 @@ class Load:
         self.calls = 0  # calls made (under "client", each may take several attempts)
         self.attempts = 0  # HTTP attempts under "client"
         self.dropped = 0  # attempts under "client" that got no answer
+        self.calls_by_kind: Counter[str] = Counter()
+        self.attempts_by_kind: Counter[str] = Counter()
+        self.dropped_by_kind: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -155,6 +166,14 @@ class Load:
         """Attempts beyond the first of each call (the client's retries)."""
         with self._lock:
             return self.attempts - self.calls if self.policy == "client" else 0
+
+    @property
+    def resent_by_kind(self) -> dict[str, int]:
+        """`resent` per kind of call."""
+        with self._lock:
+            if self.policy != "client":
+                return {}
+            return {k: self.attempts_by_kind[k] - self.calls_by_kind[k] for k in KINDS}
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -211,6 +230,7 @@ class Load:
             started = time.monotonic()
             with self._lock:
                 self.calls += 1
+                self.calls_by_kind[kind] += 1
             sent = send(kind, body)
             if kind == "predict" and sent.prediction_id:
                 prediction_id, arm = sent.prediction_id, sent.arm
@@ -225,6 +245,7 @@ class Load:
                 sent.retry_after,
                 sent.error_kind,
                 body if kind != "predict" else None,
+                sent.arm if kind == "predict" else None,
             )
             with self._lock:
                 self.outcomes.append(outcome)
@@ -232,9 +253,8 @@ class Load:
 
     @staticmethod
     def _once(http: httpx.Client, kind: str, body: dict[str, Any]) -> _Sent:
-        path = {"predict": "/v1/predict", "event": "/v1/events", "feedback": "/v1/feedback"}
         try:
-            response = http.post(path[kind], json=body)
+            response = http.post(_PATH[kind], json=body)
         except httpx.HTTPError as exc:
             return _Sent(None, repr(exc))
         if response.is_success:
@@ -242,7 +262,9 @@ class Load:
                 return _Sent(response.status_code)
             answer = response.json()
             return _Sent(
-                response.status_code, prediction_id=answer["prediction_id"], arm=answer["arm"]
+                response.status_code,
+                prediction_id=answer["prediction_id"],
+                arm=answer["arm"],
             )
         try:
             error_kind = str(response.json().get("kind", ""))
@@ -260,7 +282,11 @@ class Load:
         try:
             if kind == "predict":
                 answer = client.predict(msgspec.convert(body, Scan))
-                return _Sent(200, prediction_id=answer.prediction_id, arm=answer.arm)
+                return _Sent(
+                    200,
+                    prediction_id=answer.prediction_id,
+                    arm=answer.arm,
+                )
             if kind == "event":
                 ack = client.send_event(msgspec.convert(body, ScanCompleted))
             else:
@@ -304,6 +330,15 @@ class Load:
     def answered_predictions(self) -> set[str]:
         """Prediction ids of every prediction answered 200."""
         return {o.prediction_id for o in self.snapshot() if o.kind == "predict" and o.ok}
+
+    def answered_in_experiment(self) -> set[str]:
+        """Prediction ids answered 200 with an arm: the model ran for them (both arms;
+        control users just do not see it)."""
+        return {
+            o.prediction_id
+            for o in self.snapshot()
+            if o.kind == "predict" and o.ok and o.arm is not None
+        }
 
 
 def stored_event_ids(db: Path) -> set[str]:

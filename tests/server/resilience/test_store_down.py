@@ -9,20 +9,27 @@ commit (events, feedback) answers 503 `store_unavailable` naming the store, with
 acknowledged again, and after the buffers drain the store holds every acknowledged event
 and feedback, a row for every prediction answered (the prediction log is kept in memory
 meanwhile, none dropped), drift counts for every one of them, and accuracy rollups over
-exactly the outcomes stored.
+exactly the outcomes stored. A challenger is shadow-scored throughout (the second built
+version, every answered scan the model ran on): each such prediction has its shadow row
+(`shadow_of`) afterwards, once. With a buffer too small for the outage, shadow rows are
+dropped, and every prediction without its shadow row is one the metrics counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import msgspec
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.server.conftest import Versions
 from tests.server.resilience.load import KINDS, Load, Outcome
 from tests.server.resilience.processes import launch, wait_until
 from tests.server.store.backends import pg_dsn
@@ -49,14 +56,87 @@ def _ids(dsn: str, sql: str) -> set[str]:
         return {str(row[0]) for row in conn.execute(sql)}
 
 
+def _total(url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples over the label values not given."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+_SHADOWS = "SELECT shadow_of FROM predictions WHERE shadow_of IS NOT NULL"
+
+
+class _ShadowLog(msgspec.Struct, frozen=True):
+    """What became of the shadow rows of the predictions the model ran for."""
+
+    rows: int  # shadow rows in the store
+    written: float  # rows the writer saw committed (scanopt_store_log_written_total)
+    dropped: float  # rows or scans counted dropped (shadow queue, prediction log)
+    shadowed: set[str]  # the predictions that have their shadow row
+
+
+def _shadow_log_accounted(dsn: str, url: str, ran: set[str], *, cut_batches: int) -> _ShadowLog:
+    """Wait until every prediction in `ran` has its shadow row's fate counted (written or
+    dropped, once each), then check that none is lost without being counted.
+
+    A row can be stored and yet counted dropped: its batch's COMMIT went through as the
+    cut broke the connection, the writer saw a failure and took the batch back, and a
+    buffer already full again could not hold it. `cut_batches` bounds such rows (a
+    worker writes one batch at a time; 0 when the buffer can take any batch back, for a
+    rewrite is then counted written and is a no-op in the store).
+    """
+
+    def log() -> _ShadowLog:
+        shadowed = _ids(dsn, _SHADOWS)
+        written = _total(url, "scanopt_store_log_written_total", kind="shadow")
+        dropped = _total(url, "scanopt_shadow_dropped_total") + _total(
+            url, "scanopt_store_dropped_total", kind="shadow"
+        )
+        rows = _one(dsn, "SELECT count(*) FROM predictions WHERE shadow_of IS NOT NULL")
+        return _ShadowLog(rows=rows, written=written, dropped=dropped, shadowed=shadowed)
+
+    def settled() -> bool:
+        now = log()
+        return now.written + now.dropped >= len(ran)
+
+    with contextlib.suppress(TimeoutError):  # the assertions below say what is missing
+        wait_until("a counted fate for the shadow row of every prediction", settled)
+    now = log()
+    assert now.written + now.dropped == len(ran), (
+        f"{len(ran)} predictions ran the model: {now.written} shadow rows written, "
+        f"{now.dropped} counted dropped"
+    )
+    assert now.shadowed <= ran, f"shadow rows of unknown predictions: {now.shadowed - ran}"
+    assert now.rows == len(now.shadowed), "a prediction with two shadow rows"
+    missing = ran - now.shadowed
+    assert len(missing) <= now.dropped, f"{len(missing) - now.dropped} lost, uncounted"
+    # Stored though counted dropped: only rows of batches cut during their COMMIT.
+    assert 0 <= now.rows - now.written <= cut_batches, (now.rows, now.written)
+    return now
+
+
+def _proxied(dsn: str) -> tuple[TcpProxy, str]:
+    """A TCP proxy to the database `dsn` names, and the DSN through it."""
+    parts = urlsplit(dsn)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    return proxy, urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+
+
 def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
-    pg_dsn: str, artifacts: Path, tmp_path: Path, record_property: pytest.RecordProperty
+    pg_dsn: str,
+    artifacts: Path,
+    built_versions: Versions,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
 ) -> None:
     """Writes 503 with a reason and Retry-After while PostgreSQL is cut off, predictions
-    200; afterwards every acknowledged write is stored and nothing buffered is lost."""
-    parts = urlsplit(pg_dsn)
-    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    200; afterwards every acknowledged write is stored and nothing buffered is lost, the
+    shadow log included."""
+    proxy, through_proxy = _proxied(pg_dsn)
     server = launch(
         tmp_path,
         artifacts,
@@ -65,6 +145,8 @@ def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
         prediction_log_flush_s=0.1,
         drift_flush_s=0.5,
         monitor_interval_s=1,
+        shadow_version=built_versions.second,
+        shadow_share=1,
     )
     try:
         with Load(server.url, clients=4, kinds=KINDS, timeout_s=30) as load:
@@ -157,7 +239,8 @@ def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
             "every answered prediction in the prediction log",
             lambda: answered <= _ids(pg_dsn, "SELECT prediction_id FROM predictions"),
         )
-        assert server.metric("scanopt_store_dropped_total") == 0
+        for kind in ("prediction", "exposure"):  # served rows: none may be dropped
+            assert _total(server.url, "scanopt_store_dropped_total", kind=kind) == 0, kind
         # Drift counts: each answered prediction counted once in every column's bins.
         per_column = "(SELECT feature, sum(n) AS n FROM drift_counts GROUP BY feature) c"
         drift = f"SELECT max(n) FROM {per_column}"
@@ -175,6 +258,32 @@ def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
             "accuracy rollups over every stored outcome",
             lambda: _one(pg_dsn, "SELECT sum(n) FROM accuracy_rollups") == joined,
         )
+        # The shadow log: every prediction the model ran for (a user in the experiment,
+        # either arm) has its challenger's row, buffered through the outage and written
+        # after it like the served rows. A shadow row may be dropped only where it is
+        # counted: the shadow's queue full (or scoring failed), or the prediction log's
+        # buffer half full for shadow rows (the next test makes it so).
+        # No timing allowance for the cut: a batch cut mid-COMMIT between `cut_at` and
+        # `down_at` is requeued and rewritten, and a rewrite of a row that did commit is
+        # a no-op (its id is the key), so each prediction has at most one shadow row.
+        ran = load.answered_in_experiment()
+        assert ran, "no answered prediction ran the model"
+        # The buffer is never full here: a batch cut during its COMMIT is rewritten.
+        shadow = _shadow_log_accounted(pg_dsn, server.url, ran, cut_batches=0)
+        rows, dropped, shadowed = shadow.rows, shadow.dropped, shadow.shadowed
+        versions = _ids(
+            pg_dsn, "SELECT DISTINCT model_version FROM predictions WHERE shadow_of IS NOT NULL"
+        )
+        assert versions == {built_versions.second}
+        ran_during = {o.prediction_id for o in during if o.kind == "predict" and o.arm}
+        assert ran_during, "no prediction ran the model while the store was down"
+        record_property("shadow_rows", rows)
+        record_property("shadow_dropped", dropped)
+        print(
+            f"shadow: {rows} rows for the {len(ran)} predictions the model ran for "
+            f"({len(ran_during & shadowed)} of the {len(ran_during)} answered while the store "
+            f"was down), {dropped:.0f} counted dropped"
+        )
         record_property("events_stored", len(events))
         record_property("feedback_stored", len(feedback))
         record_property("predictions_answered", len(answered))
@@ -183,6 +292,60 @@ def test_store_down_and_back_refuses_writes_keeps_predicting_and_loses_nothing(
             f"{len(answered)} predictions logged and drift-counted; {joined} outcomes in the "
             "accuracy rollups"
         )
+    finally:
+        server.stop()
+        proxy.close()
+
+
+def test_store_down_with_a_small_buffer_counts_every_shadow_row_it_drops(
+    pg_dsn: str,
+    artifacts: Path,
+    built_versions: Versions,
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
+) -> None:
+    """With a prediction-log buffer too small for the outage (200 rows per worker, shadow
+    rows only while it is under half full), shadow rows are dropped, and each prediction
+    without its shadow row afterwards is one the metrics counted: none lost silently."""
+    capacity = 200
+    proxy, through_proxy = _proxied(pg_dsn)
+    server = launch(
+        tmp_path,
+        artifacts,
+        store_dsn=through_proxy,
+        log_level="WARNING",
+        prediction_log_flush_s=0.1,
+        prediction_log_capacity=capacity,
+        shadow_version=built_versions.second,
+        shadow_share=1,
+    )
+    try:
+        with Load(server.url, clients=4, kinds=("predict",), timeout_s=30) as load:
+            load.wait_for(100)
+            proxy.down()
+            time.sleep(OUTAGE_S)
+            proxy.up()
+            load.wait_for(100)
+        assert all(o.ok for o in load.snapshot())
+        ran = load.answered_in_experiment()
+        assert ran, "no answered prediction ran the model"
+        # At most one batch per worker in flight at the cut, of at most `capacity` rows.
+        shadow = _shadow_log_accounted(pg_dsn, server.url, ran, cut_batches=2 * capacity)
+        rows, dropped = shadow.rows, shadow.dropped
+        record_property("shadow_rows", rows)
+        record_property("shadow_dropped", dropped)
+        reasons = {
+            reason: _total(server.url, "scanopt_store_dropped_total", kind="shadow", reason=reason)
+            for reason in ("buffer_full", "store_unavailable")
+        }
+        print(
+            f"small buffer, store down {OUTAGE_S:.0f} s: {len(ran)} predictions the model ran "
+            f"for, {rows} shadow rows ({shadow.written:.0f} seen written), {dropped:.0f} "
+            "counted dropped "
+            f"(prediction log: {reasons}; shadow queue: "
+            f"{_total(server.url, 'scanopt_shadow_dropped_total'):.0f})"
+        )
+        assert dropped > 0, "the outage should have overflowed a 200-row buffer"
     finally:
         server.stop()
         proxy.close()
