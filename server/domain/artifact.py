@@ -33,6 +33,8 @@ __all__ = [
     "MODEL_OUTPUTS",
     "CalibrationBin",
     "DataWindow",
+    "DriftCalibration",
+    "DriftDesign",
     "Manifest",
     "PairedDifference",
     "Recalibration",
@@ -72,6 +74,31 @@ class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_un
 
     edges: list[float]
     shares: list[float]
+
+
+class DriftDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How alike one column's rows are in time-ordered training history (Kish design
+    effects: a variance of bin shares over the multinomial variance at the same rows)."""
+
+    # at each of DriftCalibration.window_rows: the variance of a window's bin shares over
+    # non-overlapping contiguous windows of the history, over the multinomial variance
+    windows: list[float]
+    # the whole history's shares resampled by user (cluster sampling), same ratio
+    users: float
+    # the integrated autocorrelation time of the bin indicators along the history, rows
+    autocorrelation: float
+
+
+class DriftCalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Drift-threshold calibration measured at export on the time-ordered training history
+    (server.monitoring.drift says how thresholds use it)."""
+
+    method: str  # names the measurement (export.drift.METHOD)
+    history_rows: int  # rows of the time-ordered history measured
+    users: int  # users in it
+    window_rows: list[int]  # window sizes measured, ascending
+    windows: list[int]  # non-overlapping windows at each size
+    columns: dict[str, DriftDesign]  # every column that can alarm
 
 
 class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -193,6 +220,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     comparison: RetrainComparison | None = None
     # Only for a recalibration (`just retrain --recalibrate-only`): what was refitted.
     recalibration: Recalibration | None = None
+    # Design effects of the training history for drift thresholds (export.drift); None in
+    # versions exported before it: the server then calibrates on independent rows and says so.
+    drift: DriftCalibration | None = None
 
 
 def confidence_score(

@@ -45,7 +45,6 @@ from server.monitoring.accuracy import WINDOWS, report_groups
 from server.monitoring.counts import DriftCounter
 from server.monitoring.drift import (
     FALSE_ALARM_RATE,
-    METHOD,
     MIN_ROWS,
     Reference,
     Thresholds,
@@ -172,6 +171,12 @@ class Monitor:
             if manifest is None:
                 return None
             self._references[version] = Reference.of(manifest)
+            if manifest.drift is None:
+                _LOG.warning(
+                    "drift thresholds of %s: %s",
+                    version,
+                    self._references[version].calibration_note,
+                )
         return self._references[version]
 
     async def thresholds(self, version: str, rows: int) -> Thresholds | None:
@@ -187,13 +192,16 @@ class Monitor:
     async def _kept_thresholds(self, reference: Reference, rows: int) -> Thresholds:
         """From the store if a worker calibrated them already, else calibrated and kept."""
         with contextlib.suppress(StoreUnavailableError, msgspec.DecodeError):
-            kept = await self.store.drift_thresholds(reference.version, rows, METHOD)
+            kept = await self.store.drift_thresholds(reference.version, rows, reference.method)
             if kept is not None:
                 return _THRESHOLDS.decode(kept)
         thresholds = await asyncio.to_thread(calibrate, reference, rows)
         with contextlib.suppress(StoreUnavailableError):
             await self.store.keep_drift_thresholds(
-                reference.version, rows, METHOD, msgspec.json.encode(thresholds).decode()
+                reference.version,
+                rows,
+                reference.method,
+                msgspec.json.encode(thresholds).decode(),
             )
         return thresholds
 
@@ -274,6 +282,7 @@ class Monitor:
             false_alarm_rate=FALSE_ALARM_RATE,
             alarm=any(c.alarm for c in columns),
             columns=columns,
+            calibration=reference.calibration_note,
         )
 
     async def drift_history(
