@@ -64,9 +64,16 @@ time-ordered training history) gives each column that can alarm
   doubling by the ratio of the last doubling measured (1/2 once rows are independent, 1
   while fully persistent; the fall speeds up with length, so this errs towards a larger
   D), and at least the integrated autocorrelation time of the bin indicators (Geyer). On
-  the default market model this gives the VIX D = 5,500 rows, 13 independent levels a
-  year, as its AR(1) of 0.93 a day (integrated time 27.6 days of ~200 rows) implies. The
-  reference is then worth N / D independent rows (N the history's rows).
+  the default market model, from point estimates, this gives the VIX D = 5,500 rows, 13
+  independent levels a year, as its AR(1) of 0.93 a day (integrated time 27.6 days of
+  ~200 rows) implies. The reference is then worth N / D independent rows (N the
+  history's rows).
+
+Every variance ratio is an estimate from K windows (or K users): each is taken at its
+upper 95% bound, (K - 1) / chi2_{K-1}(0.05) times the estimate (2.0x from the 17 windows of
+4,096 rows a year of ~72,000 training rows holds, 3.2x from its 8 of 8,192, 1.17x from 241
+users): thresholds at a tail quantile are sensitive to an underestimated variance, and
+that errs towards fewer alarms (the VIX's D becomes ~18,000 rows, 4 levels a year).
 
 A live window's shares minus the reference's then vary like a multinomial at
 
