@@ -76,17 +76,20 @@ class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_un
     shares: list[float]
 
 
+_NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
 class DriftDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How alike one column's rows are in time-ordered training history (Kish design
     effects: a variance of bin shares over the multinomial variance at the same rows)."""
 
     # at each of DriftCalibration.window_rows: the variance of a window's bin shares over
     # non-overlapping contiguous windows of the history, over the multinomial variance
-    windows: list[float]
+    windows: Annotated[list[_NonNegative], msgspec.Meta(min_length=1)]
     # the whole history's shares resampled by user (cluster sampling), same ratio
-    users: float
+    users: _NonNegative
     # the integrated autocorrelation time of the bin indicators along the history, rows
-    autocorrelation: float
+    autocorrelation: _NonNegative
 
 
 class DriftCalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,11 +97,21 @@ class DriftCalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     (server.monitoring.drift says how thresholds use it)."""
 
     method: str  # names the measurement (export.drift.METHOD)
-    history_rows: int  # rows of the time-ordered history measured
-    users: int  # users in it
-    window_rows: list[int]  # window sizes measured, ascending
-    windows: list[int]  # non-overlapping windows at each size
+    history_rows: Annotated[int, msgspec.Meta(ge=1)]  # rows of the time-ordered history
+    users: Annotated[int, msgspec.Meta(ge=1)]  # users in it
+    # window sizes measured, ascending
+    window_rows: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(min_length=1)]
+    windows: list[Annotated[int, msgspec.Meta(ge=2)]]  # non-overlapping windows at each size
     columns: dict[str, DriftDesign]  # every column that can alarm
+
+    def __post_init__(self) -> None:
+        if any(a >= b for a, b in zip(self.window_rows, self.window_rows[1:], strict=False)):
+            raise ValueError("drift.window_rows must be ascending")
+        if len(self.windows) != len(self.window_rows):
+            raise ValueError("drift.windows must have one count per window size")
+        for name, design in self.columns.items():
+            if len(design.windows) != len(self.window_rows):
+                raise ValueError(f"drift.columns[{name!r}].windows must have one per window size")
 
 
 class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -6,6 +6,7 @@ calibration added in place to a version exported without it, its model untouched
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -24,6 +25,8 @@ from export.drift import (
 )
 from export.version import ExportedVersion, export_version
 from server.domain.artifact import TrainingData
+from server.errors import ArtifactError
+from server.inference.artifacts import verify_version
 from server.monitoring.drift import Column, Reference
 from train.data import dataset_from_records, records_digest
 from train.generate import generate_records, write_history
@@ -138,3 +141,20 @@ def test_recalibration_refuses_another_history_or_seed(
         recalibrate_version(exported.folder, other)
     with pytest.raises(ExportError, match="expected the seed it was trained with"):
         recalibrate_version(exported.folder, history, seed=7)
+
+
+def test_a_malformed_calibration_fails_the_manifest_check(
+    calibrated: tuple[ExportedVersion, Path], tmp_path: Path
+) -> None:
+    """Design effects that do not match the window sizes: the version is refused at the
+    manifest step of the one verification, naming the field."""
+    exported, _ = calibrated
+    folder = tmp_path / "models" / exported.manifest.version
+    shutil.copytree(exported.folder, folder)
+    (tmp_path / "current").write_text(exported.manifest.version + "\n")
+    document = json.loads((folder / "manifest.json").read_text())
+    document["drift"]["columns"]["p_empty"]["windows"].append(1.0)
+    (folder / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(ArtifactError, match="windows must have one per window size") as caught:
+        verify_version(tmp_path)
+    assert caught.value.check == "manifest"
