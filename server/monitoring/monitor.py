@@ -144,8 +144,8 @@ class Monitor:
         self._config_loaded = config_loaded
         self._history = history if settings.enabled else None
         self._manifests: dict[str, Manifest | None] = {}
-        self._references: dict[str, Reference] = {}
-        self._thresholds: dict[tuple[str, int], Thresholds] = {}
+        self._references: dict[str, tuple[Manifest, Reference]] = {}
+        self._thresholds: dict[tuple[str, str, int], Thresholds] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
         self._unwritten: list[DriftCount] = []  # counts a flush could not write
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,27 +166,29 @@ class Monitor:
         return self._manifests[version]
 
     def reference(self, version: str) -> Reference | None:
-        if version not in self._references:
-            manifest = self.manifest(version)
-            if manifest is None:
-                return None
-            self._references[version] = Reference.of(manifest)
+        """The reference of `version`, rebuilt when its manifest is another one than the
+        reference was built from (the version in service rewritten in place and reloaded,
+        as `just drift-calibrate` does)."""
+        manifest = self.manifest(version)
+        if manifest is None:
+            return None
+        kept = self._references.get(version)
+        if kept is None or kept[0] is not manifest:
+            reference = Reference.of(manifest)
+            self._references[version] = (manifest, reference)
             if manifest.drift is None:
-                _LOG.warning(
-                    "drift thresholds of %s: %s",
-                    version,
-                    self._references[version].calibration_note,
-                )
-        return self._references[version]
+                _LOG.warning("drift thresholds of %s: %s", version, reference.calibration_note)
+            return reference
+        return kept[1]
 
     async def thresholds(self, version: str, rows: int) -> Thresholds | None:
         """Thresholds for windows of `rows` rows (calibrated in a thread once, then cached)."""
         reference = self.reference(version)
         if reference is None:
             return None
-        key = (version, calibration_rows(rows))
+        key = (version, reference.method, calibration_rows(rows))
         if key not in self._thresholds:
-            self._thresholds[key] = await self._kept_thresholds(reference, key[1])
+            self._thresholds[key] = await self._kept_thresholds(reference, key[2])
         return self._thresholds[key]
 
     async def _kept_thresholds(self, reference: Reference, rows: int) -> Thresholds:
