@@ -57,7 +57,16 @@ from server.monitoring.drift import (
 )
 from train.habits import sample_scans
 
-__all__ = ["heldout_history", "main", "measure", "time_ordered_rate"]
+__all__ = [
+    "HeldOut",
+    "detection_rate",
+    "heldout_history",
+    "main",
+    "measure",
+    "time_ordered_rate",
+    "us_all_shift",
+    "vix_shift",
+]
 
 SIZES: Final = (256, 1024, 8192)
 # A seed the committed training history (train.generate's default) did not use.
