@@ -19,6 +19,7 @@ from export.drift import (
     ExportError,
     autocorrelation_time,
     drift_calibration,
+    main,
     recalibrate_version,
     user_design_effect,
     window_design_effect,
@@ -158,3 +159,20 @@ def test_a_malformed_calibration_fails_the_manifest_check(
     with pytest.raises(ArtifactError, match="windows must have one per window size") as caught:
         verify_version(tmp_path)
     assert caught.value.check == "manifest"
+
+
+def test_the_command_calibrates_current_or_says_why_not(
+    calibrated: tuple[ExportedVersion, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`just drift-calibrate`: 0 for the version current names; 1 and one line on stderr
+    for an artifacts directory without a pointer."""
+    exported, history = calibrated
+    artifacts = exported.folder.parent.parent
+    assert main(["--artifacts", str(artifacts), "--history", str(history)]) == 0
+    assert "drift calibration kish1" in capsys.readouterr().out
+    assert main(["--artifacts", str(tmp_path), "--history", str(history)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ")
+    assert len(err.splitlines()) == 1
