@@ -36,6 +36,11 @@ crossval *ARGS:
 export *ARGS:
     {{python}} -m export.onnx {{ARGS}}
 
+# add the drift calibration (design effects of the time-ordered training history) to a version's manifest in place: --version V, --history PATH, --seed N
+[group('train')]
+drift-calibrate *ARGS:
+    {{python}} -m export.drift {{ARGS}}
+
 # reload artifacts/current from disk only and check checksums, parity and targets
 [group('train')]
 validate *ARGS:
@@ -207,7 +212,7 @@ aa *ARGS:
 parity *ARGS:
     {{python}} -m bench.gbstats_parity {{ARGS}}
 
-# drift thresholds: false-alarm rate on windows drawn from the reference and on time-ordered windows of a held-out year, and detection of the stated shifts; exits 1 beyond 1%
+# drift thresholds: false alarms on windows drawn from the reference and on time-ordered windows of a held-out year, detection of the stated shifts; exits 1 beyond 1% (--history-seed N: a validation year)
 [group('bench')]
 drift-check *ARGS:
     {{python}} -m bench.drift_check {{ARGS}}

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.artifacts import point_current, read_current, version_dir, write_version
+from export.drift import version_calibration
 from export.graph import TARGET_OPSET, build_graph
 from export.manifest import (
     encode_manifest,
@@ -131,7 +132,8 @@ def export_recalibration(
     champion's training data, feature references and importances are the new version's
     too (the point models are the champion's); the output references are measured again on
     `features`, since the intervals and p_empty moved, and `calibration` is p_empty's
-    reliability table on the recent holdout.
+    reliability table on the recent holdout. The champion's drift calibration is kept: how
+    alike consecutive rows are is the traffic's doing, and the point models are the same.
     """
     parity = compare_outputs(run_graph(open_session(model_bytes), features), expected)
     parity.check()
@@ -199,6 +201,12 @@ def export_version(
     n_held_out = len(result.splits.calibration) + len(result.splits.test)
     created = created or datetime.now(UTC)
     version = _new_name(artifacts, created, model_bytes)
+    reference = reference_distributions(
+        result.splits.train.features,
+        {name: values[:n_held_out] for name, values in expected.items()},
+    )
+    # The train split keeps the history's (time) order: the drift thresholds' null.
+    drift = version_calibration(version, reference, model_bytes, result.splits.train)
     manifest = Manifest(
         schema=MANIFEST_SCHEMA,
         version=version,
@@ -219,14 +227,12 @@ def export_version(
             **models.duration_interval.as_manifest("duration_s"),
         },
         importances=result.importances,
-        reference=reference_distributions(
-            result.splits.train.features,
-            {name: values[:n_held_out] for name, values in expected.items()},
-        ),
+        reference=reference,
         packages=package_versions(),
         opsets={domain or "ai.onnx": v for domain, v in TARGET_OPSET.items()},
         data_window=data_window,
         comparison=comparison,
+        drift=drift,
     )
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     if point:

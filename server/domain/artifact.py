@@ -33,6 +33,8 @@ __all__ = [
     "MODEL_OUTPUTS",
     "CalibrationBin",
     "DataWindow",
+    "DriftCalibration",
+    "DriftDesign",
     "Manifest",
     "PairedDifference",
     "Recalibration",
@@ -72,6 +74,44 @@ class ReferenceDistribution(msgspec.Struct, frozen=True, kw_only=True, forbid_un
 
     edges: list[float]
     shares: list[float]
+
+
+_NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class DriftDesign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How alike one column's rows are in time-ordered training history (Kish design
+    effects: a variance of bin shares over the multinomial variance at the same rows)."""
+
+    # at each of DriftCalibration.window_rows: the variance of a window's bin shares over
+    # non-overlapping contiguous windows of the history, over the multinomial variance
+    windows: Annotated[list[_NonNegative], msgspec.Meta(min_length=1)]
+    # the whole history's shares resampled by user (cluster sampling), same ratio
+    users: _NonNegative
+    # the integrated autocorrelation time of the bin indicators along the history, rows
+    autocorrelation: _NonNegative
+
+
+class DriftCalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Drift-threshold calibration measured at export on the time-ordered training history
+    (server.monitoring.drift says how thresholds use it)."""
+
+    method: str  # names the measurement (export.drift.METHOD)
+    history_rows: Annotated[int, msgspec.Meta(ge=1)]  # rows of the time-ordered history
+    users: Annotated[int, msgspec.Meta(ge=1)]  # users in it
+    # window sizes measured, ascending
+    window_rows: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(min_length=1)]
+    windows: list[Annotated[int, msgspec.Meta(ge=2)]]  # non-overlapping windows at each size
+    columns: dict[str, DriftDesign]  # every column that can alarm
+
+    def __post_init__(self) -> None:
+        if any(a >= b for a, b in zip(self.window_rows, self.window_rows[1:], strict=False)):
+            raise ValueError("drift.window_rows must be ascending")
+        if len(self.windows) != len(self.window_rows):
+            raise ValueError("drift.windows must have one count per window size")
+        for name, design in self.columns.items():
+            if len(design.windows) != len(self.window_rows):
+                raise ValueError(f"drift.columns[{name!r}].windows must have one per window size")
 
 
 class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -193,6 +233,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     comparison: RetrainComparison | None = None
     # Only for a recalibration (`just retrain --recalibrate-only`): what was refitted.
     recalibration: Recalibration | None = None
+    # Design effects of the training history for drift thresholds (export.drift); None in
+    # versions exported before it: the server then calibrates on independent rows and says so.
+    drift: DriftCalibration | None = None
 
 
 def confidence_score(

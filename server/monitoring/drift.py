@@ -27,9 +27,7 @@ Live windows are stretches of time, not rows drawn at random from the training y
 each column is calibrated the way its rows arise in such a stretch (its `grain`):
 
 - ``row``: rows vary from scan to scan (filters, universe, model outputs): the window is
-  multinomial from the shares, as above. Consecutive live scans are more alike than that
-  (the outputs follow the day's VIX; people re-run their saved scans), which these
-  thresholds do not allow for: that needs a null from stretches of the training history;
+  multinomial from the shares, as above, at its effective size (below);
 - ``day``: one market-wide level per trading day (volatility_index): a window of up to a
   day sits at one level, so the null window is all its rows in one bin, drawn with the
   reference shares (exact: one window per bin, weighted by its share). Both scores are
@@ -47,11 +45,58 @@ each column is calibrated the way its rows arise in such a stretch (its `grain`)
   minutes_since_open): a window of an hour sees one weekday, one open/closed state and one
   hour of the session, against a reference of every hour of every weekday. Scored and
   exported, never alarmed, and not counted in T.
+
+Effective size: consecutive live scans are far more alike than independent rows (the
+outputs follow the day's VIX; people re-run their saved scans), and a new population of
+people or a new year of market is not the one the reference was drawn from. A manifest
+exported with a drift calibration (export.drift: Kish design effects measured on the
+time-ordered training history) gives each column that can alarm
+
+- deff_w(n): the variance of a window's bin shares over contiguous windows of n rows of
+  the history, over the multinomial variance at n (measured at 256, 512, ... rows;
+  between sizes the next larger one is used, beyond the largest the effective size stays
+  that of the largest: both err towards fewer alarms);
+- D: the reference's own design effect, deff_users + deff_time - 1, with deff_users from
+  resampling the history's users and deff_time from its persistence in time: a year holds
+  few windows of the largest size (8 of 8,192 rows), and a level such as the VIX is still
+  persistent at that length (its window deff still grows ~1.5x per doubling), so the
+  largest window's share variance is carried on to the history's length, falling per
+  doubling by the ratio of the last doubling measured (1/2 once rows are independent, 1
+  while fully persistent; the fall speeds up with length, so this errs towards a larger
+  D), and at least the integrated autocorrelation time of the bin indicators (Geyer). On
+  the default market model, from point estimates, this gives the VIX D = 5,500 rows, 13
+  independent levels a year, as its AR(1) of 0.93 a day (integrated time 27.6 days of
+  ~200 rows) implies. The reference is then worth N / D independent rows (N the
+  history's rows).
+
+Every variance ratio is an estimate from K windows (or K users): each is taken at its
+upper 95% bound, (K - 1) / chi2_{K-1}(0.05) times the estimate (2.0x from the 17 windows of
+4,096 rows a year of ~72,000 training rows holds, 3.2x from its 8 of 8,192, 1.17x from 241
+users): thresholds at a tail quantile are sensitive to an underestimated variance, and
+that errs towards fewer alarms (the VIX's D becomes ~18,000 rows, 4 levels a year).
+
+A live window's shares minus the reference's then vary like a multinomial at
+
+    n_eff = 1 / (deff_w(n) / n + 2 D / N)
+
+rows: the window about its own population and stretch of time, plus that population
+about the truth, plus the reference about the truth (the live population taken as large
+as the training one: a smaller live population varies more). Thresholds are the same
+(1 - alpha / T) quantiles, at n_eff rows (floored, at least 1). A day column so calibrated
+is multinomial at its n_eff too (one row: the whole window in one bin, as above), and its
+bins beyond the training range get a reference share of 1 / (N / D + 1) each instead of 0:
+the chance that one more of N / D exchangeable observations lies beyond all of them. The
+calibration assumes live traffic holds about as many rows per day and per user as the
+history did: much busier traffic packs more of one day into a window than deff_w allows.
+
+A manifest without a calibration (exported before it) is calibrated as described above on
+independent rows, and every report says so (`calibration`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -60,7 +105,13 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from server.domain.artifact import Manifest
+from server.domain.artifact import (
+    DriftCalibration,
+    DriftDesign,
+    Manifest,
+    ReferenceDistribution,
+)
+from server.domain.features import FEATURE_SPEC
 from server.monitoring.schemas import ColumnDrift
 
 __all__ = [
@@ -71,13 +122,20 @@ __all__ = [
     "METHOD",
     "MIN_ROWS",
     "Column",
+    "Design",
     "Reference",
     "Thresholds",
     "bin_values",
     "calibrate",
+    "calibration_rows",
     "jensen_shannon",
     "psi",
+    "reference_design_effect",
+    "score",
+    "time_design_effect",
+    "variance_upper",
     "wasserstein",
+    "window_design_effects",
 ]
 
 FALSE_ALARM_RATE: Final = 0.01
@@ -91,9 +149,69 @@ _FLOOR: Final = 1e-4
 _DRAWS: Final = 40_000
 # Names the calibration below (draws, seed, the exact two-bin case), so thresholds kept in
 # the store are recomputed when it changes.
-METHOD: Final = f"mc{_DRAWS}-seed0-exact2-grain1"
+METHOD: Final = f"mc{_DRAWS}-seed0-exact2-grain1-kish1"
 
 Counts = npt.NDArray[np.float64]
+
+
+def _digest(drift: DriftCalibration) -> str:
+    return hashlib.sha256(msgspec.json.encode(drift)).hexdigest()[:8]
+
+
+class Design(msgspec.Struct, frozen=True, kw_only=True):
+    """A column's design effects from the manifest's drift calibration (module docstring)."""
+
+    window_rows: tuple[int, ...]  # ascending
+    windows: tuple[float, ...]  # deff_w at each of window_rows (upper 95% bounds)
+    reference_rows: float  # N / D: the independent rows the reference is worth
+
+    def effective_rows(self, rows: int) -> int:
+        """n_eff of a window of `rows` rows: at least 1."""
+        sizes = self.window_rows
+        if rows >= sizes[-1]:
+            window = sizes[-1] / max(1.0, self.windows[-1])
+        else:
+            i = next(i for i, size in enumerate(sizes) if size >= rows)
+            window = rows / min(max(1.0, self.windows[i]), float(rows))
+        return max(1, math.floor(1.0 / (1.0 / window + 2.0 / self.reference_rows)))
+
+
+def variance_upper(estimates: int) -> float:
+    """Upper 95% bound of a variance estimated from `estimates` independent values, over the
+    estimate: (k - 1) / chi2_{k-1}(0.05), chi2's quantile by Wilson and Hilferty (within
+    1% of the exact one from 3 degrees of freedom on)."""
+    k = max(2, estimates) - 1
+    z = -1.6448536269514722  # the 5% point of the standard normal
+    quantile = k * (1.0 - 2.0 / (9.0 * k) + z * math.sqrt(2.0 / (9.0 * k))) ** 3
+    return k / max(quantile, 1e-9)
+
+
+def window_design_effects(drift: DriftCalibration, design: DriftDesign) -> tuple[float, ...]:
+    """deff_w at each window size, at its upper 95% bound from that size's window count."""
+    return tuple(
+        max(1.0, d) * variance_upper(k) for d, k in zip(design.windows, drift.windows, strict=True)
+    )
+
+
+def time_design_effect(drift: DriftCalibration, design: DriftDesign) -> float:
+    """deff of the whole history's shares from its persistence in time (module docstring):
+    the largest window's share variance (its upper bound) carried on to the history's
+    length, falling per doubling by the ratio of the last doubling measured (between 1/2,
+    no persistence left, and 1), and no less than the integrated autocorrelation time."""
+    sizes, deffs = drift.window_rows, [max(1.0, d) for d in design.windows]
+    n, top = drift.history_rows, sizes[-1]
+    ratio = 0.5 if len(sizes) < 2 else (deffs[-1] / top) / (deffs[-2] / sizes[-2])
+    ratio = min(1.0, max(0.5, ratio))
+    upper = window_design_effects(drift, design)[-1]
+    carried = upper * (n / top) * ratio ** math.log2(max(1.0, n / top))
+    return max(1.0, design.autocorrelation, float(carried))
+
+
+def reference_design_effect(drift: DriftCalibration, design: DriftDesign) -> float:
+    """D: the reference's design effect, from its users (upper bound from the number of
+    users) and from its persistence in time."""
+    users = max(1.0, design.users) * variance_upper(drift.users)
+    return max(1.0, users + time_design_effect(drift, design) - 1.0)
 
 
 class Column(msgspec.Struct, frozen=True, kw_only=True, dict=True):
@@ -103,6 +221,8 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     kind: str
     edges: tuple[float, ...]
     shares: tuple[float, ...]
+    # From the manifest's drift calibration; None: calibrated on independent rows.
+    design: Design | None = None
 
     @property
     def scores(self) -> tuple[str, str]:
@@ -131,7 +251,9 @@ class Column(msgspec.Struct, frozen=True, kw_only=True, dict=True):
             return self
         e = self.edges
         edges = (2 * e[0] - e[1], *e, 2 * e[-1] - e[-2])
-        return Column(name=self.name, kind=self.kind, edges=edges, shares=(0.0, *self.shares, 0.0))
+        beyond = 0.0 if self.design is None else 1.0 / (self.design.reference_rows + 1.0)
+        inside = tuple(x * (1.0 - 2.0 * beyond) for x in self.shares)
+        return Column(name=self.name, kind=self.kind, edges=edges, shares=(beyond, *inside, beyond))
 
     def in_scoring_order(self, counts: Counts) -> Counts:
         """Counts (stored order) in the bin order of `scored`: below, the reference's, above."""
@@ -165,19 +287,61 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     columns: tuple[Column, ...]
 
+    # The manifest's drift calibration (its method), or None: independent rows.
+    calibration: str | None = None
+
     @classmethod
     def of(cls, manifest: Manifest) -> Reference:
         kinds = {f.name: str(f.kind) for f in manifest.feature_spec}
+        return cls.build(manifest.version, manifest.reference, manifest.drift, kinds)
+
+    @classmethod
+    def build(
+        cls,
+        version: str,
+        reference: Mapping[str, ReferenceDistribution],
+        drift: DriftCalibration | None = None,
+        kinds: Mapping[str, str] | None = None,
+    ) -> Reference:
+        """Every column of `reference` (features, then outputs), with `drift`'s design;
+        feature kinds from `kinds` (default: this code's feature spec)."""
+        if kinds is None:
+            kinds = {f.name: str(f.kind) for f in FEATURE_SPEC}
+        designs = {} if drift is None else drift.columns
         columns = tuple(
             Column(
                 name=name,
                 kind=kinds.get(name, "numeric"),  # model outputs are numbers
                 edges=tuple(ref.edges),
                 shares=tuple(ref.shares),
+                design=None
+                if drift is None or name not in designs
+                else Design(
+                    window_rows=tuple(drift.window_rows),
+                    windows=window_design_effects(drift, designs[name]),
+                    reference_rows=drift.history_rows
+                    / reference_design_effect(drift, designs[name]),
+                ),
             )
-            for name, ref in manifest.reference.items()
+            for name, ref in reference.items()
         )
-        return cls(version=manifest.version, columns=columns)
+        calibration = None if drift is None else f"{drift.method}-{_digest(drift)}"
+        return cls(version=version, columns=columns, calibration=calibration)
+
+    @property
+    def method(self) -> str:
+        """Names how thresholds of this reference are computed (the store's cache key)."""
+        return f"{METHOD}-{self.calibration or 'independent'}"
+
+    @property
+    def calibration_note(self) -> str:
+        """How the thresholds allow for time-ordered traffic, in words."""
+        if self.calibration is None:
+            return (
+                "independent rows: the manifest has no drift calibration (exported before it), "
+                "so time-ordered traffic alarms more often than the stated rate"
+            )
+        return f"time-ordered windows of the training history (design effects, {self.calibration})"
 
     @property
     def tests(self) -> int:
@@ -268,6 +432,8 @@ def _null_quantiles(
     """The `level` quantile of each of the column's scores on windows of `rows` rows drawn
     from the reference: exact for a two-bin column, Monte Carlo (`draws` windows, shared
     by the scores) otherwise."""
+    if column.design is not None:
+        return _effective_quantiles(column, column.design.effective_rows(rows), level, draws, rng)
     p = np.asarray(column.shares, dtype=np.float64)
     p = p / p.sum()
     if column.grain == "day":
@@ -282,6 +448,47 @@ def _null_quantiles(
         mass = _binomial_pmf(rows, float(p[0]))
         return {n: _exact_quantile(score(column, n, windows), mass, level) for n in column.scores}
     null = rng.multinomial(rows, p, size=draws).astype(np.float64)
+    return {
+        name: float(np.quantile(score(column, name, null), level, method="higher"))
+        for name in column.scores
+    }
+
+
+def _effective_quantiles(
+    column: Column, rows: int, level: float, draws: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """The `level` quantiles of a calibrated column: windows multinomial at `rows` (its
+    effective size) from the shares it is scored against (a day column's beyond-range
+    bins included); exact for one row or two bins, Monte Carlo otherwise. Scored windows
+    are in scoring order, so they are put back in stored order for `score`."""
+    scored = column.scored
+    p = np.asarray(scored.shares, dtype=np.float64)
+    p = p / p.sum()
+    k = len(p)
+
+    def stored(windows: Counts) -> Counts:
+        if column.grain != "day":
+            return windows
+        # scoring order (below, reference bins, above) -> stored (reference, above, below)
+        out: Counts = np.concatenate(
+            [windows[..., 1 : k - 1], windows[..., k - 1 :], windows[..., :1]], axis=-1
+        )
+        return out
+
+    if rows == 1:
+        windows = np.eye(k)
+        return {
+            n: _exact_quantile(score(column, n, stored(windows)), p, level) for n in column.scores
+        }
+    if k == 2:
+        counts = np.arange(rows + 1, dtype=np.float64)
+        windows = np.stack([counts, rows - counts], axis=1)
+        mass = _binomial_pmf(rows, float(p[0]))
+        return {
+            n: _exact_quantile(score(column, n, stored(windows)), mass, level)
+            for n in column.scores
+        }
+    null = stored(rng.multinomial(rows, p, size=draws).astype(np.float64))
     return {
         name: float(np.quantile(score(column, name, null), level, method="higher"))
         for name in column.scores

@@ -45,7 +45,6 @@ from server.monitoring.accuracy import WINDOWS, report_groups
 from server.monitoring.counts import DriftCounter
 from server.monitoring.drift import (
     FALSE_ALARM_RATE,
-    METHOD,
     MIN_ROWS,
     Reference,
     Thresholds,
@@ -145,8 +144,8 @@ class Monitor:
         self._config_loaded = config_loaded
         self._history = history if settings.enabled else None
         self._manifests: dict[str, Manifest | None] = {}
-        self._references: dict[str, Reference] = {}
-        self._thresholds: dict[tuple[str, int], Thresholds] = {}
+        self._references: dict[str, tuple[Manifest, Reference]] = {}
+        self._thresholds: dict[tuple[str, str, int], Thresholds] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
         self._unwritten: list[DriftCount] = []  # counts a flush could not write
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,33 +166,44 @@ class Monitor:
         return self._manifests[version]
 
     def reference(self, version: str) -> Reference | None:
-        if version not in self._references:
-            manifest = self.manifest(version)
-            if manifest is None:
-                return None
-            self._references[version] = Reference.of(manifest)
-        return self._references[version]
+        """The reference of `version`, rebuilt when its manifest is another one than the
+        reference was built from (the version in service rewritten in place and reloaded,
+        as `just drift-calibrate` does)."""
+        manifest = self.manifest(version)
+        if manifest is None:
+            return None
+        kept = self._references.get(version)
+        if kept is None or kept[0] is not manifest:
+            reference = Reference.of(manifest)
+            self._references[version] = (manifest, reference)
+            if manifest.drift is None:
+                _LOG.warning("drift thresholds of %s: %s", version, reference.calibration_note)
+            return reference
+        return kept[1]
 
     async def thresholds(self, version: str, rows: int) -> Thresholds | None:
         """Thresholds for windows of `rows` rows (calibrated in a thread once, then cached)."""
         reference = self.reference(version)
         if reference is None:
             return None
-        key = (version, calibration_rows(rows))
+        key = (version, reference.method, calibration_rows(rows))
         if key not in self._thresholds:
-            self._thresholds[key] = await self._kept_thresholds(reference, key[1])
+            self._thresholds[key] = await self._kept_thresholds(reference, key[2])
         return self._thresholds[key]
 
     async def _kept_thresholds(self, reference: Reference, rows: int) -> Thresholds:
         """From the store if a worker calibrated them already, else calibrated and kept."""
         with contextlib.suppress(StoreUnavailableError, msgspec.DecodeError):
-            kept = await self.store.drift_thresholds(reference.version, rows, METHOD)
+            kept = await self.store.drift_thresholds(reference.version, rows, reference.method)
             if kept is not None:
                 return _THRESHOLDS.decode(kept)
         thresholds = await asyncio.to_thread(calibrate, reference, rows)
         with contextlib.suppress(StoreUnavailableError):
             await self.store.keep_drift_thresholds(
-                reference.version, rows, METHOD, msgspec.json.encode(thresholds).decode()
+                reference.version,
+                rows,
+                reference.method,
+                msgspec.json.encode(thresholds).decode(),
             )
         return thresholds
 
@@ -274,6 +284,7 @@ class Monitor:
             false_alarm_rate=FALSE_ALARM_RATE,
             alarm=any(c.alarm for c in columns),
             columns=columns,
+            calibration=reference.calibration_note,
         )
 
     async def drift_history(

@@ -214,6 +214,13 @@ class DriftReport(WireStruct, frozen=True):
     note: Annotated[
         str | None, _doc("why there is nothing to compare, in words; left out otherwise")
     ] = None
+    calibration: Annotated[
+        str | None,
+        _doc(
+            "how the thresholds allow for time-ordered traffic, in words: the manifest's drift "
+            "calibration, or independent rows when it has none; left out without scores"
+        ),
+    ] = None
 
 
 class ImportanceReport(WireStruct, frozen=True):

@@ -1,24 +1,30 @@
 """Drift scores match their textbook definitions; thresholds hold the stated false-alarm
 rate on windows drawn from the reference and catch the stated shifts in the first window;
 the market-context columns are judged the way a window of time sees them (clock columns
-never alarm, a day column alarms only beyond the training range)."""
+never alarm; without a calibration a day column alarms only beyond the training range).
+A manifest's drift calibration sets each column's effective window size (its formula, its
+upper bounds, the thresholds at that size); a manifest without one falls back to
+independent rows and says so, under another cache key."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
+from scipy.stats import chi2, wasserstein_distance
 
-from server.domain.artifact import Manifest
+from server.domain.artifact import DriftCalibration, DriftDesign, Manifest
 from server.domain.scan import UNIVERSE_SIZES, Universe
 from server.monitoring.drift import (
     CLOCK_COLUMNS,
     FALSE_ALARM_RATE,
+    METHOD,
     Column,
+    Design,
     Reference,
     Thresholds,
     bin_values,
@@ -27,8 +33,12 @@ from server.monitoring.drift import (
     evaluate,
     jensen_shannon,
     psi,
+    reference_design_effect,
     score,
+    time_design_effect,
+    variance_upper,
     wasserstein,
+    window_design_effects,
 )
 from server.monitoring.schemas import ColumnDrift
 
@@ -38,16 +48,32 @@ WINDOWS = 2000
 
 
 @pytest.fixture(scope="module")
-def reference() -> Reference:
-    """The committed default model's reference histograms (38 columns)."""
+def manifest() -> Manifest:
+    """The committed default model's manifest (38 reference columns, a drift calibration)."""
     current = (ROOT / "artifacts" / "current").read_text().strip()
     path = ROOT / "artifacts" / "models" / current / "manifest.json"
-    return Reference.of(msgspec.json.decode(path.read_bytes(), type=Manifest))
+    return msgspec.json.decode(path.read_bytes(), type=Manifest)
+
+
+@pytest.fixture(scope="module")
+def reference(manifest: Manifest) -> Reference:
+    return Reference.of(manifest)
 
 
 @pytest.fixture(scope="module")
 def thresholds(reference: Reference) -> Thresholds:
     return calibrate(reference, WINDOW)
+
+
+@pytest.fixture(scope="module")
+def uncalibrated(manifest: Manifest) -> Reference:
+    """The same manifest without its drift calibration, as versions exported before it."""
+    return Reference.of(msgspec.structs.replace(manifest, drift=None))
+
+
+@pytest.fixture(scope="module")
+def fallback(uncalibrated: Reference) -> Thresholds:
+    return calibrate(uncalibrated, WINDOW)
 
 
 COLUMN = Column(name="x", kind="numeric", edges=(0.0, 1.0, 2.0, 4.0), shares=(0.5, 0.3, 0.2))
@@ -124,14 +150,14 @@ def _replace(
     )
 
 
-def test_a_volatility_regime_is_caught_in_the_first_window(
-    reference: Reference, thresholds: Thresholds
+def test_without_calibration_a_volatility_regime_is_caught_in_the_first_window(
+    uncalibrated: Reference, fallback: Thresholds
 ) -> None:
-    """volatility_index moving from ~18 to ~40 alarms on that column in one window."""
+    """Independent rows: volatility_index moving from ~18 to ~40 alarms in one window."""
     rng = np.random.default_rng(3)
-    window = _null_window(reference, rng)
-    _replace(window, reference, "volatility_index", rng.normal(40.0, 6.0, WINDOW).clip(5, 90))
-    alarms = {d.column for d in evaluate(reference, window, thresholds) if d.alarm}
+    window = _null_window(uncalibrated, rng)
+    _replace(window, uncalibrated, "volatility_index", rng.normal(40.0, 6.0, WINDOW).clip(5, 90))
+    alarms = {d.column for d in evaluate(uncalibrated, window, fallback) if d.alarm}
     assert "volatility_index" in alarms
 
 
@@ -199,16 +225,104 @@ def test_a_day_inside_the_training_range_does_not_alarm(
     assert not drift.alarm
 
 
-def test_a_day_beyond_the_training_range_alarms(
-    reference: Reference, thresholds: Thresholds
+def test_without_calibration_a_day_beyond_the_training_range_alarms(
+    uncalibrated: Reference, fallback: Thresholds
 ) -> None:
     """Every row above the highest VIX of the training history (a regime at ~40): alarm."""
-    vix = next(c for c in reference.columns if c.name == "volatility_index")
+    vix = next(c for c in uncalibrated.columns if c.name == "volatility_index")
     values = np.full(WINDOW, vix.edges[-1] + 3.0)
-    drift = _drift(
-        reference, _window_at(reference, "volatility_index", values), thresholds, "volatility_index"
+    window = _window_at(uncalibrated, "volatility_index", values)
+    assert _drift(uncalibrated, window, fallback, "volatility_index").alarm
+
+
+def test_calibrated_a_day_beyond_the_training_range_is_an_ordinary_new_day(
+    reference: Reference, thresholds: Thresholds
+) -> None:
+    """With the calibration the training year is worth a few independent VIX levels, so a
+    day beyond them all has a reference share of 1 / (N / D + 1) and does not alarm."""
+    vix = next(c for c in reference.columns if c.name == "volatility_index")
+    assert vix.design is not None
+    beyond = 1.0 / (vix.design.reference_rows + 1.0)
+    assert vix.scored.shares[0] == vix.scored.shares[-1] == pytest.approx(beyond)
+    assert sum(vix.scored.shares) == pytest.approx(1.0)
+    assert beyond > 0.05  # one year of a persistent index: far from rare
+    window = _window_at(reference, "volatility_index", np.full(WINDOW, vix.edges[-1] + 3.0))
+    assert not _drift(reference, window, thresholds, "volatility_index").alarm
+
+
+def test_the_committed_manifest_ships_a_calibration_and_thresholds_use_it(
+    reference: Reference, uncalibrated: Reference
+) -> None:
+    """Every column that can alarm has its design; a two-bin column's threshold (exact) is
+    the independent-row threshold at its effective size, which is smaller than the window."""
+    assert reference.calibration is not None
+    assert all((c.design is not None) == c.alarms for c in reference.columns)
+    rows = 1024
+    column = next(c for c in reference.columns if c.name == "universe_is_us_all")
+    assert column.design is not None
+    n_eff = column.design.effective_rows(rows)
+    assert 1 < n_eff < rows
+    at_size = calibrate(uncalibrated, n_eff).values["universe_is_us_all"]
+    assert calibrate(reference, rows).values["universe_is_us_all"] == at_size
+    assert (
+        calibrate(uncalibrated, rows).values["universe_is_us_all"]["jensen_shannon"]
+        < (at_size["jensen_shannon"])
     )
-    assert drift.alarm
+
+
+def test_a_manifest_without_calibration_falls_back_and_says_so(
+    reference: Reference, uncalibrated: Reference
+) -> None:
+    """No design anywhere, a note naming independent rows, and another store cache key."""
+    assert uncalibrated.calibration is None
+    assert all(c.design is None for c in uncalibrated.columns)
+    assert "independent rows" in uncalibrated.calibration_note
+    assert "design effects" in reference.calibration_note
+    assert uncalibrated.method != reference.method
+    assert uncalibrated.method.startswith(METHOD)
+    assert reference.method.startswith(METHOD)
+
+
+def test_the_effective_size_follows_its_formula() -> None:
+    """n_eff = 1 / (deff_w(n) / n + 2 / (N / D)), floored; the next larger measured size's
+    deff between sizes; beyond the largest, the largest's effective size; at least 1."""
+    design = Design(window_rows=(256, 512), windows=(2.0, 4.0), reference_rows=1000.0)
+    assert design.effective_rows(256) == math.floor(1 / (2.0 / 256 + 2 / 1000))
+    assert design.effective_rows(300) == math.floor(1 / (4.0 / 300 + 2 / 1000))
+    assert design.effective_rows(4096) == design.effective_rows(512)
+    assert Design(window_rows=(256,), windows=(1e9,), reference_rows=1.0).effective_rows(256) == 1
+
+
+def test_the_upper_bound_of_a_variance_is_chi_squares() -> None:
+    """(k - 1) / chi2_{k-1}(0.05) for k estimates, from the window counts a year holds."""
+    for k in (8, 17, 70, 280):
+        assert variance_upper(k) == pytest.approx((k - 1) / chi2.ppf(0.05, k - 1), rel=0.01)
+
+
+def test_the_reference_design_effect_adds_users_and_persistence() -> None:
+    """Rows independent in time: D is the users' deff (its upper bound); a column still
+    persistent at the largest window (deff doubling with the size) carries it on."""
+    drift = DriftCalibration(
+        method="kish1",
+        history_rows=8192,
+        users=100,
+        window_rows=[256, 512, 1024],
+        windows=[32, 16, 8],
+        columns={
+            "flat": DriftDesign(windows=[1.0, 1.0, 1.0], users=10.0, autocorrelation=1.0),
+            "level": DriftDesign(windows=[64.0, 128.0, 256.0], users=1.0, autocorrelation=3.0),
+        },
+    )
+    flat, level = drift.columns["flat"], drift.columns["level"]
+    assert time_design_effect(drift, flat) == pytest.approx(variance_upper(8) * 8 * 0.5**3)
+    assert reference_design_effect(drift, flat) == pytest.approx(
+        10.0 * variance_upper(100) + time_design_effect(drift, flat) - 1.0
+    )
+    # fully persistent: the share variance does not fall with length, deff grows with it
+    assert time_design_effect(drift, level) == pytest.approx(256.0 * variance_upper(8) * 8)
+    assert window_design_effects(drift, level) == tuple(
+        d * variance_upper(k) for d, k in ((64.0, 32), (128.0, 16), (256.0, 8))
+    )
 
 
 def test_a_day_column_counts_values_beyond_its_edges_in_their_own_bins(

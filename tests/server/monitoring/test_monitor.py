@@ -97,3 +97,40 @@ async def test_thresholds_are_calibrated_once_and_kept_in_the_store(
 
 def _current() -> str:
     return (ROOT / "artifacts" / "current").read_text().strip()
+
+
+@pytest.mark.anyio
+async def test_a_manifest_rewritten_with_its_calibration_gets_new_thresholds(
+    store: Store,
+) -> None:
+    """The version in service first without its drift calibration (independent rows),
+    then reloaded with it, as `just drift-calibrate` leaves it: the reference and the
+    thresholds follow, each kept in the store under its own method."""
+    calibrated = msgspec.json.decode(
+        (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
+        type=Manifest,
+    )
+    served = [msgspec.structs.replace(calibrated, drift=None)]
+    monitor = Monitor(
+        store,
+        MonitoringGauges(CollectorRegistry()),
+        ROOT / "artifacts",
+        MonitorSettings(),
+        current=lambda: served[0],
+    )
+    before = await monitor.thresholds(calibrated.version, 1024)
+    first = monitor.reference(calibrated.version)
+    assert first is not None
+    assert first.calibration is None
+    served[0] = calibrated
+    after = await monitor.thresholds(calibrated.version, 1024)
+    second = monitor.reference(calibrated.version)
+    assert second is not None
+    assert second.calibration is not None
+    assert before is not None
+    assert after is not None
+    assert after != before
+    # a larger effective window would give smaller thresholds: calibrated ones are larger
+    assert after.values["p_empty"]["psi"] > before.values["p_empty"]["psi"]
+    for reference in (first, second):
+        assert await store.drift_thresholds(calibrated.version, 1024, reference.method)
