@@ -12,9 +12,8 @@ are summed over live workers (`livesum`), so `scanopt_ready` counts ready worker
 
 Every value update in multiprocess mode asks prometheus_client's process identifier for
 the pid, to notice a fork and open the child's own files. Its default, `os.getpid`, is a
-system call (glibc has not cached the pid since 2.25), and a request makes about eleven
-updates; `_pid` answers from a variable that an at-fork hook refreshes in every child, so
-a fork is still noticed at the first update after it.
+system call, and a request makes about eleven updates; `server.process.pid` answers from
+a variable refreshed after every fork, so a fork is still noticed at the first update.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from prometheus_client import (
     values,
 )
 
+from server import process
 from server.settings import Settings
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -48,24 +48,11 @@ _INFERENCE_BUCKETS: Final = (
 )  # fmt: skip
 _BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
-_PID = [os.getpid()]
-
-
-def _refresh_pid() -> None:
-    _PID[0] = os.getpid()
-
-
-def _pid() -> int:
-    """os.getpid() without the system call: refreshed after every fork."""
-    return _PID[0]
-
-
-os.register_at_fork(after_in_child=_refresh_pid)
 # prometheus_client picks its value class when it is imported (multiprocess when
 # PROMETHEUS_MULTIPROC_DIR is set); keep that choice, with the cheap pid. Instruments made
 # after this line use it, and every instrument is made by a Metrics-like object later.
 if getattr(values.ValueClass, "_multiprocess", False):
-    values.ValueClass = values.MultiProcessValue(process_identifier=_pid)  # type: ignore[no-untyped-call]  # untyped upstream
+    values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 class Metrics:
