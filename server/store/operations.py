@@ -195,8 +195,8 @@ def insert_predictions(db: Db, records: list[PredictionRecord]) -> None:
     for start in range(0, len(records), _ROWS_PER_INSERT):
         chunk = records[start : start + _ROWS_PER_INSERT]
         params = [value for record in chunk for value in _prediction_params(record)]
-        sql = _INSERT_PREDICTIONS if len(chunk) == _ROWS_PER_INSERT else None
-        db.run(sql or _insert_predictions_sql(len(chunk)), params)
+        full = len(chunk) == _ROWS_PER_INSERT
+        db.run(_INSERT_PREDICTIONS if full else _insert_predictions_sql(len(chunk)), params)
 
 
 def select_prediction(db: Db, prediction_id: str) -> PredictionRecord | None:
