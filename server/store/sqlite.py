@@ -9,8 +9,8 @@ acknowledged, as the store promises. The prediction log's batches are the except
 fsync of each COMMIT and syncs at checkpoints instead. A batch is then safe from a crash
 or SIGKILL of the process (the WAL is written before COMMIT returns) but not from a power
 loss or an operating-system crash, which can undo the batches committed since the WAL
-was last synced (a checkpoint, or a FULL commit of any connection); those rows were never acknowledged to anyone, and the buffer loses
-its unwritten rows in such a crash anyway.
+was last synced (a checkpoint, or a FULL commit of any connection); those rows were never
+acknowledged to anyone, and the buffer loses its unwritten rows in such a crash anyway.
 """
 
 from __future__ import annotations
