@@ -169,6 +169,12 @@ profile *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.profile {{ARGS}}
 
+# system calls per request of one worker under wrk (strace -c -f), load-independent: --env KEY=VALUE to change a setting
+[group('bench')]
+syscalls *ARGS: bench-tools
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.syscalls {{ARGS}}
+
 # side by side: wrk req/s of the constant endpoint and of scanopt from this tree and from REF (a commit), interleaved rounds
 [group('bench')]
 compare REF *ARGS: bench-tools

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
+
+from server import process
 
 __all__ = [
     "LOGGER_NAME",
@@ -82,7 +83,7 @@ class JsonFormatter(logging.Formatter):
             "level": level,
             "logger": logger,
             "msg": msg,
-            "pid": os.getpid(),
+            "pid": process.pid(),
         }
         request_id = REQUEST_ID.get()
         if request_id is not None:

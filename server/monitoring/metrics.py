@@ -9,6 +9,11 @@ each `Metrics` owns its instruments.
 Gauges say how they combine across workers: in-flight requests, readiness and model info
 are summed over live workers (`livesum`), so `scanopt_ready` counts ready workers and
 `scanopt_model_info{version, sha256}` counts the workers serving that version.
+
+Every value update in multiprocess mode asks prometheus_client's process identifier for
+the pid, to notice a fork and open the child's own files. Its default, `os.getpid`, is a
+system call, and a request makes about eleven updates; `server.process.pid` answers from
+a variable refreshed after every fork, so a fork is still noticed at the first update.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
+from server import process
 from server.settings import Settings
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -40,6 +47,12 @@ _INFERENCE_BUCKETS: Final = (
     0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5,
 )  # fmt: skip
 _BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+# prometheus_client picks its value class when it is imported (multiprocess when
+# PROMETHEUS_MULTIPROC_DIR is set); keep that choice, with the cheap pid. Instruments made
+# after this line use it, and every instrument is made by a Metrics-like object later.
+if getattr(values.ValueClass, "_multiprocess", False):
+    values.ValueClass = values.MultiProcessValue(process_identifier=process.pid)  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 class Metrics:

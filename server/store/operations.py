@@ -154,11 +154,23 @@ _PREDICTION_COLUMNS = ", ".join(
     f if f != "created_at" else "created_us" for f in _PREDICTION_FIELDS
 )
 _PREDICTION_MARKS = ", ".join("?" for _ in _PREDICTION_FIELDS)
-# Built from the record's field names (constants), never from input; values are parameters.
-_INSERT_PREDICTIONS = (
-    f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES ({_PREDICTION_MARKS}) "  # noqa: S608
-    "ON CONFLICT (prediction_id) DO NOTHING"
-)
+# Rows per INSERT statement of the prediction log. One statement per row made the store
+# thread release and retake the GIL around every row's step (a GIL hand-off with the event
+# loop per logged prediction); 25 rows of 20 parameters stay far below SQLite's and
+# PostgreSQL's parameter limits, and building them holds the GIL for ~50 µs at a time.
+_ROWS_PER_INSERT: Final = 25
+
+
+def _insert_predictions_sql(rows: int) -> str:
+    # Built from the record's field names (constants), never from input; values are parameters.
+    values = ", ".join(f"({_PREDICTION_MARKS})" for _ in range(rows))
+    return (
+        f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES {values} "  # noqa: S608
+        "ON CONFLICT (prediction_id) DO NOTHING"
+    )
+
+
+_INSERT_PREDICTIONS: Final = _insert_predictions_sql(_ROWS_PER_INSERT)
 _SELECT_PREDICTION = f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE prediction_id = ?"  # noqa: S608
 
 
@@ -178,9 +190,13 @@ def _prediction_params(record: PredictionRecord) -> list[object]:
 
 def insert_predictions(db: Db, records: list[PredictionRecord]) -> None:
     """Log predictions; an id logged before (a retried flush) is kept as it was."""
-    # A generator, not a list: the rows' parameters are built between the inserts (which
-    # release the GIL), so a batch of 500 never holds the GIL for milliseconds on end.
-    db.many(_INSERT_PREDICTIONS, (_prediction_params(record) for record in records))
+    # Chunk by chunk, so a batch of 500 never holds the GIL for milliseconds on end: the
+    # inserts between chunks release it.
+    for start in range(0, len(records), _ROWS_PER_INSERT):
+        chunk = records[start : start + _ROWS_PER_INSERT]
+        params = [value for record in chunk for value in _prediction_params(record)]
+        full = len(chunk) == _ROWS_PER_INSERT
+        db.run(_INSERT_PREDICTIONS if full else _insert_predictions_sql(len(chunk)), params)
 
 
 def select_prediction(db: Db, prediction_id: str) -> PredictionRecord | None:

@@ -95,7 +95,8 @@ class PostgresStore(SqlStore):
             pool.close()
 
     @contextlib.contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Db]:
+    def _transaction(self, *, write: bool, durable: bool = True) -> Iterator[Db]:
+        # `durable` is not used: a commit is as durable as the server's own settings make it.
         if self._pool is None:
             raise StoreUnavailableError("the postgresql store is not open")
         committing = False

@@ -4,7 +4,13 @@ Each pool thread keeps its own connection. WAL lets readers run while one writer
 writers take the write lock up front (`BEGIN IMMEDIATE`) so two of them never deadlock
 upgrading a read lock, and wait up to `busy_timeout_s` for each other (several Granian
 workers share the file). `synchronous=FULL`: a commit is on disk before it is
-acknowledged, as the store promises.
+acknowledged, as the store promises. The prediction log's batches are the exception
+(`durable=False`): they commit with `synchronous=NORMAL`, which in WAL mode skips the
+fsync of each COMMIT and syncs at checkpoints instead. A batch is then safe from a crash
+or SIGKILL of the process (the WAL is written before COMMIT returns) but not from a power
+loss or an operating-system crash, which can undo the batches committed since the WAL
+was last synced (a checkpoint, or a FULL commit of any connection); those rows were never
+acknowledged to anyone, and the buffer loses its unwritten rows in such a crash anyway.
 """
 
 from __future__ import annotations
@@ -73,17 +79,24 @@ class SqliteStore(SqlStore):
             conn.close()
 
     @contextlib.contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Db]:
+    def _transaction(self, *, write: bool, durable: bool = True) -> Iterator[Db]:
         conn = self._connection()
+        relaxed = write and not durable
         try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if relaxed:  # a connection setting: back to FULL before anything else runs on it
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield Db(conn, format_params=False, row_locks=False)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield Db(conn, format_params=False, row_locks=False)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=FULL")
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
             raise  # a bug in our SQL, not an outage: let it surface as a 500
         except sqlite3.Error as exc:

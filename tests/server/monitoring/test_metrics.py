@@ -76,3 +76,38 @@ def test_multiprocess_counters_sum_and_gauges_follow_live_workers(tmp_path: Path
     after = metrics.render().decode()
     assert values(after, "scanopt_predictions_total") == [({"model_version": "v1"}, 9.0)]
     assert values(after, "scanopt_ready") in ([], [({}, 0.0)])
+
+
+# Instruments made before a fork (as the launcher imports the app before Granian forks),
+# then updated in two forked children: each child's samples must go to its own files.
+FORKING = """
+import os, sys
+from server.monitoring.metrics import Metrics
+from server.settings import Settings
+metrics = Metrics(Settings.from_env())
+children = []
+for n in (2, 5):
+    pid = os.fork()
+    if pid == 0:
+        metrics.predictions.labels("v1").inc(n)
+        metrics.serving("v1", "abc", None)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print(" ".join(str(pid) for pid in children))
+"""
+
+
+def test_updates_after_a_fork_go_to_the_childs_own_files(tmp_path: Path) -> None:
+    """A forked worker's first update opens files named by its own pid, not its parent's."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO), "PATH": ""}
+    run = subprocess.run(
+        [sys.executable, "-c", FORKING], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    files = {p.name for p in tmp_path.glob("counter_*.db")}
+    assert {f"counter_{pid}.db" for pid in run.stdout.split()} <= files
+    metrics = Metrics(Settings(artifacts=tmp_path, multiproc_dir=tmp_path))
+    merged = metrics.render().decode()
+    assert values(merged, "scanopt_predictions_total") == [({"model_version": "v1"}, 7.0)]

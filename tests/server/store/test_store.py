@@ -103,6 +103,19 @@ async def test_prediction_log_round_trips_exactly(store: Store) -> None:
     assert await store.get_prediction("missing") is None
 
 
+async def test_a_batch_of_several_statements_logs_every_row_once(store: Store) -> None:
+    """A 60-row batch (written 25 rows per statement, the last statement shorter) stores
+    every row; a row already stored and one repeated in the batch keep their first copy."""
+    first = prediction(7, user_id="first")
+    await store.write_log([first], [])
+    batch = [prediction(n) for n in range(60)]
+    batch[10] = prediction(3, user_id="repeat")  # id p0003 twice in one statement
+    await store.write_log(batch, [])
+    for n in range(60):
+        expected = first if n == 7 else None if n == 10 else prediction(n)
+        assert await store.get_prediction(f"p{n:04d}") == expected
+
+
 async def test_prediction_without_ml_keeps_nulls(store: Store) -> None:
     """A control prediction stores no predicted values, and they read back as None."""
     nulls = dict.fromkeys(("result_count", "duration_s", "p_empty", "model_version"))
