@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,20 +84,6 @@ BUSINESS_WINDOWS: Final = {
 }
 
 
-def _merged(kept: list[DriftCount], new: list[DriftCount]) -> list[DriftCount]:
-    """`kept` and `new` as one list, counts of the same minute, version, column and bin added."""
-    if not kept:
-        return new
-    sums: dict[tuple[datetime, str, str, int], int] = {}
-    for c in (*kept, *new):
-        key = (c.bucket_start.replace(second=0, microsecond=0), c.version, c.feature, c.bin)
-        sums[key] = sums.get(key, 0) + c.n
-    return [
-        DriftCount(bucket_start=at, version=version, feature=feature, bin=b, n=n)
-        for (at, version, feature, b), n in sums.items()
-    ]
-
-
 class MonitorSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the jobs run, the drift window, retention and the labelled minimum."""
 
@@ -147,7 +134,8 @@ class Monitor:
         self._references: dict[str, tuple[Manifest, Reference]] = {}
         self._thresholds: dict[tuple[str, str, int], Thresholds] = {}
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
-        self._unwritten: list[DriftCount] = []  # counts a flush could not write
+        # Batches a flush could not write, oldest first, each with its flush id.
+        self._unwritten: list[tuple[str, list[DriftCount]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- manifests and references --------------------------------------------------------
@@ -328,32 +316,45 @@ class Monitor:
             reference = self.reference(version)
             if reference is not None:
                 references[version] = reference
-        counts = _merged(self._unwritten, self.counter.drain(references, at))
+        new = self.counter.drain(references, at)
+        if new:
+            self._unwritten.append((uuid.uuid4().hex, new))
         rollups = [] if self._history is None else self._history.take(at)
+        written = 0
         try:
-            if counts:
-                await self.store.add_drift_counts(counts)
-            written, self._unwritten = len(counts), []
-            counts = []  # written: a failure below must not keep them for the next flush
+            # Oldest first, each batch under its own flush id: a batch whose COMMIT broke
+            # may be stored already, and the store adds a flush id's counts only once.
+            while self._unwritten:
+                flush_id, batch = self._unwritten[0]
+                await self.store.add_drift_counts(batch, flush_id)
+                self._unwritten.pop(0)
+                written += len(batch)
             if rollups:
                 await self.store.write_rollups(rollups)
-            if not counts and not rollups:
+            if not written and not rollups:
                 await self.store.schema_version()  # nothing to write: still ask the store
             if self._history is not None:
                 self._history.written()
             self.gauges.store_up.set(1)
         except StoreUnavailableError as exc:
             self.gauges.store_up.set(0)
-            # Kept for the next flush (each count keeps its minute), the oldest minutes
-            # first to go beyond the bound. Should the connection have broken during the
-            # COMMIT, the store may hold them already: that flush's counts add twice.
-            counts.sort(key=lambda c: c.bucket_start)
-            lost = max(0, len(counts) - _UNWRITTEN_CAPACITY)
-            self._unwritten = counts[lost:]
+            # Kept for the next flush (each count keeps its minute), the oldest counts
+            # first to go beyond the bound.
+            lost = sum(len(batch) for _, batch in self._unwritten) - _UNWRITTEN_CAPACITY
+            dropped = max(0, lost)
+            while lost > 0:
+                flush_id, batch = self._unwritten[0]
+                if len(batch) <= lost:
+                    self._unwritten.pop(0)
+                    lost -= len(batch)
+                else:
+                    batch = sorted(batch, key=lambda c: c.bucket_start)
+                    self._unwritten[0] = (flush_id, batch[lost:])
+                    lost = 0
             _LOG.warning(
                 "drift counts not written (%d kept for the next flush, %d lost): %s",
-                len(self._unwritten),
-                lost,
+                sum(len(batch) for _, batch in self._unwritten),
+                dropped,
                 exc,
             )
             return 0

@@ -254,8 +254,11 @@ class SqlStore(abc.ABC):
             lambda db: shadow_queries.select_shadow_sums(db, *window, shadow), write=False
         )
 
-    async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
-        await self._tx(lambda db: mon.add_drift_counts(db, list(counts)))
+    async def add_drift_counts(
+        self, counts: Sequence[DriftCount], flush_id: str | None = None
+    ) -> bool:
+        at_us = to_us(datetime.now(UTC))
+        return await self._tx(lambda db: mon.add_drift_counts(db, list(counts), flush_id, at_us))
 
     async def drift_counts(
         self, version: str, since: datetime, until: datetime

@@ -134,8 +134,11 @@ class Store(Protocol):
         """Champion and shadow on the same labelled requests (server.store.shadow)."""
         ...
 
-    async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
-        """Add one worker's drift bin counts (mergeable: counts add)."""
+    async def add_drift_counts(
+        self, counts: Sequence[DriftCount], flush_id: str | None = None
+    ) -> bool:
+        """Add one worker's drift bin counts (mergeable: counts add); with a `flush_id`,
+        once: a flush sent again after a broken COMMIT returns False and adds nothing."""
         ...
 
     async def drift_counts(

@@ -195,6 +195,13 @@ _V4: Final = (
     "WHERE shadow_of IS NOT NULL",
 )
 
+# A drift flush whose COMMIT broke may have been stored: it is sent again under the same id,
+# and a flush id already here means its counts are in (they add, so twice would count twice).
+_V5: Final = (
+    "CREATE TABLE drift_flushes (flush_id TEXT PRIMARY KEY, at_us BIGINT NOT NULL)",
+    "CREATE INDEX drift_flushes_at ON drift_flushes (at_us)",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
@@ -215,6 +222,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         version=4,
         description="shadow scoring: predictions.shadow_of flags a challenger's rows",
         statements=_V4,
+    ),
+    Migration(
+        version=5,
+        description="monitoring: drift flush ids, so a flush sent again adds its counts once",
+        statements=_V5,
     ),
 )
 

@@ -229,8 +229,17 @@ def select_labelled(
 # --- drift counts ----------------------------------------------------------------------------
 
 
-def add_drift_counts(db: Db, counts: Sequence[DriftCount]) -> None:
-    """Add one worker's bin counts to what is stored (each count in its minute)."""
+def add_drift_counts(
+    db: Db, counts: Sequence[DriftCount], flush_id: str | None = None, at_us: int = 0
+) -> bool:
+    """Add one worker's bin counts to what is stored (each count in its minute); with a
+    `flush_id`, only once: False (nothing added) when that flush is stored already."""
+    if flush_id is not None and not db.run(
+        "INSERT INTO drift_flushes (flush_id, at_us) VALUES (?, ?) "
+        "ON CONFLICT (flush_id) DO NOTHING",
+        (flush_id, at_us),
+    ):
+        return False
     rows: dict[tuple[str, int, str, int], int] = {}
     for c in counts:
         key = (c.version, to_us(c.bucket_start) // MINUTE_US * MINUTE_US, c.feature, c.bin)
@@ -242,6 +251,7 @@ def add_drift_counts(db: Db, counts: Sequence[DriftCount]) -> None:
         "DO UPDATE SET n = drift_counts.n + excluded.n",
         [(*key, n) for key, n in sorted(rows.items())],
     )
+    return True
 
 
 def select_drift_counts(
@@ -350,6 +360,7 @@ _PRUNED: Final = (
     ("accuracy_rollups", "bucket_us"),
     ("calibration_rollups", "bucket_us"),
     ("drift_counts", "bucket_us"),
+    ("drift_flushes", "at_us"),
     ("metric_rollups", "bucket_us"),
     ("importance_results", "computed_us"),
 )

@@ -33,12 +33,23 @@ class _Flaky:
 
     def __init__(self) -> None:
         self.down = False
+        self.commit_breaks = False  # store the counts, then fail as a broken COMMIT does
         self.written: list[DriftCount] = []
+        self.flushes: set[str] = set()
 
-    async def add_drift_counts(self, counts: Sequence[DriftCount]) -> None:
+    async def add_drift_counts(
+        self, counts: Sequence[DriftCount], flush_id: str | None = None
+    ) -> bool:
         if self.down:
             raise StoreUnavailableError("the test store is down")
+        if flush_id is not None and flush_id in self.flushes:
+            return False  # as the real stores: a flush id is added once
+        if flush_id is not None:
+            self.flushes.add(flush_id)
         self.written.extend(counts)
+        if self.commit_breaks:
+            raise StoreUnavailableError("the connection broke during COMMIT: may have been stored")
+        return True
 
     async def schema_version(self) -> int:  # a flush with nothing to write asks the store
         if self.down:
@@ -109,3 +120,20 @@ async def test_counts_kept_while_the_store_is_down_are_written_when_it_is_back(
     store.written.clear()
     assert await monitor.flush(T0 + timedelta(minutes=3)) == 0  # nothing is written twice
     assert store.written == []
+
+
+async def test_a_flush_whose_commit_broke_is_counted_once(
+    artifacts: Path, built_versions: Versions
+) -> None:
+    """The store took a flush but its answer was lost: the flush is kept and sent again
+    under the same id, so every row is counted once, not twice."""
+    version = built_versions.first
+    store = _Flaky()
+    monitor = _monitor(store, artifacts, version, CollectorRegistry())
+    store.commit_breaks = True
+    _observe(monitor, version, 3)
+    assert await monitor.flush(T0) == 0
+    store.commit_breaks = False
+    _observe(monitor, version, 2)
+    assert await monitor.flush(T0 + timedelta(minutes=1)) > 0
+    assert set(_per_column(store.written).values()) == {3 + 2}

@@ -77,6 +77,17 @@ async def test_drift_counts_add_up_across_workers(store: Store) -> None:
     assert await store.drift_counts("v2", *window) == {"vix": {2: 5}}
 
 
+async def test_a_drift_flush_sent_again_under_its_id_adds_once(store: Store) -> None:
+    """A flush whose COMMIT broke may be stored: sent again under the same flush id it adds
+    nothing (False), while another id adds as usual."""
+    count = DriftCount(bucket_start=T0, version="v1", feature="vix", bin=2, n=5)
+    assert await store.add_drift_counts([count], "flush-a")
+    assert not await store.add_drift_counts([count], "flush-a")
+    assert await store.add_drift_counts([count], "flush-b")
+    window = (T0, T0 + timedelta(minutes=1))
+    assert await store.drift_counts("v1", *window) == {"vix": {2: 10}}
+
+
 def _as_dict(count: DriftCount) -> dict[str, object]:
     return {f: getattr(count, f) for f in count.__struct_fields__}
 
