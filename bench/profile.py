@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.corpus import scan_bodies, write_bodies
@@ -28,7 +28,7 @@ from bench.plan import RunConfig, server_spec
 from bench.servers import free_port, running_server
 from bench.wrk import run_wrk
 
-__all__ = ["main", "top_frames"]
+__all__ = ["main", "top_frames", "trace_one_worker"]
 
 _CORPUS = 20_000
 _LINE = re.compile(r":\d+\)$")  # "run (server/x.py:12)" -> "run (server/x.py)"
@@ -65,6 +65,37 @@ def top_frames(
     return share(own), share(total)
 
 
+def trace_one_worker(
+    name: str,
+    artifacts: Path,
+    out: Path,
+    seconds: float,
+    tracer: Callable[[int], list[str]],
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Start a 1-worker scanopt on the uncached corpus, warm it with wrk for 2 s, then run
+    `tracer(worker_pid)` (a command that returns after `seconds`) while wrk keeps it busy;
+    what the tracer returned (not checked: the caller knows its exit codes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    bodies = write_bodies(out / "bodies.jsonl", scan_bodies(_CORPUS))
+    run = RunConfig(name=name, server="scanopt", workers=1, batcher=False, env=env or {})
+    spec = server_spec(run, free_port(), artifacts=artifacts, workdir=out, baseline_model=None)
+    with running_server(spec, out) as server:
+        url = f"{spec.base_url}/v1/predict"
+        run_wrk(url, bodies, duration_s=2, workdir=out)  # warm the worker
+        worker = server.worker_pids()[0]
+        load = threading.Thread(
+            target=run_wrk,
+            args=(url, bodies),
+            kwargs={"duration_s": seconds + 3, "workdir": out},
+        )
+        load.start()
+        try:
+            return subprocess.run(tracer(worker), check=False, capture_output=True)
+        finally:
+            load.join()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
@@ -75,33 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(spy).exists():
         print("py-spy is missing: pip install py-spy (the dev extra has it)", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    bodies = write_bodies(args.out / "bodies.jsonl", scan_bodies(_CORPUS))
-    run = RunConfig(name="profile scanopt 1w", server="scanopt", workers=1, batcher=False)
-    spec = server_spec(
-        run, free_port(), artifacts=args.artifacts, workdir=args.out, baseline_model=None
-    )
     raw = args.out / "stacks.txt"
-    with running_server(spec, args.out) as server:
-        url = f"{spec.base_url}/v1/predict"
-        run_wrk(url, bodies, duration_s=2, workdir=args.out)  # warm the worker
-        worker = server.worker_pids()[0]
-        load = threading.Thread(
-            target=run_wrk,
-            args=(url, bodies),
-            kwargs={"duration_s": args.seconds + 2, "workdir": args.out},
-        )
-        load.start()
-        subprocess.run(
-            [
-                *(spy, "record", "--pid", str(worker), "--duration", str(args.seconds)),
-                *("--rate", "250", "--format", "raw", "--threads", "--nonblocking"),
-                *("--output", str(raw)),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        load.join()
+    traced = trace_one_worker(
+        "profile scanopt 1w",
+        args.artifacts,
+        args.out,
+        args.seconds,
+        lambda worker: [
+            *(spy, "record", "--pid", str(worker), "--duration", str(args.seconds)),
+            *("--rate", "250", "--format", "raw", "--threads", "--nonblocking"),
+            *("--output", str(raw)),
+        ],
+    )
+    if traced.returncode != 0:
+        print(f"py-spy failed ({traced.returncode}): {traced.stderr.decode()}", file=sys.stderr)
+        return 1
     own, total = top_frames(raw.read_text())
     print(f"py-spy, 1 worker under wrk -t1 -c16, {args.seconds} s; share of samples")
     print("self:")

@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.corpus import scan_bodies, write_bodies
-from bench.plan import RunConfig, server_spec
-from bench.servers import free_port, running_server
-from bench.wrk import run_wrk
+from bench.profile import trace_one_worker
 
 __all__ = ["main", "per_response", "strace_counts"]
-
-_CORPUS = 20_000
 
 
 def strace_counts(summary: str) -> dict[str, int]:
@@ -67,33 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("strace is missing: apt-get install strace", file=sys.stderr)
         return 2
     env = dict(item.split("=", 1) for item in args.env)
-    args.out.mkdir(parents=True, exist_ok=True)
-    bodies = write_bodies(args.out / "bodies.jsonl", scan_bodies(_CORPUS))
-    run = RunConfig(name="syscalls 1w", server="scanopt", workers=1, batcher=False, env=env)
-    spec = server_spec(
-        run, free_port(), artifacts=args.artifacts, workdir=args.out, baseline_model=None
-    )
     summary = args.out / "strace.txt"
-    with running_server(spec, args.out) as server:
-        url = f"{spec.base_url}/v1/predict"
-        run_wrk(url, bodies, duration_s=2, workdir=args.out)  # warm the worker
-        worker = server.worker_pids()[0]
-        load = threading.Thread(
-            target=run_wrk,
-            args=(url, bodies),
-            kwargs={"duration_s": args.seconds + 3, "workdir": args.out},
-        )
-        load.start()
-        # strace detaches on SIGINT, which `timeout` sends after the duration.
-        subprocess.run(
-            [
-                *("timeout", "-s", "INT", str(args.seconds)),
-                *(strace, "-c", "-f", "-p", str(worker), "-o", str(summary)),
-            ],
-            check=False,
-            capture_output=True,
-        )
-        load.join()
+    # strace detaches on SIGINT, which `timeout` sends after the duration (exit 124).
+    traced = trace_one_worker(
+        "syscalls 1w",
+        args.artifacts,
+        args.out,
+        args.seconds,
+        lambda worker: [
+            *("timeout", "-s", "INT", str(args.seconds)),
+            *(strace, "-c", "-f", "-p", str(worker), "-o", str(summary)),
+        ],
+        env=env,
+    )
+    if traced.returncode not in (0, 124):
+        print(f"strace failed ({traced.returncode}): {traced.stderr.decode()}", file=sys.stderr)
+        return 1
     counts = per_response(strace_counts(summary.read_text()))
     settings = " ".join(args.env) or "defaults"
     print(f"strace -c -f, 1 worker under wrk -t1 -c16 ({settings}), {args.seconds} s:")
