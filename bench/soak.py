@@ -2,6 +2,7 @@
 
     python -m bench.soak                      # 1,000 req/s for 300 s (the plan's soak)
     python -m bench.soak --rate 200 --duration 30
+    python -m bench.soak --mix event=15,feedback=7   # only the writes, in the default's proportion
 
 The server is `python -m server.serve` with 2 workers, the prediction log on for every
 prediction, and an empty SQLite store on disk. The mix, by request: 70% /v1/predict, 5%
@@ -55,6 +56,26 @@ P95_LIMIT_MS: Final = 5.0
 RSS_GROWTH_LIMIT: Final = 0.10
 # Share of requests per endpoint, in tenths of a percent (sums to 1000).
 MIX: Final = (("predict", 700), ("batch", 50), ("recommend", 30), ("event", 150), ("feedback", 70))
+Mix = tuple[tuple[str, int], ...]
+
+
+def parse_mix(text: str) -> Mix:
+    """`kind=weight,...` (weights are relative, any positive integers) as a mix."""
+    known = [kind for kind, _ in MIX]
+    mix: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, weight = part.partition("=")
+        if kind not in known or not sep or not weight.isdigit() or int(weight) == 0:
+            raise ValueError(
+                f"{part!r}: expected KIND=WEIGHT with KIND one of {', '.join(known)} "
+                "and WEIGHT a positive integer"
+            )
+        if kind in dict(mix):
+            raise ValueError(f"{kind!r} is given twice")
+        mix.append((kind, int(weight)))
+    if not mix:
+        raise ValueError("the mix is empty: expected KIND=WEIGHT,...")
+    return tuple(mix)
 
 
 class SoakResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,13 +103,19 @@ class MixedRequests(Sequence[bytes]):
     """Request i of the mix as raw HTTP/1.1 bytes, built when asked for (new ids each time)."""
 
     def __init__(
-        self, host: str, total: int, scans: list[bytes], prediction_ids: list[str]
+        self,
+        host: str,
+        total: int,
+        scans: list[bytes],
+        prediction_ids: list[str],
+        mix: Mix = MIX,
     ) -> None:
         self.host = host
         self.total = total
         self.scans = scans
         self.prediction_ids = prediction_ids
-        self.kinds = [kind for kind, share in MIX for _ in range(share)]
+        self.kinds = [kind for kind, share in mix for _ in range(share)]
+        # Every kind, so a feedback that runs out of ids can still count as a predict.
         self.counts: dict[str, int] = dict.fromkeys((k for k, _ in MIX), 0)
         self.kind_of: list[str] = [""] * total  # what request i turned out to be
         self._feedback = 0
@@ -192,7 +219,7 @@ def _metric(url: str, name: str) -> float:
     )
 
 
-def soak(rate: float, duration_s: float, out: Path) -> SoakResult:
+def soak(rate: float, duration_s: float, out: Path, mix: Mix = MIX) -> SoakResult:
     """Run the soak; its figures and verdict (raises LoadRunError if the server fails)."""
     artifacts = REPO / "artifacts"
     home = Path(tempfile.mkdtemp(prefix="scanopt-soak-"))
@@ -219,10 +246,10 @@ def soak(rate: float, duration_s: float, out: Path) -> SoakResult:
         total = max(1, round(rate * duration_s))
         scans = scan_bodies(20_000)
         with running_server(spec, out, base_env=base) as server:
-            feedback_share = dict(MIX)["feedback"] / 1000
+            feedback_share = dict(mix).get("feedback", 0) / sum(w for _, w in mix)
             ids = _prediction_ids(spec.base_url, scans, int(total * feedback_share * 1.05) + 10)
             before_predictions = _count(db, "predictions") if db.exists() else 0
-            mixed = MixedRequests(f"127.0.0.1:{port}", total, scans, ids)
+            mixed = MixedRequests(f"127.0.0.1:{port}", total, scans, ids, mix)
             rss: dict[str, list[float]] = {str(p): [] for p in child_pids(server.pid)}
             stop = threading.Event()
 
@@ -297,13 +324,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "soak")
+    parser.add_argument(
+        "--mix",
+        default=",".join(f"{k}={w}" for k, w in MIX),
+        help="KIND=WEIGHT,... of predict, batch, recommend, event, feedback (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as exc:
+        parser.error(f"--mix: {exc}")
     if not (REPO / "artifacts" / "current").is_file():
         print("artifacts/current does not exist: make a model first (`just model`)")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        result = soak(args.rate, args.duration, args.out)
+        result = soak(args.rate, args.duration, args.out, mix)
     except LoadRunError as exc:
         print(f"soak FAILED: {exc}")
         return 1

@@ -35,6 +35,7 @@ from server.store.experiment_metrics import (
     ExperimentMetrics,
     select_experiment_metrics,
 )
+from server.store.group_commit import GroupCommit
 from server.store.monitoring import AccuracySums, DriftCount, ImportanceResult
 from server.store.records import (
     Event,
@@ -65,6 +66,8 @@ class SqlStore(abc.ABC):
     def __init__(self, *, threads: int) -> None:
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
+        # Events and feedback, each acknowledged only once on disk, share COMMITs.
+        self.group_commit = GroupCommit(lambda job: self._tx(job))
 
     # --- backend hooks (run in the pool's threads) ---------------------------------------
 
@@ -102,6 +105,7 @@ class SqlStore(abc.ABC):
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="scanopt-store")
+        self.group_commit = GroupCommit(lambda job: self._tx(job))
         try:
             await self._call(self._connect)
             now = datetime.now(UTC)
@@ -178,14 +182,22 @@ class SqlStore(abc.ABC):
     # --- events and feedback -------------------------------------------------------------------
 
     async def record_event(self, event: Event, received_at: datetime) -> bool:
-        return await self._tx(lambda db: outcomes.insert_event(db, event, to_us(received_at)))
+        received_us = to_us(received_at)
+        inserted: bool = await self.group_commit.submit(
+            lambda db: outcomes.insert_event(db, event, received_us)
+        )
+        return inserted
 
     async def list_events(self, since: datetime, until: datetime) -> list[EventRecord]:
         window = (to_us(since), to_us(until))
         return await self._tx(lambda db: outcomes.select_events(db, *window), write=False)
 
     async def record_feedback(self, feedback: Feedback, received_at: datetime) -> bool:
-        return await self._tx(lambda db: outcomes.insert_feedback(db, feedback, to_us(received_at)))
+        received_us = to_us(received_at)
+        inserted: bool = await self.group_commit.submit(
+            lambda db: outcomes.insert_feedback(db, feedback, received_us)
+        )
+        return inserted
 
     async def list_feedback(self, since: datetime, until: datetime) -> list[FeedbackRecord]:
         window = (to_us(since), to_us(until))

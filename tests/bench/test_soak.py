@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.soak import MIX, MixedRequests, soak
+from bench.soak import MIX, MixedRequests, parse_mix, soak
 
 
 def test_the_mix_is_what_it_says_and_each_request_knows_its_kind() -> None:
@@ -43,3 +43,24 @@ def test_a_short_soak_stores_what_it_acknowledged_and_times_each_kind(tmp_path: 
     }
     assert len(result.rss_mb) == 2  # both workers sampled
     msgspec.json.encode(result)  # what soak.json is written from
+
+
+def test_a_mix_is_parsed_from_kind_weight_pairs_and_bad_ones_say_what_is_expected() -> None:
+    """`--mix event=15,feedback=7` sends only those kinds in that proportion; an unknown
+    kind, a weight that is not a positive integer, a repeat or nothing at all is refused
+    with what was expected."""
+    mix = parse_mix("event=15, feedback=7")
+    assert mix == (("event", 15), ("feedback", 7))
+    mixed = MixedRequests("h:1", 220, [b'{"user_id":"u"}'], ["p"] * 100, mix)
+    paths = Counter(mixed[i].split(b" ", 2)[1].decode() for i in range(220))
+    assert paths == {"/v1/events": 150, "/v1/feedback": 70}
+    for bad, words in [
+        ("events=1", "KIND one of predict, batch"),
+        ("event=0", "WEIGHT a positive integer"),
+        ("event=x", "WEIGHT a positive integer"),
+        ("event", "expected KIND=WEIGHT"),
+        ("event=1,event=2", "given twice"),
+        ("", "empty"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse_mix(bad)
