@@ -3,6 +3,7 @@
     python -m bench.soak                      # 1,000 req/s for 300 s (the plan's soak)
     python -m bench.soak --rate 200 --duration 30
     python -m bench.soak --mix event=15,feedback=7   # only the writes, in the default's proportion
+    python -m bench.soak --env SCANOPT_MONITORING=off  # a server setting changed for the run
 
 The server is `python -m server.serve` with 2 workers, the prediction log on for every
 prediction, and an empty SQLite store on disk. The mix, by request: 70% /v1/predict, 5%
@@ -219,7 +220,24 @@ def _metric(url: str, name: str) -> float:
     )
 
 
-def soak(rate: float, duration_s: float, out: Path, mix: Mix = MIX) -> SoakResult:
+def parse_env(items: Sequence[str]) -> dict[str, str]:
+    """`SCANOPT_KEY=VALUE` items as server settings for the run."""
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("SCANOPT_") or key != key.upper():
+            raise ValueError(f"{item!r}: expected SCANOPT_NAME=VALUE (a server setting)")
+        env[key] = value
+    return env
+
+
+def soak(
+    rate: float,
+    duration_s: float,
+    out: Path,
+    mix: Mix = MIX,
+    settings: dict[str, str] | None = None,
+) -> SoakResult:
     """Run the soak; its figures and verdict (raises LoadRunError if the server fails)."""
     artifacts = REPO / "artifacts"
     home = Path(tempfile.mkdtemp(prefix="scanopt-soak-"))
@@ -241,6 +259,7 @@ def soak(rate: float, duration_s: float, out: Path, mix: Mix = MIX) -> SoakResul
                 "SCANOPT_METRICS_DIR": str(home / "metrics"),
                 "SCANOPT_LOG_LEVEL": "WARNING",
                 "SCANOPT_PREDICTION_LOG_SHARE": "1",
+                **(settings or {}),
             },
         )
         total = max(1, round(rate * duration_s))
@@ -329,17 +348,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(f"{k}={w}" for k, w in MIX),
         help="KIND=WEIGHT,... of predict, batch, recommend, event, feedback (default: %(default)s)",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="SCANOPT_NAME=VALUE",
+        help="a server setting for the run (repeatable); the soak's own are the default",
+    )
     args = parser.parse_args(argv)
     try:
         mix = parse_mix(args.mix)
     except ValueError as exc:
         parser.error(f"--mix: {exc}")
+    try:
+        settings = parse_env(args.env)
+    except ValueError as exc:
+        parser.error(f"--env: {exc}")
     if not (REPO / "artifacts" / "current").is_file():
         print("artifacts/current does not exist: make a model first (`just model`)")
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        result = soak(args.rate, args.duration, args.out, mix)
+        result = soak(args.rate, args.duration, args.out, mix, settings)
     except LoadRunError as exc:
         print(f"soak FAILED: {exc}")
         return 1

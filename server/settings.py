@@ -132,6 +132,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _num(0.0, 10.0, "longest a worker holds a log line below WARNING; 0 writes each at once"),
     ] = 0.2
     intra_op_threads: Annotated[int, _int(1, 256, "onnxruntime threads per session")] = 1
+    # glibc malloc arenas per process (server/memory.py says why); 0 keeps glibc's
+    # default of 8 per core, and MALLOC_ARENA_MAX set in the environment wins.
+    malloc_arenas: Annotated[
+        int, _int(0, 1024, "glibc malloc arenas per process; 0 leaves glibc's default")
+    ] = 2
     metrics_dir: Annotated[Path, _path("Prometheus multiprocess directory")] = Path("var/metrics")
     # Each worker checks artifacts/current this often and loads a new version by itself,
     # so every worker converges after a reload or promotion; 0 switches polling off.

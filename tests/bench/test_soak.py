@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.soak import MIX, MixedRequests, parse_mix, soak
+from bench.soak import MIX, MixedRequests, parse_env, parse_mix, soak
 
 
 def test_the_mix_is_what_it_says_and_each_request_knows_its_kind() -> None:
@@ -64,3 +64,14 @@ def test_a_mix_is_parsed_from_kind_weight_pairs_and_bad_ones_say_what_is_expecte
     ]:
         with pytest.raises(ValueError, match=words):
             parse_mix(bad)
+
+
+def test_settings_for_the_run_must_be_scanopt_variables() -> None:
+    """`--env SCANOPT_MONITORING=off` passes through; anything else is refused by name."""
+    assert parse_env(["SCANOPT_MONITORING=off", "SCANOPT_LOG_LEVEL=INFO"]) == {
+        "SCANOPT_MONITORING": "off",
+        "SCANOPT_LOG_LEVEL": "INFO",
+    }
+    for bad in ["PATH=/tmp", "SCANOPT_MONITORING", "scanopt_monitoring=off"]:
+        with pytest.raises(ValueError, match=f"{bad!r}: expected SCANOPT_NAME=VALUE"):
+            parse_env([bad])
