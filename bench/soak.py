@@ -220,6 +220,10 @@ def _metric(url: str, name: str) -> float:
     )
 
 
+# The soak's own: it listens on its port and counts rows in its own SQLite file.
+FIXED_SETTINGS: Final = ("SCANOPT_PORT", "SCANOPT_STORE_DSN", "SCANOPT_METRICS_DIR")
+
+
 def parse_env(items: Sequence[str]) -> dict[str, str]:
     """`SCANOPT_KEY=VALUE` items as server settings for the run."""
     env: dict[str, str] = {}
@@ -227,6 +231,11 @@ def parse_env(items: Sequence[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("SCANOPT_") or key != key.upper():
             raise ValueError(f"{item!r}: expected SCANOPT_NAME=VALUE (a server setting)")
+        if key in FIXED_SETTINGS:
+            raise ValueError(
+                f"{key} is the soak's own (it checks its own SQLite store on its own port); "
+                f"expected any setting but {', '.join(FIXED_SETTINGS)}"
+            )
         env[key] = value
     return env
 

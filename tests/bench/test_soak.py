@@ -75,3 +75,5 @@ def test_settings_for_the_run_must_be_scanopt_variables() -> None:
     for bad in ["PATH=/tmp", "SCANOPT_MONITORING", "scanopt_monitoring=off"]:
         with pytest.raises(ValueError, match=f"{bad!r}: expected SCANOPT_NAME=VALUE"):
             parse_env([bad])
+    with pytest.raises(ValueError, match="SCANOPT_STORE_DSN is the soak's own"):
+        parse_env(["SCANOPT_STORE_DSN=postgresql://x"])
