@@ -35,6 +35,8 @@ class InProcessFigure(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     p99_us: float
     mean_us: float
     max_us: float
+    # Cases timing a batch of rows (monitoring_drain): the median call over its rows.
+    per_row_us: float | None = None
 
 
 class HttpRun(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

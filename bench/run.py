@@ -90,6 +90,7 @@ def run_inprocess(
             p99_us=float(b["extra_info"]["p99_us"]),
             mean_us=b["stats"]["mean"] * 1e6,
             max_us=b["stats"]["max"] * 1e6,
+            per_row_us=b["extra_info"].get("per_row_us"),
         )
         for b in raw["benchmarks"]
         if "p99_us" in b.get("extra_info", {})

@@ -36,6 +36,9 @@ GOAL_VS_CEILING: Final = 0.7
 GOAL_RSS_MB: Final = 200.0
 # /v1/predict req/s with monitoring on over the same server with it off.
 GOAL_MONITORING_RATIO: Final = 0.97
+# The monitoring work a request adds, in process: the kept row, and the kept row with its
+# share of binning (the monitoring issue's goal).
+GOAL_MONITORING_US: Final = 3.0
 # Capacity math: the load to plan for, and how hot a replica may run. Latency stays near
 # its idle value only well below saturation (queueing grows as 1 / (1 - utilisation)).
 CAPACITY_TARGET_RPS: Final = 10_000.0
@@ -126,6 +129,18 @@ def build_checks(
             False,
         )
     )
+    observe, drain = by_name.get("monitoring_observe"), by_name.get("monitoring_drain")
+    for name, value in (
+        (
+            "monitoring work per request in process (a kept row), median",
+            observe.median_us if observe else None,
+        ),
+        (
+            "monitoring cost per request in process (kept row + its share of binning), median",
+            drain.per_row_us if drain else None,
+        ),
+    ):
+        checks.append(_check(name, "goal", "< 3 µs", value, "µs", GOAL_MONITORING_US, False))
     for run in runs:
         if run.server != "scanopt":
             continue
