@@ -4,15 +4,16 @@ glibc gives every thread that allocates an arena of its own, up to 8 per core (1
 2-core machine), and an arena keeps what was freed in it for that arena's later use
 rather than returning it to the system. A worker runs many threads: its store pool (4),
 asyncio's default executor (the drift calibration and the importance measurement of the
-worker holding the monitoring lease) and onnxruntime's. Each arena then grows to the
+worker holding the monitoring lease) and any onnxruntime starts. Each arena then grows to the
 largest amount its threads ever held at once, and together they showed up as a worker's
 resident memory climbing for minutes. `tracemalloc` found no Python objects behind the
 growth: only the bounded prediction cache grew.
 
 Measured with `python -m bench.soak --rate 300 --duration 240` (2 workers, the default
-mix, monitoring on, 2026-12-02): the lease holder's RSS grew 15.8% after the warm-up
-with glibc's default arenas and 6.0% with at most 2; the other worker 2.6% and 1.8%.
-With monitoring off, 2.6% and 3.8%. The README gives the replicate runs.
+mix, monitoring on, 2026-12-02, two runs each): the lease holder's RSS grew 15.8% and
+15.1% after the warm-up with glibc's default arenas, 6.0% and 10.6% with at most 2 (the
+other worker: under 3% either way; monitoring off: 2.6% and 3.8%). Over 15 minutes with
+the cap it climbed for the first two and then stayed flat: 1.2% after the first fifth.
 
 `limit_malloc_arenas` runs in the launcher before Granian starts a thread or forks a
 worker, so every worker inherits the limit; it also sets `MALLOC_ARENA_MAX` for any
