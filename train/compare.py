@@ -12,18 +12,33 @@ give an interval and are refused.
 
 The promotion rule (RULE): the challenger is promoted only when no metric is worse (the
 interval's upper bound is below 0), at least one is better (the lower bound is above 0),
-each 90% interval covers between COVERAGE_BAND of the holdout outcomes, and one row is
-not slower than the champion's by more than LATENCY_SLACK plus LATENCY_FLOOR_US
+each 90% interval's holdout coverage is consistent with COVERAGE_BAND (its 95% interval
+over users, coverage_interval, reaches into the band), and one row is not slower than
+the champion's by more than LATENCY_SLACK plus LATENCY_FLOOR_US
 (onnxruntime, the two graphs measured in interleaved rounds on the same holdout rows, so
 the machine's load falls on both). Parity is checked at export: a graph that does not
 reproduce scikit-learn is never written.
 
 The recalibration rule (RECALIBRATION_RULE, `just retrain --recalibrate-only`): the point
 outputs (result_count, duration_s) are identical on every holdout row, p_empty's Brier
-score is not worse, each 90% interval of the recalibrated version covers between
-COVERAGE_BAND of the holdout, no target's coverage moved away from 0.90 and at least one
+score is not worse, each 90% interval's holdout coverage is consistent with COVERAGE_BAND
+(as above), no target's coverage moved away from 0.90 and at least one
 moved closer (or the Brier score is better), and the same latency rule. A coverage moved
 when the 95% interval over users of the paired coverage difference excludes 0.
+
+Why coverage is judged by an interval and not by its point figure: a holdout is a few
+hundred outcomes of a few dozen users, so the share covered is itself an estimate (on
+182 outcomes of 76 users its 95% interval is about +-0.045), and a challenger's
+widenings, fitted where recent outcomes are weighted up, rest on few effective rows and
+move between runs of the same code. In five runs the end-to-end loop test (recent weight
+1000) read 0.835, 0.857, 0.912 (twice) and 0.918 for the challenger's result_count
+coverage on the same holdout with the same point predictions; the point figure against
+the band refused the first, a challenger that won on both MAEs. The rule refuses what
+the holdout shows to be outside the band at 95%: on a holdout of that size, intervals
+that truly cover 0.75 or 0.995 are refused at least 80% of the time and ones that cover
+0.90 almost never (tests/train/test_compare.py); intervals covering 0.80 pass about two
+times in three, which is what the probation after a promotion (the same band, judged
+once 1,000 outcomes are labelled by default) is there to catch.
 """
 
 from __future__ import annotations
@@ -49,6 +64,7 @@ __all__ = [
     "RULE",
     "CompareError",
     "coverage_difference",
+    "coverage_interval",
     "decide",
     "decide_recalibration",
     "latency_budget_us",
@@ -65,18 +81,20 @@ LATENCY_FLOOR_US: Final = 2.0
 COVERAGE_TARGET: Final = 0.90
 # 90% intervals on a few hundred holdout rows: binomial noise alone is about +-2 points.
 COVERAGE_BAND: Final = (0.85, 0.95)
+_COVERED: Final = (
+    f"each 90% interval's holdout coverage is consistent with {COVERAGE_BAND[0]:g}-"
+    f"{COVERAGE_BAND[1]:g} (its 95% interval over users reaches into the band)"
+)
 RULE: Final = (
     "promote only if no metric is worse (95% interval of champion - challenger entirely "
-    "below 0), at least one is better (interval entirely above 0), each 90% interval "
-    f"covers {COVERAGE_BAND[0]:g}-{COVERAGE_BAND[1]:g} of holdout outcomes, and one row "
+    f"below 0), at least one is better (interval entirely above 0), {_COVERED}, and one row "
     f"costs at most {1 + LATENCY_SLACK:g}x the champion's + {LATENCY_FLOOR_US:g} us "
     "(interleaved rounds)"
 )
 RECALIBRATION_RULE: Final = (
     "promote a recalibration only if result_count and duration_s are identical on every "
     "holdout row, p_empty Brier is not worse (95% interval of champion - challenger not "
-    f"entirely below 0), each 90% interval covers {COVERAGE_BAND[0]:g}-{COVERAGE_BAND[1]:g} "
-    f"of holdout outcomes, no coverage moved away from {COVERAGE_TARGET:g} and one moved "
+    f"entirely below 0), {_COVERED}, no coverage moved away from {COVERAGE_TARGET:g} and one moved "
     "closer or Brier is better (a move: the 95% interval over users of the paired coverage "
     f"difference excludes 0), and one row costs at most {1 + LATENCY_SLACK:g}x the "
     f"champion's + {LATENCY_FLOOR_US:g} us (interleaved rounds)"
@@ -118,6 +136,46 @@ def paired_difference(
         rows=len(frame),
         verdict=verdict,
     )
+
+
+def coverage_interval(
+    users: Sequence[str], covered: npt.NDArray[np.float64], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """The share of rows covered (0/1 per row) and its `confidence` interval with the user
+    as the cluster: the cluster-robust (CR1) standard error of a mean, sqrt(G / (G - 1) *
+    sum over users of (their rows' sum of covered - share)^2) / rows, with Student's t on
+    G - 1 degrees of freedom, G the number of users. Centred on the row share, which is
+    the figure shown; clipped to [0, 1]."""
+    frame = pl.DataFrame({"user": list(users), "c": np.asarray(covered, dtype=np.float64)})
+    rows = len(frame)
+    if rows == 0:
+        raise CompareError("coverage: no holdout rows")
+    share = float(frame["c"].to_numpy().mean())
+    per_user = frame.group_by("user").agg((pl.col("c") - share).sum())["c"].to_numpy()
+    g = len(per_user)
+    if g < 2:
+        raise CompareError(f"coverage: {g} holdout user(s): expected at least 2 for an interval")
+    se = math.sqrt(g / (g - 1) * float(np.sum(per_user**2))) / rows
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=g - 1)) * se
+    return share, max(0.0, share - half), min(1.0, share + half)
+
+
+def _coverage_band(checks: Mapping[str, float]) -> list[str]:
+    """The challenger's `<target>_coverage_90` checks against COVERAGE_BAND, by their
+    `_lower` and `_upper` bounds (the point figure itself when a bound is missing)."""
+    low, high = COVERAGE_BAND
+    failed = []
+    for name, value in checks.items():
+        # champion_* figures are shown beside the challenger's, not judged.
+        if name.startswith("champion_") or not name.endswith("coverage_90"):
+            continue
+        lower = checks.get(f"{name}_lower", value)
+        upper = checks.get(f"{name}_upper", value)
+        if upper < low or lower > high:
+            failed.append(
+                f"{name} {value:.3f} (95% [{lower:.3f}, {upper:.3f}]) outside {low:g}-{high:g}"
+            )
+    return failed
 
 
 def latency_budget_us(champion_us: float) -> float:
@@ -178,10 +236,7 @@ def decide_recalibration(
         failed.append(f"{', '.join(away)} moved away from {COVERAGE_TARGET:g}")
     if not any(d.verdict == "better" for d in (*coverage, *brier)):
         failed.append(f"no coverage moved closer to {COVERAGE_TARGET:g} and Brier is no better")
-    low, high = COVERAGE_BAND
-    for d in coverage:
-        if not low <= d.challenger <= high:
-            failed.append(f"{d.metric} {d.challenger:.3f} outside {low:g}-{high:g}")
+    failed += _coverage_band(checks)
     failed += _latency(checks)
     verdict = "promote" if not failed else "keep the champion: " + "; ".join(failed)
     return RetrainComparison(
@@ -210,13 +265,7 @@ def decide(
         failed.append(f"worse on {', '.join(worse)}")
     if not better:
         failed.append("better on no metric")
-    low, high = COVERAGE_BAND
-    for name, value in checks.items():
-        # champion_* figures are shown beside the challenger's, not judged.
-        if name.startswith("champion_") or not name.endswith("coverage_90"):
-            continue
-        if not low <= value <= high:
-            failed.append(f"{name} {value:.3f} outside {low:g}-{high:g}")
+    failed += _coverage_band(checks)
     failed += _latency(checks)
     verdict = "promote" if not failed else "keep the champion: " + "; ".join(failed)
     return RetrainComparison(

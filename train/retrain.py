@@ -73,7 +73,7 @@ from server.domain.artifact import (
 )
 from server.domain.features import encode_scans
 from server.domain.scan import ScanRecord
-from train.compare import CompareError, decide, paired_difference
+from train.compare import CompareError, coverage_interval, decide, paired_difference
 from train.data import HistoryError, dataset_from_records, load_history, records_digest
 from train.models import predict_outputs
 from train.outcomes import OutcomeError, outcome_records, read_outcomes, shown_dsn
@@ -206,17 +206,25 @@ def holdout_differences(frame: pl.DataFrame) -> list[PairedDifference]:
 
 
 def holdout_coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
-    return {
-        f"{target}_coverage_90": float(
+    """`<target>_coverage_90` (the share of holdout outcomes inside `who`'s 90% interval)
+    with `_lower` and `_upper`, its 95% interval over users (train.compare's
+    coverage_interval), for each target."""
+    users = frame["user"].to_list()
+    checks = {}
+    for target in ("result_count", "duration_s"):
+        covered = (
             frame.select(
-                (
-                    (pl.col(target) >= pl.col(f"{who}_{target}_lo"))
-                    & (pl.col(target) <= pl.col(f"{who}_{target}_hi"))
-                ).mean()
-            ).item()
+                (pl.col(target) >= pl.col(f"{who}_{target}_lo"))
+                & (pl.col(target) <= pl.col(f"{who}_{target}_hi"))
+            )
+            .to_series()
+            .cast(pl.Float64)
+            .to_numpy()
         )
-        for target in ("result_count", "duration_s")
-    }
+        share, lower, upper = coverage_interval(users, covered)
+        name = f"{target}_coverage_90"
+        checks.update({name: share, f"{name}_lower": lower, f"{name}_upper": upper})
+    return checks
 
 
 class RecentOutcomes(msgspec.Struct, frozen=True, kw_only=True):

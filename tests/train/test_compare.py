@@ -10,6 +10,7 @@ from scipy import stats
 from train.compare import (
     CompareError,
     coverage_difference,
+    coverage_interval,
     decide,
     decide_recalibration,
     latency_budget_us,
@@ -77,7 +78,7 @@ def test_coverage_and_latency_gate_a_better_challenger() -> None:
     better = [paired_difference("a", *_losses(0.5))]
     low = decide("v1", better, {**GOOD_CHECKS, "duration_s_coverage_90": 0.7})
     assert not low.promote
-    assert "duration_s_coverage_90 0.700 outside" in low.reasons[-1]
+    assert "duration_s_coverage_90 0.700 (95% [0.700, 0.700]) outside" in low.reasons[-1]
     slow = decide("v1", better, {**GOOD_CHECKS, "one_row_us": latency_budget_us(30.0) + 0.1})
     assert not slow.promote
     assert "one row costs 35.1 us, budget 35.0 us" in slow.reasons[-1]
@@ -86,6 +87,78 @@ def test_coverage_and_latency_gate_a_better_challenger() -> None:
     assert not decide("v1", better, unmeasured).promote  # no champion figure, no budget
     champion_figures = {**GOOD_CHECKS, "champion_result_count_coverage_90": 0.5}
     assert decide("v1", better, champion_figures).promote  # the champion is not judged
+
+
+def test_coverage_is_judged_by_its_interval_over_users() -> None:
+    """A point figure below the band whose 95% interval reaches into it promotes; one
+    whose whole interval lies outside the band (below or above) refuses."""
+    better = [paired_difference("a", *_losses(0.5))]
+    name = "result_count_coverage_90"
+
+    def bounds(point: float, lower: float, upper: float) -> dict[str, float]:
+        return {**GOOD_CHECKS, name: point, f"{name}_lower": lower, f"{name}_upper": upper}
+
+    assert decide("v1", better, bounds(0.835, 0.79, 0.88)).promote
+    below = decide("v1", better, bounds(0.78, 0.72, 0.84))
+    assert not below.promote
+    assert f"{name} 0.780 (95% [0.720, 0.840]) outside 0.85-0.95" in below.reasons[-1]
+    assert not decide("v1", better, bounds(0.99, 0.96, 1.0)).promote
+    # The champion's own bounds are shown, not judged.
+    champion = {**GOOD_CHECKS, f"champion_{name}": 0.5, f"champion_{name}_upper": 0.6}
+    assert decide("v1", better, champion).promote
+
+
+def test_the_coverage_interval_with_one_row_per_user_is_the_t_interval() -> None:
+    """With every user contributing one row the cluster-robust interval is Student's t
+    interval of the 0/1 mean, as scipy gives it."""
+    rng = np.random.default_rng(4)
+    covered = (rng.random(120) < 0.85).astype(np.float64)
+    share, lower, upper = coverage_interval([f"u{i}" for i in range(120)], covered)
+    lo, hi = stats.t.interval(0.95, 119, loc=covered.mean(), scale=stats.sem(covered))
+    assert share == pytest.approx(covered.mean())
+    assert (lower, upper) == pytest.approx((lo, hi))
+
+
+def test_correlated_users_widen_the_coverage_interval() -> None:
+    """The same 0/1 rows read as 40 users of 5 identical rows give a wider interval than
+    as 200 independent users: a user's scans are not independent evidence."""
+    rng = np.random.default_rng(5)
+    per_user = np.repeat((rng.random(40) < 0.9).astype(np.float64), 5)
+    _, lo_clustered, hi_clustered = coverage_interval([f"u{i // 5}" for i in range(200)], per_user)
+    _, lo_rows, hi_rows = coverage_interval([f"u{i}" for i in range(200)], per_user)
+    assert hi_clustered - lo_clustered > 1.8 * (hi_rows - lo_rows)
+    with pytest.raises(CompareError, match="1 holdout user"):
+        coverage_interval(["u"] * 3, np.ones(3))
+
+
+def _refused(rate: float, draws: int = 400, users: int = 76, seed: int = 0) -> float:
+    """The share of simulated holdouts (`users` users of 1-4 rows, 2.4 a user on average
+    as in the loop test's 182 outcomes of 76 users) on which a model whose intervals
+    truly cover `rate` is refused by the coverage part of RULE."""
+    rng = np.random.default_rng(seed)
+    better = [paired_difference("a", *_losses(0.5))]
+    refused = 0
+    for _ in range(draws):
+        sizes = rng.integers(1, 5, users)
+        ids = [f"u{u}" for u, k in enumerate(sizes) for _ in range(k)]
+        covered = (rng.random(len(ids)) < rate).astype(np.float64)
+        share, lower, upper = coverage_interval(ids, covered)
+        checks = {
+            **GOOD_CHECKS,
+            "result_count_coverage_90": share,
+            "result_count_coverage_90_lower": lower,
+            "result_count_coverage_90_upper": upper,
+        }
+        refused += not decide("v1", better, checks).promote
+    return refused / draws
+
+
+def test_the_coverage_rule_refuses_what_the_holdout_shows_outside_the_band() -> None:
+    """On a holdout the loop test's size, well-calibrated intervals (0.90) are almost never
+    refused, while intervals covering 0.75 or 0.995 are refused most of the time."""
+    assert _refused(0.90) <= 0.01
+    assert _refused(0.75) >= 0.8
+    assert _refused(0.995) >= 0.8
 
 
 def _covered(rate: float, users: int = 60, per_user: int = 10, seed: int = 0) -> Losses:
@@ -125,6 +198,9 @@ def test_the_recalibration_rule() -> None:
     idle = decide_recalibration("v1", [same, nothing], _recal_checks())
     assert "no coverage moved closer" in idle.reasons[-1]
     short = coverage_difference("duration_s", *_covered(0.8))
-    low = decide_recalibration("v1", [same, short], _recal_checks())
+    checks = _recal_checks(duration_s_coverage_90=short.challenger)
+    low = decide_recalibration("v1", [same, short], checks)
     assert not low.promote
-    assert "duration_s coverage_90 0.775 outside 0.85-0.95" in low.reasons[-1]
+    assert (
+        "duration_s_coverage_90 0.775 (95% [0.775, 0.775]) outside 0.85-0.95" in (low.reasons[-1])
+    )
