@@ -70,6 +70,7 @@ from train.retrain import (
     MIN_OUTCOMES,
     RetrainError,
     RetrainResult,
+    covered_rows,
     evaluate_holdout,
     holdout_coverage,
     holdout_differences,
@@ -186,15 +187,7 @@ def recalibrate(
     try:
         differences = holdout_differences(scored)
         for target in ("result_count", "duration_s"):
-            covered = {
-                who: (
-                    (scored[target] >= scored[f"{who}_{target}_lo"])
-                    & (scored[target] <= scored[f"{who}_{target}_hi"])
-                )
-                .cast(float)
-                .to_numpy()
-                for who in ("champion", "challenger")
-            }
+            covered = {who: covered_rows(scored, who, target) for who in ("champion", "challenger")}
             differences.append(
                 coverage_difference(
                     target, recent.holdout_users, covered["champion"], covered["challenger"]

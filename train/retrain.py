@@ -86,6 +86,7 @@ __all__ = [
     "RecentOutcomes",
     "RetrainError",
     "RetrainResult",
+    "covered_rows",
     "evaluate_holdout",
     "holdout_coverage",
     "holdout_differences",
@@ -205,6 +206,19 @@ def holdout_differences(frame: pl.DataFrame) -> list[PairedDifference]:
     return diffs
 
 
+def covered_rows(frame: pl.DataFrame, who: str, target: str) -> npt.NDArray[np.float64]:
+    """1.0 where the holdout outcome of `target` lies inside `who`'s 90% interval, else 0.0."""
+    return (
+        frame.select(
+            (pl.col(target) >= pl.col(f"{who}_{target}_lo"))
+            & (pl.col(target) <= pl.col(f"{who}_{target}_hi"))
+        )
+        .to_series()
+        .cast(pl.Float64)
+        .to_numpy()
+    )
+
+
 def holdout_coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
     """`<target>_coverage_90` (the share of holdout outcomes inside `who`'s 90% interval)
     with `_lower` and `_upper`, its 95% interval over users (train.compare's
@@ -212,16 +226,7 @@ def holdout_coverage(frame: pl.DataFrame, who: str) -> dict[str, float]:
     users = frame["user"].to_list()
     checks = {}
     for target in ("result_count", "duration_s"):
-        covered = (
-            frame.select(
-                (pl.col(target) >= pl.col(f"{who}_{target}_lo"))
-                & (pl.col(target) <= pl.col(f"{who}_{target}_hi"))
-            )
-            .to_series()
-            .cast(pl.Float64)
-            .to_numpy()
-        )
-        share, lower, upper = coverage_interval(users, covered)
+        share, lower, upper = coverage_interval(users, covered_rows(frame, who, target))
         name = f"{target}_coverage_90"
         checks.update({name: share, f"{name}_lower": lower, f"{name}_upper": upper})
     return checks
