@@ -19,10 +19,10 @@ the champion's by more than LATENCY_SLACK plus LATENCY_FLOOR_US
 the machine's load falls on both). Parity is checked at export: a graph that does not
 reproduce scikit-learn is never written.
 
-The recalibration rule (RECALIBRATION_RULE, `just retrain --recalibrate-only`): the point
-outputs (result_count, duration_s) are identical on every holdout row, p_empty's Brier
-score is not worse, each 90% interval's holdout coverage is consistent with COVERAGE_BAND
-(as above), no target's coverage moved away from 0.90 and at least one
+The recalibration rule (RECALIBRATION_RULE, `just retrain --recalibrate-only`): the
+point outputs (result_count, duration_s) are identical on every holdout row, p_empty's
+Brier score is not worse, each 90% interval's holdout coverage is consistent with
+COVERAGE_BAND (as above), no target's coverage moved away from 0.90 and at least one
 moved closer (or the Brier score is better), and the same latency rule. A coverage moved
 when the 95% interval over users of the paired coverage difference excludes 0.
 
