@@ -124,8 +124,13 @@ class SqlStore(abc.ABC):
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        executor.shutdown(wait=True)
+        # Every job already handed to the pool finishes first, including a write whose
+        # caller was cancelled (the prediction log's writer at shutdown): the thread goes
+        # on stepping its statement. Closing the connections under it made the next
+        # statement fail, and closing a sqlite3 connection another thread was stepping
+        # crashed the worker (SIGSEGV, found driving the app in process at shutdown).
+        await asyncio.to_thread(executor.shutdown, wait=True)
+        await asyncio.to_thread(self._disconnect)
 
     async def schema_version(self) -> int:
         return await self._tx(ops.schema_version, write=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -15,10 +16,13 @@ from server.errors import (
     StoreUnavailableError,
 )
 from server.experiments.config import ExperimentUpdate
+from server.store import operations as ops
 from server.store import store_from_dsn
+from server.store.base import SqlStore
 from server.store.interface import Store
 from server.store.migrations import latest_version
 from server.store.records import Exposure, MetricRollup
+from server.store.sql import Db
 from tests.server.store.backends import anyio_backend, pg_dsn, store, store_dsn
 from tests.server.store.records_factory import T0, completed, feedback, prediction, started
 
@@ -227,3 +231,32 @@ async def test_closed_store_is_unavailable(store_dsn: str) -> None:
     closed = store_from_dsn(store_dsn, pool_size=4)
     with pytest.raises(StoreUnavailableError, match="not open"):
         await closed.list_experiments()
+
+
+async def test_close_waits_for_a_write_its_caller_gave_up_on(store_dsn: str) -> None:
+    """A write still running in the pool when its caller is cancelled (the prediction log's
+    writer at shutdown) commits before close() closes the connections under it."""
+    opened = store_from_dsn(store_dsn, pool_size=4)
+    await opened.open()
+    assert isinstance(opened, SqlStore)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(db: Db) -> None:
+        started.set()
+        release.wait(timeout=10)
+        ops.insert_predictions(db, [prediction(1)])
+
+    write = asyncio.create_task(opened._tx(slow))
+    assert await asyncio.to_thread(started.wait, 5)
+    write.cancel()
+    closing = asyncio.create_task(opened.close())
+    await asyncio.sleep(0.2)
+    assert not closing.done(), "close() returned while a write was still running"
+    release.set()
+    await closing
+    reopened = store_from_dsn(store_dsn, pool_size=4)
+    await reopened.open()
+    try:
+        assert await reopened.get_prediction("p0001") == prediction(1)
+    finally:
+        await reopened.close()
