@@ -191,12 +191,19 @@ class PredictionLog:
         return True
 
     async def flush(self) -> bool:
-        """Write everything queued now; False if the store was unavailable (rows kept)."""
+        """Write the rows queued when it is called, in batches of at most `batch_size`;
+        False if the store was unavailable (rows kept)."""
         async with self._flushing:
             try:
-                while self._rows:
-                    size = min(self._batch_size, len(self._rows))
+                # Only what is queued now: rows that arrive during the writes wait for the
+                # next flush. Draining until empty kept one flush going for as long as load
+                # lasted, each write taking the few rows that came in during the one before
+                # (75 rows per transaction measured at 1,400 req/s instead of `batch_size`).
+                due = len(self._rows)
+                while due > 0 and self._rows:
+                    size = min(self._batch_size, due, len(self._rows))
                     batch = [self._rows.popleft() for _ in range(size)]
+                    due -= size
                     if not await self._write_batch(batch):
                         return False
                 self._failures = 0
@@ -204,6 +211,11 @@ class PredictionLog:
             finally:
                 # Set here rather than per row: the gauge costs ~1 us per update.
                 self._metrics.pending.set(len(self._rows))
+
+    async def _drain(self) -> None:
+        """Flush until nothing is queued or the store is unavailable."""
+        while self._rows and await self.flush():
+            pass
 
     async def _run(self) -> None:
         while True:
@@ -230,7 +242,7 @@ class PredictionLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flush(), timeout=timeout_s)
+            await asyncio.wait_for(self._drain(), timeout=timeout_s)
         if self._rows:
             rows = list(self._rows)
             self._rows.clear()

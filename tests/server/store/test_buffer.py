@@ -268,3 +268,41 @@ def test_share_must_be_a_probability(tmp_path: Path, metrics: StoreMetrics) -> N
     """A sampling share outside [0, 1] is refused, naming the value."""
     with pytest.raises(ValueError, match=r"share=1\.5"):
         _log(store_from_dsn(f"sqlite:///{tmp_path}/x.db", pool_size=4), metrics, share=1.5)
+
+
+class _HeldStore:
+    """Wraps a store; each write_log waits until the test lets it go, and is counted."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.batches: list[int] = []
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def write_log(self, predictions: Any, exposures: Any) -> None:
+        self.batches.append(len(predictions))
+        self.entered.set()
+        await self.release.wait()
+        await self.inner.write_log(predictions, exposures)
+
+
+async def test_rows_recorded_during_a_flush_wait_for_the_next_one(
+    store: Store, metrics: StoreMetrics
+) -> None:
+    """A flush writes what was queued when it began; rows arriving during its writes wait
+    for the next flush instead of trickling out one small transaction after another."""
+    held = _HeldStore(store)
+    log = _log(held, metrics, batch_size=4)  # type: ignore[arg-type]
+    for i in range(6):
+        log.record(prediction(i))
+    flushing = asyncio.create_task(log.flush())
+    await held.entered.wait()
+    for i in range(6, 9):
+        log.record(prediction(i))  # arrive while the first batch is being written
+    held.release.set()
+    assert await flushing is True
+    assert held.batches == [4, 2]
+    assert log.pending == 3
+    assert await log.flush() is True
+    assert held.batches == [4, 2, 3]
+    assert len(await _logged(store, 9)) == 9
