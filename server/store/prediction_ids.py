@@ -1,14 +1,20 @@
 """Prediction ids that the service can recognise without a database lookup.
 
-An id is 24 hex characters of randomness followed by 16 hex characters of
-a keyed BLAKE2b MAC of the randomness (BLAKE2b's own keyed mode, a third
-of HMAC-SHA256's cost). The secret is created once per store (so every worker
-and replica shares it) by `Store.secret(SECRET_NAME)`.
+An id is a 24-hex-character nonce followed by 16 hex characters of a keyed BLAKE2b MAC
+of the nonce (BLAKE2b's own keyed mode, a third of HMAC-SHA256's cost). The secret is
+created once per store (so every worker and replica shares it) by
+`Store.secret(SECRET_NAME)`.
 
-Why not look the id up: the prediction log is written in batches off the request path
-and may be sampled, so a feedback or an outcome event can legitimately arrive for a
-prediction that is not (or never will be) in the table. The tag tells "issued by this
-service" apart from a typo or an invented id in about a microsecond.
+The nonce is time-ordered, as UUIDv7 is (RFC 9562): the milliseconds since the Unix epoch
+in 11 hex digits (enough until the year 2527), then 52 random bits. The prediction log's
+primary key is this id, and a random key lands each insert on a random leaf of the
+B-tree. Filling a SQLite table of this schema to 300,000 rows in 500-row transactions cost
+40 µs of CPU a row with random ids and 12 µs with these (making the id included; two runs
+each, 2026-12-02), and the random cost grows with the table. Ids of the same millisecond
+differ in 52 random bits: two of the 100 a fleet serving 100,000 requests a second issues
+in one millisecond collide with probability about 100² / 2^53 (1e-12), about once in 30
+years at that rate; the log keeps the first row of a repeated id and ignores the second.
+What the order gives away, the time an id was issued, its holder already knows.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import hmac
 import random
 import re
+import time
 from typing import Final
 
 from server.errors import NotReadyError
@@ -24,9 +31,10 @@ from server.errors import NotReadyError
 __all__ = ["SECRET_NAME", "PredictionIds"]
 
 SECRET_NAME: Final = "prediction_ids"  # noqa: S105 - the name of a secret, not one
-_RANDOM_BYTES: Final = 12
+_NONCE_HEX: Final = 24
+_TIME_HEX: Final = 11  # milliseconds since the epoch; 16^11 ms is about 557 years
 _TAG_BYTES: Final = 8
-_SHAPE: Final = re.compile(f"[0-9a-f]{{{2 * (_RANDOM_BYTES + _TAG_BYTES)}}}")
+_SHAPE: Final = re.compile(f"[0-9a-f]{{{_NONCE_HEX + 2 * _TAG_BYTES}}}")
 
 
 class PredictionIds:
@@ -54,15 +62,18 @@ class PredictionIds:
         return mac.hexdigest()
 
     def new(self) -> str:
-        """A fresh id (40 lowercase hex characters)."""
-        # Uniqueness is all the nonce needs (the key makes the tag unforgeable), so the
-        # fast generator will do; Python reseeds it in every forked worker.
-        nonce = random.randbytes(_RANDOM_BYTES).hex()
+        """A fresh id (40 lowercase hex characters), later ids sorting after earlier ones
+        to the millisecond."""
+        # Uniqueness is all the random part needs (the key makes the tag unforgeable), so
+        # the fast generator will do; Python reseeds it in every forked worker. 7 bytes
+        # give 14 hex digits, of which the last 13 are kept.
+        millis = time.time_ns() // 1_000_000
+        nonce = f"{millis:011x}" + random.randbytes(7).hex()[1:]
         return nonce + self._tag(nonce)
 
     def issued(self, prediction_id: str) -> bool:
         """True when `prediction_id` was made by `new` with this secret."""
         if not _SHAPE.fullmatch(prediction_id):
             return False
-        nonce, tag = prediction_id[: 2 * _RANDOM_BYTES], prediction_id[2 * _RANDOM_BYTES :]
+        nonce, tag = prediction_id[:_NONCE_HEX], prediction_id[_NONCE_HEX:]
         return hmac.compare_digest(tag, self._tag(nonce))
