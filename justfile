@@ -175,6 +175,13 @@ syscalls *ARGS: bench-tools
     test -f artifacts/current || {{just_executable()}} model
     {{python}} -m bench.syscalls {{ARGS}}
 
+# instructions per request in process (callgrind): the constant endpoint, scanopt, and scanopt with each part off; repeatable on a busy machine
+[group('bench')]
+instructions *ARGS:
+    command -v valgrind >/dev/null || [ "$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null)
+    test -f artifacts/current || {{just_executable()}} model
+    {{python}} -m bench.instructions {{ARGS}}
+
 # side by side: wrk req/s of the constant endpoint and of scanopt from this tree and from REF (a commit), interleaved rounds
 [group('bench')]
 compare REF *ARGS: bench-tools
