@@ -15,6 +15,11 @@ differ in 52 random bits: two of the 100 a fleet serving 100,000 requests a seco
 in one millisecond collide with probability about 100² / 2^53 (1e-12), about once in 30
 years at that rate; the log keeps the first row of a repeated id and ignores the second.
 What the order gives away, the time an id was issued, its holder already knows.
+
+Why not look the id up: the prediction log is written in batches off the request path
+and may be sampled, so a feedback or an outcome event can legitimately arrive for a
+prediction that is not (or never will be) in the table. The tag tells "issued by this
+service" apart from a typo or an invented id in about a microsecond.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = ["SECRET_NAME", "PredictionIds"]
 SECRET_NAME: Final = "prediction_ids"  # noqa: S105 - the name of a secret, not one
 _NONCE_HEX: Final = 24
 _TIME_HEX: Final = 11  # milliseconds since the epoch; 16^11 ms is about 557 years
+_RANDOM_HEX: Final = _NONCE_HEX - _TIME_HEX  # 13 hex digits, 52 random bits
 _TAG_BYTES: Final = 8
 _SHAPE: Final = re.compile(f"[0-9a-f]{{{_NONCE_HEX + 2 * _TAG_BYTES}}}")
 
@@ -65,10 +71,9 @@ class PredictionIds:
         """A fresh id (40 lowercase hex characters), later ids sorting after earlier ones
         to the millisecond."""
         # Uniqueness is all the random part needs (the key makes the tag unforgeable), so
-        # the fast generator will do; Python reseeds it in every forked worker. 7 bytes
-        # give 14 hex digits, of which the last 13 are kept.
+        # the fast generator will do; Python reseeds it in every forked worker.
         millis = time.time_ns() // 1_000_000
-        nonce = f"{millis:011x}" + random.randbytes(7).hex()[1:]
+        nonce = f"{millis:0{_TIME_HEX}x}{random.getrandbits(4 * _RANDOM_HEX):0{_RANDOM_HEX}x}"
         return nonce + self._tag(nonce)
 
     def issued(self, prediction_id: str) -> bool:
