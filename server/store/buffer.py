@@ -200,8 +200,8 @@ class PredictionLog:
                 # lasted, each write taking the few rows that came in during the one before
                 # (75 rows per transaction measured at 1,400 req/s instead of `batch_size`).
                 due = len(self._rows)
-                while due > 0 and self._rows:
-                    size = min(self._batch_size, due, len(self._rows))
+                while due > 0:
+                    size = min(self._batch_size, due)
                     batch = [self._rows.popleft() for _ in range(size)]
                     due -= size
                     if not await self._write_batch(batch):
