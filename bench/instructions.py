@@ -18,11 +18,12 @@ by 2-3x between hours, while a count of executed instructions is the same from r
 run (it does not see cache misses or contention, which is why it is a guide to where
 the work is, not a latency). What it leaves out: Granian's own threads and its ASGI
 bridge, which the constant endpoint pays too. valgrind slows the clock ~50x, so every
-timer would fire ~50x more often per request than at full speed: the monitoring jobs and
-the drift flush are set to their longest intervals here (drift counting per request stays
-on), and so are the two logs' flush intervals, so that the prediction log writes full
-batches of SCANOPT_PREDICTION_LOG_BATCH rows and the access log whole 4 KiB writes, as
-they do under load. The access lines go to /dev/null (the count is of user-space
+timer would fire ~50x more often per request than at full speed. The monitoring jobs, the
+drift flush, the gate's config refresh and the model watcher are set to their longest
+intervals here, and the dashboard's sampler is stopped after the warm-up (drift counting
+per request stays on). So are the two logs' flush intervals, so that the prediction log
+writes full batches of SCANOPT_PREDICTION_LOG_BATCH rows and the access log whole 4 KiB
+writes, as they do under load. The access lines go to /dev/null (the count is of user-space
 instructions; no system call's kernel time is in it).
 
 The configurations with a part "off" say what that part costs: `metrics` makes every
@@ -52,6 +53,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.corpus import scan_bodies
+from bench.plan import RunConfig, server_spec
+from server.serve import prepare_metrics_dir
+from server.settings import MULTIPROC_ENV
 
 __all__ = ["Count", "callgrind_total", "count", "main"]
 
@@ -63,8 +67,10 @@ _ENV: Final = {
 # Timers at their longest intervals (see the module docstring): the monitoring jobs, and
 # the two logs' flushes, so that they write when their batches fill, as under load.
 _QUIET: Final = {
-    "SCANOPT_MONITOR_INTERVAL_S": "3600",
+    "SCANOPT_MONITOR_INTERVAL_S": "3600",  # the lease holder's jobs and probation
     "SCANOPT_DRIFT_FLUSH_S": "600",
+    "SCANOPT_EXPERIMENT_CACHE_S": "60",  # the gate re-reads its configs every 30 s
+    "SCANOPT_RELOAD_POLL_S": "3600",  # the model watcher
     "SCANOPT_PREDICTION_LOG_FLUSH_S": "60",
     "SCANOPT_LOG_FLUSH_S": "10",
 }
@@ -183,6 +189,11 @@ async def _child(config: str, requests: int, warmup: int) -> None:
     driver = _Driver(app, scan_bodies(20_000))
     async with app.lifespan():
         await driver.run(warmup)
+        if config != "ceiling":
+            # The dashboard renders and parses /metrics every 15 s, a period no setting
+            # changes; stretched ~50x it landed in some counts and not others (954,512
+            # against 1,055,675 for the same code). It is not per-request work: stop it.
+            await app.state.worker.dashboard.stop()
         print("READY", file=sys.stderr, flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         await driver.run(requests)
@@ -194,18 +205,24 @@ async def _child(config: str, requests: int, warmup: int) -> None:
 
 
 def _child_env(config: str, workdir: Path, artifacts: Path) -> dict[str, str]:
-    metrics = workdir / "metrics"
-    metrics.mkdir(parents=True, exist_ok=True)
+    """The settings `just bench` gives a scanopt server (its own store and metrics files
+    under `workdir`), with this configuration's and this tool's on top."""
+    run = RunConfig(
+        name=config,
+        server="scanopt",
+        workers=1,
+        batcher=False,
+        env={**_QUIET, **_ENV.get(config, {})},
+    )
+    # The port is a setting like any other (1-65535); nothing listens on it in process.
+    spec = server_spec(
+        run, 8002, artifacts=artifacts.resolve(), workdir=workdir, baseline_model=None
+    )
     return {
         **os.environ,
-        **_QUIET,
-        **_ENV.get(config, {}),
-        "SCANOPT_ARTIFACTS": str(artifacts.resolve()),
-        "SCANOPT_STORE_DSN": f"sqlite:///{(workdir / 'scanopt.db').resolve()}",
-        "SCANOPT_METRICS_DIR": str(metrics),
+        **spec.env,
         # As the launcher does, before prometheus_client is imported.
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-        "SCANOPT_BATCHER": "off",
+        MULTIPROC_ENV: str(prepare_metrics_dir(Path(spec.env["SCANOPT_METRICS_DIR"]))),
         # One string hash for every run: dict and set layouts, and so the count, repeat.
         "PYTHONHASHSEED": "0",
     }
