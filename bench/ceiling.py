@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from litestar import Litestar, Request, Response, get, post
 
+from server import heap
+
 __all__ = ["CONSTANT_ANSWER", "create_app"]
 
 CONSTANT_ANSWER: Final = (
@@ -39,4 +41,11 @@ async def ready() -> Response[bytes]:
 
 def create_app() -> Litestar:
     """The ceiling app (a factory, so Granian builds it in each worker)."""
-    return Litestar(route_handlers=[predict, ready], openapi_config=None)
+    # Under the same runtime as scanopt, whose ready worker freezes its start-up heap
+    # (server.heap; SCANOPT_GC_FREEZE), so the ratio compares the request paths only.
+    return Litestar(
+        route_handlers=[predict, ready],
+        openapi_config=None,
+        on_startup=[heap.freeze],
+        on_shutdown=[heap.thaw],
+    )

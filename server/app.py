@@ -27,6 +27,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from server import heap
 from server.content_type import json_bodies_only
 from server.dashboard.service import Dashboard
 from server.dataplane import DataPlane
@@ -206,6 +207,9 @@ class Worker:
             self.logger.error(
                 "worker started without a model: not ready until artifacts/current loads"
             )
+        if self.settings.gc_freeze:
+            frozen = heap.freeze()  # last: everything the start built is the worker's for good
+            self.logger.debug("start-up objects frozen", extra={"fields": {"objects": frozen}})
 
     async def stop(self) -> None:
         """Stop polling, finish queued work, flush the prediction log, drop live gauges."""
@@ -221,6 +225,8 @@ class Worker:
         await self.gate.stop()
         await self.store.close()
         self.metrics.worker_exit()
+        if self.settings.gc_freeze:
+            heap.thaw()
         self.logger.info("worker stopped")
         if self._log_writer is not None:  # writes what it still holds
             self._log_writer.cancel()

@@ -137,6 +137,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     malloc_arenas: Annotated[
         int, _int(0, 1024, "glibc malloc arenas per process; 0 leaves glibc's default")
     ] = 2
+    # A ready worker takes its start-up objects out of the garbage collector's walks
+    # (server/heap.py says what a full collection of them cost).
+    gc_freeze: Annotated[
+        bool,
+        msgspec.Meta(
+            description="freeze a ready worker's start-up objects out of garbage collections",
+            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
+        ),
+    ] = True
     metrics_dir: Annotated[Path, _path("Prometheus multiprocess directory")] = Path("var/metrics")
     # Each worker checks artifacts/current this often and loads a new version by itself,
     # so every worker converges after a reload or promotion; 0 switches polling off.

@@ -82,6 +82,9 @@ def make_settings(artifacts: Path, **overrides: Any) -> Settings:
         "reload_poll_s": 0.0,
         "admin_token": TOKEN,
         "workers": 1,
+        # A worker freezes its heap once it is ready; in the test process that would be
+        # the whole suite's heap, collected first, at every app start (tests/server/test_heap.py).
+        "gc_freeze": False,
         # A private store per test (default: var/scanopt.db under the working directory).
         "store_dsn": f"sqlite:///{artifacts.parent / 'var' / 'scanopt.db'}",
     }

@@ -1,0 +1,71 @@
+"""server.heap: a ready worker's start-up objects leave the collector's walks, and return."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from server import heap
+
+
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    yield
+    gc.unfreeze()  # whatever a failed test left frozen goes back to the collector
+
+
+def _tracked(obj: object) -> bool:
+    """True when a collection of the generations would walk `obj`."""
+    return any(found is obj for found in gc.get_objects())
+
+
+def test_freeze_takes_live_objects_out_of_collections_and_thaw_returns_them() -> None:
+    marker: list[object] = [object()]
+    assert _tracked(marker)
+    frozen = heap.freeze()
+    assert frozen == gc.get_freeze_count() > 0
+    assert not _tracked(marker)
+    heap.thaw()
+    assert gc.get_freeze_count() == 0
+    assert _tracked(marker)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_freeze_collects_garbage_first() -> None:
+    gc.disable()  # so only freeze's own collection can free the cycle
+    try:
+        node = _Node()
+        gone = weakref.ref(node)
+        del node
+        assert gone() is not None  # unreachable, not yet collected
+        heap.freeze()
+        assert gone() is None  # collected, not frozen for the worker's life
+    finally:
+        gc.enable()
+
+
+def test_a_ready_worker_freezes_and_its_stop_thaws(
+    client_for: Callable[..., TestClient[Any]],
+) -> None:
+    client = client_for(gc_freeze=True)
+    assert client.get("/health/ready").status_code == 200
+    assert gc.get_freeze_count() > 0
+    client.__exit__(None, None, None)
+    assert gc.get_freeze_count() == 0
+
+
+def test_gc_freeze_off_leaves_the_collector_alone(
+    client_for: Callable[..., TestClient[Any]],
+) -> None:
+    client = client_for(gc_freeze=False)
+    assert client.get("/health/ready").status_code == 200
+    assert gc.get_freeze_count() == 0
