@@ -13,8 +13,9 @@ skip; the same full collection then took 0.002 ms. What the worker allocates lat
 still collected as before. A collection first clears the startup garbage, so only live
 objects are frozen; those are the worker's for its whole life anyway. `thaw` at shutdown
 hands them back to the collector (tests build and stop many workers in one process, and
-frozen garbage would never be freed). CPython's documentation suggests `gc.freeze()` for
-exactly this, a long-running process whose start-up heap never becomes garbage.
+frozen garbage would never be freed). CPython documents `gc.freeze()` for a parent about to
+fork (copy-on-write pages stay shared); the property used here is the same one: frozen
+objects are ignored by all future collections.
 """
 
 from __future__ import annotations

@@ -5,12 +5,16 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
 from server import heap
+from tests.server.conftest import TOKEN, Versions
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +73,20 @@ def test_gc_freeze_off_leaves_the_collector_alone(
     client = client_for(gc_freeze=False)
     assert client.get("/health/ready").status_code == 200
     assert gc.get_freeze_count() == 0
+
+
+def test_a_reload_frees_the_frozen_version_it_replaced(
+    client_for: Callable[..., TestClient[Any]], artifacts: Path, built_versions: Versions
+) -> None:
+    """Frozen objects still die by reference count; the first version (loaded before the
+    freeze) is gone once a reload has replaced it, so reloads do not pile up models."""
+    client = client_for(gc_freeze=True)
+    predictor = client.app.state.worker.predictor
+    assert predictor.model.version == built_versions.first
+    assert gc.get_freeze_count() > 0  # the first version was loaded before the freeze
+    first = weakref.ref(predictor.model)
+    (artifacts / "current").write_text(built_versions.second + "\n")
+    assert client.post("/v1/admin/reload", headers=AUTH).status_code == 200
+    assert predictor.model.version == built_versions.second
+    gc.collect()
+    assert first() is None
