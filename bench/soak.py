@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import sqlite3
@@ -295,9 +296,14 @@ def soak(
                 cfg = OpenLoopConfig(
                     url=f"{spec.base_url}/v1/predict", rate=rate, duration_s=duration_s
                 )
+                # The load generator's own collections (its heap holds every request's
+                # record) would be charged to the server, as bench.openloop says.
+                gc.collect()
+                gc.disable()
                 record = asyncio.run(record_open_loop(cfg, [], requests=mixed))
                 load = summarize_run(cfg, record)
             finally:
+                gc.enable()
                 stop.set()
                 sampler.join()
             time.sleep(1.5)  # the prediction log flushes every 0.5 s
