@@ -297,7 +297,7 @@ def soak(
                     url=f"{spec.base_url}/v1/predict", rate=rate, duration_s=duration_s
                 )
                 # The load generator's own collections (its heap holds every request's
-                # record) would be charged to the server, as bench.openloop says.
+                # record) must never be charged to the server, as bench.openloop says.
                 gc.collect()
                 gc.disable()
                 record = asyncio.run(record_open_loop(cfg, [], requests=mixed))
