@@ -12,7 +12,8 @@ import pytest
 from litestar.testing import TestClient
 
 from server import heap
-from tests.server.conftest import TOKEN, Versions
+from server.app import create_app
+from tests.server.conftest import TOKEN, Versions, make_settings
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -57,13 +58,10 @@ def test_freeze_collects_garbage_first() -> None:
         gc.enable()
 
 
-def test_a_ready_worker_freezes_and_its_stop_thaws(
-    client_for: Callable[..., TestClient[Any]],
-) -> None:
-    client = client_for(gc_freeze=True)
-    assert client.get("/health/ready").status_code == 200
-    assert gc.get_freeze_count() > 0
-    client.__exit__(None, None, None)
+def test_a_ready_worker_freezes_and_its_stop_thaws(artifacts: Path) -> None:
+    with TestClient(create_app(make_settings(artifacts, gc_freeze=True))) as client:
+        assert client.get("/health/ready").status_code == 200
+        assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
 
 
