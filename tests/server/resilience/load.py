@@ -67,6 +67,7 @@ class Outcome(msgspec.Struct, frozen=True):
     error_kind: str = ""  # the `kind` of the server's error body
     body: dict[str, Any] | None = None  # what an event or feedback sent, to resend it
     arm: str | None = None  # a prediction's answer: an arm when the model ran for it
+    client: int = 0  # which of the load's clients sent it (each has its own connection)
 
     @property
     def ok(self) -> bool:
@@ -246,6 +247,7 @@ class Load:
                 sent.error_kind,
                 body if kind != "predict" else None,
                 sent.arm if kind == "predict" else None,
+                k,
             )
             with self._lock:
                 self.outcomes.append(outcome)

@@ -1,8 +1,9 @@
 """Signals to a real 2-worker Granian server under load, each fault counted.
 
 SIGKILL of one worker: the service keeps answering, Granian respawns the worker and it
-gets ready, the failed requests are at most those in flight when it died, and every
-acknowledged write is in the store. SIGTERM: requests in flight finish, the buffered
+gets ready, each client connection the worker held loses at most one call (the one in
+flight, or the next one sent on that connection), and every acknowledged write is in the
+store. SIGTERM: requests in flight finish, the buffered
 prediction log is flushed, the server exits within its grace period. SIGHUP: workers are
 replaced one by one and no call fails through the scanner's client (what it resent is
 counted).
@@ -14,6 +15,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -42,10 +44,11 @@ def _count(db: Path, table: str) -> int:
         conn.close()
 
 
-def test_sigkill_of_a_worker_fails_at_most_its_in_flight_requests(
+def test_sigkill_of_a_worker_costs_each_of_its_connections_at_most_one_call(
     tmp_path: Path, artifacts: Path, record_property: pytest.RecordProperty
 ) -> None:
-    """One worker SIGKILLed under load: respawned and ready, few failures, no acked write lost."""
+    """One worker SIGKILLed under load: respawned and ready, at most one lost call per
+    connection it held, no acknowledged write lost."""
     server = launch(tmp_path, artifacts, log_level="WARNING")
     try:
         before = worker_pids(server)
@@ -80,8 +83,15 @@ def test_sigkill_of_a_worker_fails_at_most_its_in_flight_requests(
             f"SIGKILL: {len(outcomes)} requests, {len(failed)} failed, {in_flight} in flight "
             f"while the worker died, new worker in {respawn_s:.2f} s"
         )
-        assert len(failed) <= in_flight, [
-            (o.kind, o.error, round(o.started - moment, 4), round(o.ended - dead_at, 4))
+        # A client whose keep-alive connection the victim held loses one call on it: the
+        # one in flight when the worker died, or, when the victim answered it in its last
+        # milliseconds or the client was between calls, the next one sent on that dead
+        # connection (reset, never reaching a worker). httpx then opens a new connection,
+        # which a live worker accepts. So no client fails twice (one connection each).
+        per_client = Counter(o.client for o in failed)
+        record_property("clients_that_lost_a_call", len(per_client))
+        assert max(per_client.values(), default=0) <= 1, [
+            (o.client, o.kind, o.error, round(o.started - moment, 4), round(o.ended - dead_at, 4))
             for o in failed
         ]
         assert all(o.status is None for o in failed), "a dying worker may drop, never err"
