@@ -46,6 +46,12 @@ def _text(description: str) -> Any:
     return msgspec.Meta(min_length=1, description=description)
 
 
+def _switch(description: str) -> Any:
+    return msgspec.Meta(
+        description=description, extra={"expected": "on/off (or 1/0, true/false, yes/no)"}
+    )
+
+
 def _path(description: str) -> Any:
     return msgspec.Meta(description=description, extra={"expected": "a non-empty path"})
 
@@ -105,13 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float, _num(0.01, 60.0, "longest a logged prediction waits before it is written")
     ] = 0.5
     # Off until the benchmark shows it pays (README, "Serving").
-    batcher: Annotated[
-        bool,
-        msgspec.Meta(
-            description="micro-batch concurrent /v1/predict calls",
-            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
-        ),
-    ] = False
+    batcher: Annotated[bool, _switch("micro-batch concurrent /v1/predict calls")] = False
     batch_max_size: Annotated[int, _int(1, 100_000, "most rows per micro-batch")] = 32
     batch_max_wait_us: Annotated[
         int, _int(0, 1_000_000, "longest the oldest queued request waits, in microseconds")
@@ -140,11 +140,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A ready worker takes its start-up objects out of the garbage collector's walks
     # (server/heap.py says what a full collection of them cost).
     gc_freeze: Annotated[
-        bool,
-        msgspec.Meta(
-            description="freeze a ready worker's start-up objects out of garbage collections",
-            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
-        ),
+        bool, _switch("freeze a ready worker's start-up objects out of garbage collections")
     ] = True
     metrics_dir: Annotated[Path, _path("Prometheus multiprocess directory")] = Path("var/metrics")
     # Each worker checks artifacts/current this often and loads a new version by itself,
@@ -156,11 +152,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # log as they are, and stops the per-request drift counting, the history rollups and
     # the scheduled monitoring jobs: the pair `just bench` compares.
     monitoring: Annotated[
-        bool,
-        msgspec.Meta(
-            description="drift counting, history rollups and the scheduled monitoring jobs",
-            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
-        ),
+        bool, _switch("drift counting, history rollups and the scheduled monitoring jobs")
     ] = True
     monitor_interval_s: Annotated[
         float, _num(1.0, 3600.0, "how often the lease holder recomputes rollups and gauges")
@@ -180,11 +172,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 3600.0
     # Probation after a promotion, and the automatic rollback (README, "Model lifecycle").
     probation: Annotated[
-        bool,
-        msgspec.Meta(
-            description="watch a newly promoted version and roll back to its parent if it fails",
-            extra={"expected": "on/off (or 1/0, true/false, yes/no)"},
-        ),
+        bool, _switch("watch a newly promoted version and roll back to its parent if it fails")
     ] = True
     probation_outcomes: Annotated[
         int, _int(1, 10_000_000, "labelled outcomes of the new version after which it passed")
