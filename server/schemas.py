@@ -16,6 +16,7 @@ from server.body_errors import explain_malformed
 from server.domain.artifact import CalibrationBin, TrainingData
 from server.domain.features import FeatureSpec
 from server.domain.scan import (
+    DECODING,
     ID_PATTERN,
     ID_RULE,
     NAME_PATTERN,
@@ -430,6 +431,7 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
 
     The field is a path such as ``scans[3].min_price``; the message says what was expected.
     """
+    DECODING.active = True  # the decoder checks the annotations: no second check
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -438,6 +440,8 @@ def decode_body(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     except msgspec.DecodeError as exc:
         field, message = explain_malformed(body, str(exc))
         raise InputError(message, field=field) from None
+    finally:
+        DECODING.active = False
 
 
 def _explain(text: str) -> tuple[str | None, str]:

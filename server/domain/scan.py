@@ -7,6 +7,7 @@ offline and another online. It imports nothing but the standard library and msgs
 from __future__ import annotations
 
 import enum
+import threading
 import typing
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Final
 import msgspec
 
 __all__ = [
+    "DECODING",
     "EARLIEST_TIMESTAMP",
     "ID_PATTERN",
     "ID_RULE",
@@ -190,10 +192,25 @@ def check_fields(struct: msgspec.Struct) -> None:
     `__post_init__` makes `Scan(lookback_bars=5, ...)` fail the same way a body does,
     raising the decoder's own `msgspec.ValidationError` (for example "Expected `int` >= 10
     - at `$.lookback_bars`"). The rules stay where they are declared: the annotations.
-    Costs about 1 us a scan.
+    Reads the fields as attributes in msgspec's C code: about 1.8 us a scan here, against
+    3.4 us for building a dict of them first (timeit, best of 5 x 20,000).
     """
-    values = {f: getattr(struct, f) for f in struct.__struct_fields__}
-    msgspec.convert(values, _shape_of(type(struct)), from_attributes=False)
+    msgspec.convert(struct, _shape_of(type(struct)), from_attributes=True)
+
+
+class _Decoding(threading.local):
+    """`active` while msgspec decodes a body on this thread (`server.schemas.decode_body`).
+
+    The decoder checks every field against its annotation before it calls
+    `__post_init__`, so a decoded scan skips `check_fields`, which would only repeat it
+    (about 2 us of a prediction's ~50 in process). Per thread: a scan built in Python on
+    another thread meanwhile (the recommendations' neighbours) is still checked.
+    """
+
+    active = False
+
+
+DECODING: Final = _Decoding()
 
 
 class Scan(WireStruct, frozen=True):
@@ -225,7 +242,8 @@ class Scan(WireStruct, frozen=True):
 
     def __post_init__(self) -> None:
         # Decoding has checked the annotations already; a scan built in Python has not.
-        check_fields(self)
+        if not DECODING.active:
+            check_fields(self)
         # msgspec turns a ValueError here into a ValidationError naming the struct.
         if self.timestamp is not None and (problem := timestamp_problem(self.timestamp)):
             raise ValueError(problem)

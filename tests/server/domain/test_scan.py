@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
+from server.domain import scan as scan_module
 from server.domain.scan import (
+    DECODING,
     EARLIEST_TIMESTAMP,
     UNIVERSE_SIZES,
     Scan,
@@ -17,6 +20,8 @@ from server.domain.scan import (
     Universe,
     timestamp_problem,
 )
+from server.errors import InputError
+from server.schemas import decode_body
 
 GOOD: dict[str, Any] = {
     "user_id": "u1",
@@ -130,6 +135,50 @@ def test_a_scan_built_in_python_is_checked_as_a_body_is(
         with pytest.raises(msgspec.ValidationError) as decoded:
             decode({**GOOD, field: value})
         assert str(decoded.value) == str(built.value)
+
+
+def test_a_body_is_checked_once_and_a_scan_built_meanwhile_still_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """decode_body skips the repeated check; nothing else does, on any thread, after it."""
+    calls: list[str] = []
+    real = scan_module.check_fields
+
+    def counted(struct: msgspec.Struct) -> None:
+        calls.append(threading.current_thread().name)
+        real(struct)
+
+    monkeypatch.setattr(scan_module, "check_fields", counted)
+    decoder = msgspec.json.Decoder(Scan)
+    decoded = decode_body(decoder, msgspec.json.encode(GOOD))
+    assert calls == []  # the decoder applied every annotation itself
+    with pytest.raises(InputError, match="lookback_bars"):
+        decode_body(decoder, msgspec.json.encode({**GOOD, "lookback_bars": 5}))
+    assert not DECODING.active  # reset after a refused body too
+
+    fields = {f: getattr(decoded, f) for f in Scan.__struct_fields__}
+    Scan(**fields)
+    assert calls == ["MainThread"]
+
+    # Another thread builds scans while this one decodes: its scans are still checked.
+    built: list[BaseException | None] = []
+
+    def build_bad() -> None:
+        try:
+            Scan(**{**fields, "lookback_bars": 5})
+            built.append(None)
+        except msgspec.ValidationError as exc:
+            built.append(exc)
+
+    DECODING.active = True
+    try:
+        thread = threading.Thread(target=build_bad, name="builder")
+        thread.start()
+        thread.join()
+    finally:
+        DECODING.active = False
+    assert isinstance(built[0], msgspec.ValidationError)
+    assert calls[-1] == "builder"
 
 
 @pytest.mark.parametrize("stamp", ["1900-01-01T00:00:00Z", "9999-12-31T00:00:00Z"])
