@@ -22,6 +22,7 @@ from typing import Literal
 import msgspec
 
 from bench.servers import ServerSpec
+from server.settings import Settings
 
 __all__ = [
     "MONITORING_RUNS",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 ServerKind = Literal["scanopt", "fastapi-sklearn", "ceiling"]
+_DEFAULT_LOOP: str = next(f.default for f in msgspec.structs.fields(Settings) if f.name == "loop")
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,7 +171,11 @@ def server_spec(
     py = sys.executable
     granian = [py, "-m", "granian", "--interface", "asgi", "--port", str(port)]
     if run.server == "ceiling":
-        argv = [*granian, "--workers", str(run.workers), "--factory", "bench.ceiling:create_app"]
+        # The loop scanopt's workers run on by default (SCANOPT_LOOP): the ratio compares
+        # request paths, not event loops.
+        loop = run.env.get("SCANOPT_LOOP", _DEFAULT_LOOP)
+        argv = [*granian, "--workers", str(run.workers), "--loop", loop]
+        argv += ["--factory", "bench.ceiling:create_app"]
         return ServerSpec(name=run.name, argv=argv, port=port)
     if run.server == "fastapi-sklearn":
         if baseline_model is None:

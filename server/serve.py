@@ -11,6 +11,7 @@ prometheus_client; Granian then forks the workers, each of which builds the app
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import logging.config
 import os
@@ -45,6 +46,13 @@ def main() -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"scanopt: bad setting: {exc.message}", file=sys.stderr)
+        return 2
+    if settings.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        print(
+            "scanopt: bad setting: SCANOPT_LOOP=uvloop: uvloop is not installed here "
+            "(pip install uvloop, or SCANOPT_LOOP=asyncio)",
+            file=sys.stderr,
+        )
         return 2
     # First, while this process has one thread: every worker Granian forks inherits it.
     limit_malloc_arenas(settings.malloc_arenas)
@@ -86,7 +94,7 @@ def main() -> int:
     # Importing the app here (not building it) lets forked workers share the imports,
     # which halves their start-up; sessions are still built after the fork.
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
     import server.app  # noqa: F401
@@ -100,6 +108,7 @@ def main() -> int:
                 "workers": settings.workers,
                 "model_version": model_version,
                 "batcher": settings.batcher,
+                "loop": settings.loop,
                 "shadow_version": settings.shadow_version,
                 "shadow_share": settings.shadow_share,
                 "malloc_arenas": os.environ.get("MALLOC_ARENA_MAX", "glibc default"),
@@ -113,6 +122,7 @@ def main() -> int:
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=settings.workers,
+        loop=Loops(settings.loop),
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=logging_config(settings.log_level),
         respawn_failed_workers=True,

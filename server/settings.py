@@ -132,6 +132,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _num(0.0, 10.0, "longest a worker holds a log line below WARNING; 0 writes each at once"),
     ] = 0.2
     intra_op_threads: Annotated[int, _int(1, 256, "onnxruntime threads per session")] = 1
+    # Granian runs each worker's app on this loop; the benchmark's constant endpoint gets
+    # the same one (README, "Benchmarks", for what uvloop changed).
+    loop: Annotated[
+        Literal["uvloop", "asyncio"],
+        msgspec.Meta(
+            description="the workers' event loop: uvloop, or the standard library's asyncio",
+            extra={"expected": "uvloop or asyncio"},
+        ),
+    ] = "uvloop"
     # glibc malloc arenas per process (server/memory.py says why); 0 keeps glibc's
     # default of 8 per core, and MALLOC_ARENA_MAX set in the environment wins.
     malloc_arenas: Annotated[
@@ -312,6 +321,8 @@ def _prepare(name: str, value: str) -> Any:
         return value or None
     if name == "log_level":
         return value.upper()
+    if name == "loop":
+        return value.lower()
     return value
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
+import pytest
 from litestar.testing import TestClient
 
 from bench.ceiling import CONSTANT_ANSWER, create_app
+from bench.plan import RunConfig, server_spec
+from server.settings import Settings
 
 
 def test_predict_answers_the_constant_whatever_the_body() -> None:
@@ -27,3 +32,15 @@ def test_ready_is_always_200() -> None:
     """There is nothing to load, so the ceiling is ready at once."""
     with TestClient(create_app()) as client:
         assert client.get("/health/ready").status_code == 200
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_the_ceiling_runs_on_the_loop_scanopt_runs_on(
+    tmp_path: Path, setting: str | None, expected: str
+) -> None:
+    """The ratio compares request paths: the constant endpoint gets scanopt's event loop."""
+    env = {} if setting is None else {"SCANOPT_LOOP": setting}
+    run = RunConfig(name="ceiling", server="ceiling", workers=1, env=env)
+    spec = server_spec(run, 8000, artifacts=tmp_path, workdir=tmp_path, baseline_model=None)
+    assert spec.argv[spec.argv.index("--loop") + 1] == expected
+    assert Settings.from_env(env).loop == expected

@@ -101,6 +101,44 @@ def test_missing_shadow_version_stops_startup_with_one_line(
     assert "nope: no such folder" in lines[0]
 
 
+def test_missing_uvloop_stops_startup_with_one_line(tmp_path: Path, artifacts: Path) -> None:
+    """The default loop without uvloop installed: exit 2, one line naming both ways out."""
+    hider = tmp_path / "hide-uvloop"
+    hider.mkdir()
+    # A None entry in sys.modules makes `import uvloop` fail, as if it were not installed.
+    (hider / "sitecustomize.py").write_text("import sys\nsys.modules['uvloop'] = None\n")
+    env = {**server_env(tmp_path, artifacts), "PYTHONPATH": str(hider)}
+    result = subprocess.run(
+        [sys.executable, "-m", "server.serve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "scanopt: bad setting: SCANOPT_LOOP=uvloop: uvloop is not installed here "
+        "(pip install uvloop, or SCANOPT_LOOP=asyncio)"
+    ]
+
+
+def test_the_standard_loop_still_serves(tmp_path: Path, artifacts: Path) -> None:
+    """SCANOPT_LOOP=asyncio, the behaviour before uvloop, is one variable away and serves."""
+    process = launch(tmp_path, artifacts, loop="asyncio", workers=1)
+    try:
+        process.wait_ready()
+        answer = httpx.post(f"{process.url}/v1/predict", json=SCAN, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["prediction_id"]
+        started = [line for line in process.log.read_text().splitlines() if '"starting"' in line]
+        assert started
+        assert '"loop":"asyncio"' in started[0].replace(" ", "")
+    finally:
+        process.stop()
+
+
 @pytest.mark.slow
 def test_metrics_add_up_across_workers(server: ServerProcess, tmp_path: Path) -> None:
     """N predictions spread over 2 workers show as N in /metrics, which promtool accepts."""

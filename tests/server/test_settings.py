@@ -48,6 +48,7 @@ def test_every_variable_is_read() -> None:
         "SCANOPT_LOG_LEVEL": "debug",
         "SCANOPT_LOG_FLUSH_S": "0",
         "SCANOPT_INTRA_OP_THREADS": "2",
+        "SCANOPT_LOOP": "AsyncIO",
         "SCANOPT_METRICS_DIR": "/tmp/m",
         "SCANOPT_RELOAD_POLL_S": "0.5",
         "PROMETHEUS_MULTIPROC_DIR": "/tmp/m",
@@ -61,6 +62,7 @@ def test_every_variable_is_read() -> None:
     assert (s.batcher, s.batch_max_size, s.batch_max_wait_us) == (True, 16, 250)
     assert (s.cache_size, s.max_batch, s.max_body_bytes) == (0, 500, 65536)
     assert (s.log_level, s.log_flush_s, s.intra_op_threads) == ("DEBUG", 0.0, 2)
+    assert s.loop == "asyncio"
     assert s.metrics_dir == Path("/tmp/m")
     assert s.reload_poll_s == 0.5
     assert s.multiproc_dir == Path("/tmp/m")
@@ -74,6 +76,7 @@ def test_every_variable_is_read() -> None:
         ("SCANOPT_WORKERS", "0", "an integer from 1 to 256"),
         ("SCANOPT_BATCHER", "maybe", "on/off"),
         ("SCANOPT_LOG_LEVEL", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
+        ("SCANOPT_LOOP", "trio", "uvloop or asyncio"),
         ("SCANOPT_CORS_ORIGINS", "example.com", "http(s)://host origins"),
         ("SCANOPT_RELOAD_POLL_S", "nan", "a number from 0 to 3600"),
         ("SCANOPT_HOST", "", "a non-empty value"),
