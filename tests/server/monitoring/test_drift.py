@@ -19,6 +19,7 @@ from scipy.stats import chi2, wasserstein_distance
 
 from server.domain.artifact import DriftCalibration, DriftDesign, Manifest
 from server.domain.scan import UNIVERSE_SIZES, Universe
+from server.monitoring import drift as drift_module
 from server.monitoring.drift import (
     CLOCK_COLUMNS,
     FALSE_ALARM_RATE,
@@ -121,6 +122,25 @@ def _null_window(reference: Reference, rng: np.random.Generator) -> dict[str, di
         c.name: dict(enumerate(rng.multinomial(WINDOW, np.array(c.shares) / sum(c.shares))))
         for c in reference.columns
     }
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_scoring_in_chunks_changes_no_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+    reference: Reference,
+    uncalibrated: Reference,
+    calibrated: bool,
+) -> None:
+    """Thresholds calibrated chunk by chunk equal those of every window scored at once, to
+    the bit: sampled columns and two-bin exact ones, with and without a design."""
+    ref = reference if calibrated else uncalibrated
+    rows = 5000  # above the chunk sizes below, so two-bin columns are chunked too
+    monkeypatch.setattr(drift_module, "_CALIBRATION_CHUNK", 10**9)
+    at_once = calibrate(ref, rows, draws=9000)
+    monkeypatch.setattr(drift_module, "_CALIBRATION_CHUNK", 1000)
+    chunked = calibrate(ref, rows, draws=9000)
+    assert at_once.values == chunked.values
+    assert len(chunked.values) > 10
 
 
 def test_windows_from_the_reference_alarm_in_at_most_one_percent(
