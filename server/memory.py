@@ -1,4 +1,5 @@
-"""Fewer glibc malloc arenas, so a worker's resident memory stays flat.
+"""Fewer glibc malloc arenas and a fixed mmap threshold, so a worker's resident memory
+stays flat.
 
 glibc gives every thread that allocates an arena of its own, up to 8 per core (16 on a
 2-core machine), and an arena keeps what was freed in it for that arena's later use
@@ -19,18 +20,31 @@ the cap it climbed for the first two and then stayed flat: 1.2% after the first 
 worker, so every worker inherits the limit; it also sets `MALLOC_ARENA_MAX` for any
 process started from it. An explicit `MALLOC_ARENA_MAX` in the environment wins (glibc
 applied it when the process started). Off glibc (musl, macOS) it does nothing.
+
+The mmap threshold: glibc serves a block of at least `M_MMAP_THRESHOLD` bytes (128 KiB at
+first) with its own mmap, returned to the system when freed, but each time such a block is
+freed it raises the threshold to that block's size (up to 32 MiB), so the next large
+arrays come from the heap instead and stay there, fragmented, once freed. The worker
+holding the monitoring lease builds arrays of megabytes in its jobs every 30 s; its RSS
+rose a step at each job. `fix_mmap_threshold` sets the threshold once, which also stops
+glibc moving it. Measured with `python -m bench.soak --duration 150` (2 workers, the
+default mix, one run each, 2026-12-03): glibc's own free lists in the lease holder grew
+5.9 -> 10.0 MiB and its RSS 119.1 -> 123.9 MiB from the 50th second to the 150th with the
+sliding threshold; 4.9 -> 4.0 MiB and 118.2 -> 118.4 MiB with it fixed at 128 KiB.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["ENV", "limit_malloc_arenas"]
+__all__ = ["ENV", "MMAP_ENV", "fix_mmap_threshold", "limit_malloc_arenas"]
 
 ENV: Final = "MALLOC_ARENA_MAX"
+MMAP_ENV: Final = "MALLOC_MMAP_THRESHOLD_"  # glibc's name, trailing underscore included
 _M_ARENA_MAX: Final = -8  # glibc's malloc.h
+_M_MMAP_THRESHOLD: Final = -3
 
 
 def limit_malloc_arenas(arenas: int) -> bool:
@@ -38,13 +52,31 @@ def limit_malloc_arenas(arenas: int) -> bool:
     glibc's default. True when the cap was applied here."""
     if arenas <= 0 or ENV in os.environ:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    if mallopt(_M_ARENA_MAX, arenas) != 1:
+    mallopt = _mallopt()
+    if mallopt is None or mallopt(_M_ARENA_MAX, arenas) != 1:
         return False
     os.environ[ENV] = str(arenas)
     return True
+
+
+def fix_mmap_threshold(size: int) -> bool:
+    """Serve blocks of `size` bytes and more with mmap in this process (and its children),
+    at a threshold glibc no longer moves; 0 leaves glibc's sliding default. True when it
+    was applied here."""
+    if size <= 0 or MMAP_ENV in os.environ:
+        return False
+    mallopt = _mallopt()
+    if mallopt is None or mallopt(_M_MMAP_THRESHOLD, size) != 1:
+        return False
+    os.environ[MMAP_ENV] = str(size)
+    return True
+
+
+def _mallopt() -> Any:
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt

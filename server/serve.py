@@ -21,7 +21,7 @@ from pathlib import Path
 from server.errors import ArtifactError, SettingsError
 from server.inference.model import load_model
 from server.logs import LOGGER_NAME, logging_config
-from server.memory import limit_malloc_arenas
+from server.memory import fix_mmap_threshold, limit_malloc_arenas
 from server.settings import MULTIPROC_ENV, Settings
 
 __all__ = ["WORKER_KILL_TIMEOUT_S", "main", "prepare_metrics_dir"]
@@ -56,6 +56,7 @@ def main() -> int:
         return 2
     # First, while this process has one thread: every worker Granian forks inherits it.
     limit_malloc_arenas(settings.malloc_arenas)
+    fix_mmap_threshold(settings.malloc_mmap_threshold)
     logging.config.dictConfig(logging_config(settings.log_level))
     logger = logging.getLogger(LOGGER_NAME)
     for name in Settings.unknown_variables(os.environ):
@@ -112,6 +113,7 @@ def main() -> int:
                 "shadow_version": settings.shadow_version,
                 "shadow_share": settings.shadow_share,
                 "malloc_arenas": os.environ.get("MALLOC_ARENA_MAX", "glibc default"),
+                "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_", "sliding"),
             }
         },
     )

@@ -146,6 +146,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     malloc_arenas: Annotated[
         int, _int(0, 1024, "glibc malloc arenas per process; 0 leaves glibc's default")
     ] = 2
+    # Blocks this large and larger get their own mmap, at a threshold glibc no longer
+    # raises (server/memory.py says why); 0 keeps glibc's sliding threshold.
+    malloc_mmap_threshold: Annotated[
+        int,
+        _int(0, 32 * 1024 * 1024, "glibc's mmap threshold in bytes; 0 leaves it sliding"),
+    ] = 128 * 1024
     # A ready worker takes its start-up objects out of the garbage collector's walks
     # (server/heap.py says what a full collection of them cost).
     gc_freeze: Annotated[

@@ -1,4 +1,5 @@
-"""server.memory: the malloc arena cap reaches the threads of the process that set it."""
+"""server.memory: the malloc arena cap reaches the threads of the process that set it, and
+the mmap threshold stays where it was set."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.memory import ENV, limit_malloc_arenas
+from server.memory import ENV, MMAP_ENV, fix_mmap_threshold, limit_malloc_arenas
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,3 +77,57 @@ def test_an_explicit_environment_variable_wins(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(ENV, "4")
     assert limit_malloc_arenas(2) is False
     assert os.environ[ENV] == "4"
+
+
+# A 1 MiB block freed, then a 256 KiB one held: glibc's sliding threshold has risen to
+# 1 MiB by then and takes the second from the heap; a fixed one mmaps it (hblks counts
+# the blocks glibc mmapped for malloc).
+_MMAP_PROBE = textwrap.dedent(
+    """
+    import ctypes, os, sys
+    from server.memory import fix_mmap_threshold
+    applied = fix_mmap_threshold(int(sys.argv[1]))
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = Info
+    big = bytearray(1 << 20)
+    del big
+    before = libc.mallinfo2().hblks
+    held = bytearray(256 << 10)
+    print(applied, libc.mallinfo2().hblks - before, os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+    """
+)
+
+
+def _mmap_probe(size: int) -> tuple[str, int, str]:
+    env = {k: v for k, v in os.environ.items() if k != MMAP_ENV}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", _MMAP_PROBE, str(size)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    return out[0], int(out[1]), out[2]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_a_fixed_mmap_threshold_stays_where_it_was_set() -> None:
+    """Fixed at 128 KiB, a 256 KiB block is mmapped even after a 1 MiB one was freed, and
+    children get MALLOC_MMAP_THRESHOLD_; with 0 glibc's threshold slides past it."""
+    assert _mmap_probe(128 * 1024) == ("True", 1, str(128 * 1024))
+    assert _mmap_probe(0) == ("False", 0, "None")
+
+
+def test_an_explicit_mmap_threshold_in_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MALLOC_MMAP_THRESHOLD_ already set: glibc applied it at start; nothing changes."""
+    monkeypatch.setenv(MMAP_ENV, "65536")
+    assert fix_mmap_threshold(128 * 1024) is False
+    assert os.environ[MMAP_ENV] == "65536"
