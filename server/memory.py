@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Final
+from typing import Final
 
 __all__ = ["ENV", "MMAP_ENV", "fix_mmap_threshold", "limit_malloc_arenas"]
 
@@ -50,33 +50,28 @@ _M_MMAP_THRESHOLD: Final = -3
 def limit_malloc_arenas(arenas: int) -> bool:
     """Cap this process's (and its children's) malloc arenas at `arenas`; 0 leaves
     glibc's default. True when the cap was applied here."""
-    if arenas <= 0 or ENV in os.environ:
-        return False
-    mallopt = _mallopt()
-    if mallopt is None or mallopt(_M_ARENA_MAX, arenas) != 1:
-        return False
-    os.environ[ENV] = str(arenas)
-    return True
+    return _mallopt(_M_ARENA_MAX, arenas, ENV)
 
 
 def fix_mmap_threshold(size: int) -> bool:
     """Serve blocks of `size` bytes and more with mmap in this process (and its children),
     at a threshold glibc no longer moves; 0 leaves glibc's sliding default. True when it
     was applied here."""
-    if size <= 0 or MMAP_ENV in os.environ:
-        return False
-    mallopt = _mallopt()
-    if mallopt is None or mallopt(_M_MMAP_THRESHOLD, size) != 1:
-        return False
-    os.environ[MMAP_ENV] = str(size)
-    return True
+    return _mallopt(_M_MMAP_THRESHOLD, size, MMAP_ENV)
 
 
-def _mallopt() -> Any:
+def _mallopt(option: int, value: int, env: str) -> bool:
+    """Set glibc's malloc `option` to `value` and export it as `env` for children; not
+    when `value` is 0 or `env` is set already (glibc applied that at start)."""
+    if value <= 0 or env in os.environ:
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc
-        return None
+        return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return mallopt
+    if mallopt(option, value) != 1:
+        return False
+    os.environ[env] = str(value)
+    return True
