@@ -46,11 +46,12 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _probe(arenas: int) -> tuple[str, int, str]:
-    env = {k: v for k, v in os.environ.items() if k != ENV}
+def _probe(arenas: int, script: str = _PROBE, variable: str = ENV) -> tuple[str, int, str]:
+    """Run a probe script in a fresh interpreter without `variable`; its three words."""
+    env = {k: v for k, v in os.environ.items() if k != variable}
     env["PYTHONPATH"] = str(REPO)
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(arenas)],
+        [sys.executable, "-c", script, str(arenas)],
         env=env,
         capture_output=True,
         text=True,
@@ -103,17 +104,7 @@ _MMAP_PROBE = textwrap.dedent(
 
 
 def _mmap_probe(size: int) -> tuple[str, int, str]:
-    env = {k: v for k, v in os.environ.items() if k != MMAP_ENV}
-    env["PYTHONPATH"] = str(REPO)
-    out = subprocess.run(
-        [sys.executable, "-c", _MMAP_PROBE, str(size)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.split()
-    return out[0], int(out[1]), out[2]
+    return _probe(size, _MMAP_PROBE, MMAP_ENV)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
