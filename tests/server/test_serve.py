@@ -41,12 +41,12 @@ def server(tmp_path: Path, artifacts: Path) -> Iterator[ServerProcess]:
 
 
 def run_launcher(
-    tmp_path: Path, artifacts: Path, **settings: object
+    tmp_path: Path, artifacts: Path, *, extra_env: dict[str, str] | None = None, **settings: object
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server.serve"],
         cwd=REPO,
-        env=server_env(tmp_path, artifacts, **settings),
+        env={**server_env(tmp_path, artifacts, **settings), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -107,16 +107,7 @@ def test_missing_uvloop_stops_startup_with_one_line(tmp_path: Path, artifacts: P
     hider.mkdir()
     # A None entry in sys.modules makes `import uvloop` fail, as if it were not installed.
     (hider / "sitecustomize.py").write_text("import sys\nsys.modules['uvloop'] = None\n")
-    env = {**server_env(tmp_path, artifacts), "PYTHONPATH": str(hider)}
-    result = subprocess.run(
-        [sys.executable, "-m", "server.serve"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_launcher(tmp_path, artifacts, extra_env={"PYTHONPATH": str(hider)})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "scanopt: bad setting: SCANOPT_LOOP=uvloop: uvloop is not installed here "
