@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class SqliteStore(SqlStore):
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,  # closed from another thread at shutdown
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
@@ -64,6 +65,32 @@ class SqliteStore(SqlStore):
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch `conn` to WAL, retrying while other connections switch the same new file.
+
+        Connections opening a fresh file at once (the workers of a first start) each read it
+        and then need the write lock to mark it WAL. SQLite does not call the busy handler
+        where waiting could deadlock a reader upgrading to writer; it returns SQLITE_BUSY
+        at once instead (sqlite3_busy_handler: "If SQLite determines that invoking the busy
+        handler could result in a deadlock, it will go ahead and return SQLITE_BUSY"), so
+        the connect timeout does not cover this statement. The switch is persistent: once
+        one connection has made it, the others' retry finds the file in WAL and is a no-op.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if (
+                    exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY
+                    or time.monotonic() >= deadline
+                ):
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _connect(self) -> None:
         try:
