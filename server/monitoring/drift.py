@@ -21,7 +21,9 @@ drawn from the reference itself (Monte Carlo, multinomial draws from the shares)
 is the number of (column, score) tests: by Bonferroni, a window drawn from the reference
 trips any test with probability at most alpha, whatever the dependence between columns.
 Windows are calibrated at the largest power of two not above their size: the null
-quantiles shrink as windows grow, so this errs towards fewer alarms.
+quantiles shrink as windows grow, so this errs towards fewer alarms. With the design
+effects below, a column's effective size stops growing at the largest window they were
+measured at, and so do the thresholds: windows beyond it share one calibration.
 
 Live windows are stretches of time, not rows drawn at random from the training year, so
 each column is calibrated the way its rows arise in such a stretch (its `grain`):
@@ -353,6 +355,21 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     def tests(self) -> int:
         """The (column, score) tests that can alarm: T in the Bonferroni level."""
         return sum(len(c.scores) for c in self.columns if c.alarms)
+
+    def calibration_rows(self, n: int) -> int:
+        """The window size a window of `n` rows is calibrated at: the largest power of two
+        not above `n`, and no larger than the smallest power of two holding the largest
+        window the design effects were measured at, when every column that can alarm has
+        them. From that size on every column's effective size is that of the largest
+        window (`Design.effective_rows`), so larger windows have the same thresholds to
+        the bit; calibrating them again only spent CPU (the default model: ~1 s each at
+        2^14 to 2^18 rows, each equal to the one at 2^13)."""
+        rows = calibration_rows(n)
+        designs = [c.design for c in self.columns if c.alarms]
+        if not designs or any(d is None for d in designs):
+            return rows  # an independent column's null keeps narrowing as windows grow
+        largest = max(d.window_rows[-1] for d in designs if d is not None)
+        return min(rows, 1 << (largest - 1).bit_length())
 
 
 def bin_values(column: Column, values: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:

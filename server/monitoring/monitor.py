@@ -14,8 +14,9 @@ Two background tasks, both off the request path:
   the newest labelled outcomes of the version in service.
 
 The read API (accuracy, drift) answers from the store on any worker, so every worker and
-replica agrees. Drift thresholds are calibrated per (version, window size) in a thread by
-the first worker that needs them and kept in the store (`drift_thresholds`), so the
+replica agrees. Drift thresholds are calibrated per (version, window size; one size for
+every window beyond the largest the design effects measured) in a thread by the first
+worker that needs them and kept in the store (`drift_thresholds`), so the
 fleet calibrates each once; every worker also keeps them in memory.
 
 With monitoring switched off (`SCANOPT_MONITORING=off`) only the worker's health gauges
@@ -50,7 +51,6 @@ from server.monitoring.drift import (
     Reference,
     Thresholds,
     calibrate,
-    calibration_rows,
     evaluate,
 )
 from server.monitoring.gauges import MonitoringGauges
@@ -174,7 +174,7 @@ class Monitor:
         reference = self.reference(version)
         if reference is None:
             return None
-        key = (version, reference.method, calibration_rows(rows))
+        key = (version, reference.method, reference.calibration_rows(rows))
         if key not in self._thresholds:
             self._thresholds[key] = await self._kept_thresholds(reference, key[2])
         return self._thresholds[key]

@@ -115,6 +115,26 @@ def test_calibration_rows_round_down_to_a_power_of_two() -> None:
     assert [calibration_rows(n) for n in (256, 300, 511, 512)] == [256, 256, 256, 512]
 
 
+def test_windows_beyond_the_measured_design_share_one_calibration(
+    reference: Reference, uncalibrated: Reference
+) -> None:
+    """With design effects measured up to 8,192 rows, a window of 2^14 or more rows is
+    calibrated at 2^13, whose thresholds are those of the larger size to the bit; without
+    them every power of two keeps its own calibration."""
+    assert [reference.calibration_rows(n) for n in (300, 4096, 8191, 8192, 20_000, 10**6)] == [
+        256,
+        4096,
+        4096,
+        8192,
+        8192,
+        8192,
+    ]
+    assert uncalibrated.calibration_rows(10**6) == calibration_rows(10**6) == 2**19
+    at_cap = calibrate(reference, 8192, draws=2000)
+    beyond = calibrate(reference, 2**16, draws=2000)
+    assert at_cap.values == beyond.values
+
+
 def _null_window(reference: Reference, rng: np.random.Generator) -> dict[str, dict[int, int]]:
     """Every column drawn row by row from its reference (a day column's rows too: by
     convexity that scores no higher than the window at one of its bins)."""
