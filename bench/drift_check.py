@@ -43,14 +43,13 @@ import onnxruntime as ort
 from rich.console import Console
 from rich.table import Table
 
-from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest
+from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest, Thresholds
 from server.domain.features import FEATURE_NAMES
 from server.domain.scan import UNIVERSE_SIZES, Universe
 from server.inference.clock import served_matrix
 from server.monitoring.drift import (
     FALSE_ALARM_RATE,
     Reference,
-    Thresholds,
     bin_values,
     calibrate,
     score,

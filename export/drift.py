@@ -30,7 +30,11 @@ the effective size, whose shape is known.
 
 (`just drift-calibrate`) adds the calibration to a version exported before it, in place:
 its training rows found again from the history it was trained on, its outputs from its own
-graph; the model and every hashed file stay as they are.
+graph; the model and every hashed file stay as they are. With the calibration the
+manifest also gets the drift thresholds at every window size the server scores
+(`drift_thresholds`, server.monitoring.drift.calibrate_every_size), so that no serving
+worker spends the CPU on them; `--thresholds-only` (re)computes those alone from a
+manifest that has its calibration, without the history.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from server.domain.artifact import (
     ReferenceDistribution,
 )
 from server.domain.features import FEATURE_NAMES
-from server.monitoring.drift import Column, Reference, bin_values
+from server.monitoring.drift import Column, Reference, bin_values, calibrate_every_size
 from train.data import Dataset, HistoryError, dataset_from_records, load_history
 from train.training import FitSettings, split_dataset
 
@@ -67,6 +71,7 @@ __all__ = [
     "METHOD",
     "MIN_WINDOWS",
     "ExportError",
+    "add_thresholds",
     "autocorrelation_time",
     "drift_calibration",
     "history_columns",
@@ -241,10 +246,36 @@ def recalibrate_version(folder: Path, history_path: Path, seed: int = 0) -> Mani
     calibration = version_calibration(manifest.version, manifest.reference, model_bytes, train)
     if calibration is None:
         raise ExportError(f"{len(train)} training rows are too few for a drift calibration")
-    # The manifest's JSON as written, with one key added: its other values keep their text
-    # (a decoded Manifest would write the feature spec's integers as floats).
+    calibrated = msgspec.structs.replace(manifest, drift=calibration)
+    return _rewrite_manifest(
+        folder,
+        {
+            "drift": msgspec.to_builtins(calibration),
+            "drift_thresholds": msgspec.to_builtins(calibrate_every_size(Reference.of(calibrated))),
+        },
+    )
+
+
+def add_thresholds(folder: Path) -> Manifest:
+    """Calibrate the drift thresholds of the version in `folder` from its manifest alone
+    (its reference and drift calibration) and add them to it, in place, so no serving
+    worker calibrates them; nothing else in the folder changes."""
+    manifest = read_manifest(folder / MANIFEST_FILE)
+    if manifest.drift is None:
+        raise ExportError(
+            f"{folder / MANIFEST_FILE}: no drift calibration: expected one first "
+            "(run without --thresholds-only, with the history the version was trained on)"
+        )
+    thresholds = calibrate_every_size(Reference.of(manifest))
+    return _rewrite_manifest(folder, {"drift_thresholds": msgspec.to_builtins(thresholds)})
+
+
+def _rewrite_manifest(folder: Path, keys: Mapping[str, object]) -> Manifest:
+    """The manifest's JSON as written, with `keys` set: its other values keep their text
+    (a decoded Manifest would write the feature spec's integers as floats). Checked as a
+    manifest, then swapped in with a rename."""
     document = msgspec.json.decode((folder / MANIFEST_FILE).read_bytes())
-    document["drift"] = msgspec.to_builtins(calibration)
+    document.update(keys)
     data = msgspec.json.format(msgspec.json.encode(document), indent=2) + b"\n"
     updated = decode_manifest(data, folder / MANIFEST_FILE)
     staging = folder / f".{MANIFEST_FILE}.tmp"
@@ -268,15 +299,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", help="default: the one artifacts/current names")
     parser.add_argument("--history", type=Path, default=Path("data/scan_history.jsonl"))
     parser.add_argument("--seed", type=int, default=0, help="the seed the version was trained with")
+    parser.add_argument(
+        "--thresholds-only",
+        action="store_true",
+        help="keep the manifest's drift calibration and only (re)calibrate the drift "
+        "thresholds from it (no history needed)",
+    )
     args = parser.parse_args(argv)
     console = Console()
     try:
         version = args.version or read_current(args.artifacts)
         if version is None:
             raise ExportError(f"{args.artifacts / 'current'}: no such file: expected --version")
-        manifest = recalibrate_version(
-            version_dir(args.artifacts, version), args.history, args.seed
-        )
+        folder = version_dir(args.artifacts, version)
+        if args.thresholds_only:
+            manifest = add_thresholds(folder)
+        else:
+            manifest = recalibrate_version(folder, args.history, args.seed)
     except (ExportError, ArtifactError, ManifestError, HistoryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -284,6 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(
         f"{version}: drift calibration {manifest.drift.method} on {manifest.drift.history_rows:,} "
         f"rows of {manifest.drift.users} users, windows of {manifest.drift.window_rows}"
+    )
+    shipped = manifest.drift_thresholds
+    console.print(
+        "drift thresholds: "
+        + (
+            f"{[t.rows for t in shipped.windows]} rows ({shipped.method})"
+            if shipped is not None
+            else "none (a column has no design effects: the server calibrates them)"
+        )
     )
     return 0
 

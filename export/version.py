@@ -48,6 +48,7 @@ from server.domain.artifact import (
     RetrainComparison,
 )
 from server.domain.features import FEATURE_SPEC, encode_scans, feature_spec_digest
+from server.monitoring.drift import Reference, calibrate_every_size
 from train.models import predict_outputs
 from train.training import TrainResult
 
@@ -163,6 +164,10 @@ def export_recalibration(
         comparison=comparison,
         recalibration=recalibration,
     )
+    # Calibrated again, not the champion's: the output references moved.
+    manifest = msgspec.structs.replace(
+        manifest, drift_thresholds=calibrate_every_size(Reference.of(manifest))
+    )
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     return ExportedVersion(folder=folder, manifest=manifest, parity=parity)
 
@@ -233,6 +238,10 @@ def export_version(
         data_window=data_window,
         comparison=comparison,
         drift=drift,
+    )
+    # The thresholds a server would calibrate for it, from the manifest as the server reads it.
+    manifest = msgspec.structs.replace(
+        manifest, drift_thresholds=calibrate_every_size(Reference.of(manifest))
     )
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     if point:

@@ -17,6 +17,7 @@ The intervals are 90% prediction intervals calibrated on held-out data.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Final
 
@@ -35,11 +36,13 @@ __all__ = [
     "DataWindow",
     "DriftCalibration",
     "DriftDesign",
+    "DriftThresholds",
     "Manifest",
     "PairedDifference",
     "Recalibration",
     "ReferenceDistribution",
     "RetrainComparison",
+    "Thresholds",
     "TrainingData",
     "confidence_score",
 ]
@@ -112,6 +115,32 @@ class DriftCalibration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         for name, design in self.columns.items():
             if len(design.windows) != len(self.window_rows):
                 raise ValueError(f"drift.columns[{name!r}].windows must have one per window size")
+
+
+class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
+    """Drift alarm thresholds of every (column, score) for windows of `rows` rows
+    (server.monitoring.drift.calibrate)."""
+
+    rows: int
+    alpha: float
+    values: dict[str, dict[str, float]]
+
+
+class DriftThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The drift thresholds of every window size a server calibrates for this version,
+    calibrated at export so that no serving worker spends the CPU (about 0.7-1 s each)."""
+
+    # the server's name for how they were computed (server.monitoring.drift's
+    # Reference.method); a server that computes them another way calibrates its own
+    method: str
+    # ascending by rows, one per power of two from the smallest window that is scored
+    # to the largest the drift calibration's design effects distinguish
+    windows: Annotated[list[Thresholds], msgspec.Meta(min_length=1)]
+
+    def __post_init__(self) -> None:
+        rows = [t.rows for t in self.windows]
+        if any(a >= b for a, b in itertools.pairwise(rows)):
+            raise ValueError("drift_thresholds.windows must be ascending by rows")
 
 
 class CalibrationBin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -236,6 +265,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Design effects of the training history for drift thresholds (export.drift); None in
     # versions exported before it: the server then calibrates on independent rows and says so.
     drift: DriftCalibration | None = None
+    # Drift thresholds calibrated at export from `reference` and `drift`; None in versions
+    # exported before them (or without `drift`): the server calibrates them itself.
+    drift_thresholds: DriftThresholds | None = None
 
 
 def confidence_score(

@@ -23,7 +23,9 @@ trips any test with probability at most alpha, whatever the dependence between c
 Windows are calibrated at the largest power of two not above their size: the null
 quantiles shrink as windows grow, so this errs towards fewer alarms. With the design
 effects below, a column's effective size stops growing at the largest window they were
-measured at, and so do the thresholds: windows beyond it share one calibration.
+measured at, and so do the thresholds: windows beyond it share one calibration. Those
+few sizes are calibrated at export into the manifest (`drift_thresholds`), so a serving
+worker calibrates only for a version exported before that, or with another `METHOD`.
 
 Live windows are stretches of time, not rows drawn at random from the training year, so
 each column is calibrated the way its rows arise in such a stretch (its `grain`):
@@ -110,8 +112,10 @@ import numpy.typing as npt
 from server.domain.artifact import (
     DriftCalibration,
     DriftDesign,
+    DriftThresholds,
     Manifest,
     ReferenceDistribution,
+    Thresholds,
 )
 from server.domain.features import FEATURE_SPEC
 from server.monitoring.schemas import ColumnDrift
@@ -126,14 +130,15 @@ __all__ = [
     "Column",
     "Design",
     "Reference",
-    "Thresholds",
     "bin_values",
     "calibrate",
+    "calibrate_every_size",
     "calibration_rows",
     "jensen_shannon",
     "psi",
     "reference_design_effect",
     "score",
+    "shipped_thresholds",
     "time_design_effect",
     "variance_upper",
     "wasserstein",
@@ -356,20 +361,27 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
         """The (column, score) tests that can alarm: T in the Bonferroni level."""
         return sum(len(c.scores) for c in self.columns if c.alarms)
 
-    def calibration_rows(self, n: int) -> int:
-        """The window size a window of `n` rows is calibrated at: the largest power of two
-        not above `n`, and no larger than the smallest power of two holding the largest
-        window the design effects were measured at, when every column that can alarm has
-        them. From that size on every column's effective size is that of the largest
-        window (`Design.effective_rows`), so larger windows have the same thresholds to
-        the bit; calibrating them again only spent CPU (the default model: ~1 s each at
-        2^14 to 2^18 rows, each equal to the one at 2^13)."""
-        rows = calibration_rows(n)
+    @property
+    def largest_calibration_rows(self) -> int | None:
+        """The largest window size thresholds are calibrated at: the smallest power of two
+        holding the largest window the design effects were measured at, when every column
+        that can alarm has them; None otherwise, since an independent column's null keeps
+        narrowing as windows grow. From that size on every column's effective size is that
+        of the largest window (`Design.effective_rows`), so larger windows have the same
+        thresholds to the bit; calibrating them again only spent CPU (the default model:
+        ~1 s each at 2^14 to 2^18 rows, each equal to the one at 2^13)."""
         designs = [c.design for c in self.columns if c.alarms]
         if not designs or any(d is None for d in designs):
-            return rows  # an independent column's null keeps narrowing as windows grow
+            return None
         largest = max(d.window_rows[-1] for d in designs if d is not None)
-        return min(rows, 1 << (largest - 1).bit_length())
+        return 1 << (largest - 1).bit_length()
+
+    def calibration_rows(self, n: int) -> int:
+        """The window size a window of `n` rows is calibrated at: the largest power of two
+        not above `n`, and no larger than `largest_calibration_rows`."""
+        rows = calibration_rows(n)
+        largest = self.largest_calibration_rows
+        return rows if largest is None else min(rows, largest)
 
 
 def bin_values(column: Column, values: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
@@ -434,14 +446,6 @@ def score(column: Column, name: str, counts: Counts) -> Counts:
     if name == "wasserstein":
         return wasserstein(column, counts)
     return jensen_shannon(column.shares, counts)
-
-
-class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
-    """Alarm thresholds of every (column, score) for windows of `rows` rows."""
-
-    rows: int
-    alpha: float
-    values: dict[str, dict[str, float]]
 
 
 def calibration_rows(n: int) -> int:
@@ -583,6 +587,36 @@ def calibrate(
         null = _null_quantiles(column, rows, level, draws, rng)
         values[column.name] = {name: max(CONVENTIONAL[name], q) for name, q in null.items()}
     return Thresholds(rows=rows, alpha=alpha, values=values)
+
+
+def calibrate_every_size(reference: Reference) -> DriftThresholds | None:
+    """Thresholds at every window size a server calibrates `reference` at (MIN_ROWS to
+    `largest_calibration_rows`, by powers of two), for the manifest; None when those sizes
+    have no end (a column without design effects)."""
+    largest = reference.largest_calibration_rows
+    if largest is None:
+        return None
+    sizes = []
+    rows = calibration_rows(MIN_ROWS)
+    while rows <= largest:
+        sizes.append(rows)
+        rows *= 2
+    return DriftThresholds(
+        method=reference.method, windows=[calibrate(reference, rows) for rows in sizes]
+    )
+
+
+def shipped_thresholds(
+    shipped: DriftThresholds | None, reference: Reference, rows: int
+) -> Thresholds | None:
+    """The manifest's thresholds for windows of `rows` rows (a size `calibration_rows`
+    gives), if it has them and they were computed the way this code computes them."""
+    if shipped is None or shipped.method != reference.method:
+        return None
+    for thresholds in shipped.windows:
+        if thresholds.rows == rows and thresholds.alpha == FALSE_ALARM_RATE:
+            return thresholds
+    return None
 
 
 def evaluate(

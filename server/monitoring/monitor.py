@@ -14,10 +14,11 @@ Two background tasks, both off the request path:
   the newest labelled outcomes of the version in service.
 
 The read API (accuracy, drift) answers from the store on any worker, so every worker and
-replica agrees. Drift thresholds are calibrated per (version, window size; one size for
-every window beyond the largest the design effects measured) in a thread by the first
-worker that needs them and kept in the store (`drift_thresholds`), so the
-fleet calibrates each once; every worker also keeps them in memory.
+replica agrees. Drift thresholds (per version and window size; one size for every window
+beyond the largest the design effects measured) come with the manifest, calibrated at
+export. For a version exported without them they are calibrated in a thread by the first
+worker that needs them and kept in the store (`drift_thresholds`), so the fleet
+calibrates each once; every worker also keeps them in memory.
 
 With monitoring switched off (`SCANOPT_MONITORING=off`) only the worker's health gauges
 are kept up to date: nothing counts drift or records history, and no scheduled job runs.
@@ -40,7 +41,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest
+from server.domain.artifact import MANIFEST_FILE, MODELS_DIR, Manifest, Thresholds
 from server.domain.features import encode_scans
 from server.errors import StoreUnavailableError
 from server.monitoring.accuracy import WINDOWS, report_groups
@@ -49,9 +50,9 @@ from server.monitoring.drift import (
     FALSE_ALARM_RATE,
     MIN_ROWS,
     Reference,
-    Thresholds,
     calibrate,
     evaluate,
+    shipped_thresholds,
 )
 from server.monitoring.gauges import MonitoringGauges
 from server.monitoring.history import HistoryRecorder
@@ -180,7 +181,14 @@ class Monitor:
         return self._thresholds[key]
 
     async def _kept_thresholds(self, reference: Reference, rows: int) -> Thresholds:
-        """From the store if a worker calibrated them already, else calibrated and kept."""
+        """From the manifest if the export calibrated them, else from the store if a worker
+        calibrated them already, else calibrated and kept."""
+        manifest = self.manifest(reference.version)
+        shipped = shipped_thresholds(
+            None if manifest is None else manifest.drift_thresholds, reference, rows
+        )
+        if shipped is not None:
+            return shipped
         with contextlib.suppress(StoreUnavailableError, msgspec.DecodeError):
             kept = await self.store.drift_thresholds(reference.version, rows, reference.method)
             if kept is not None:

@@ -1,7 +1,8 @@
 """The drift calibration export measures: design effects that are 1 for independent rows
-and the cluster size for clustered ones, a calibration written into every version whose
-training rows allow it (absent, for the server's fallback, when they do not), and the same
-calibration added in place to a version exported without it, its model untouched."""
+and the cluster size for clustered ones, a calibration and the thresholds it gives written
+into every version whose training rows allow it (absent, for the server's fallback, when
+they do not), and the same added in place to a version exported without them, its model
+untouched."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from export.drift import (
     FIRST_WINDOW_ROWS,
     MIN_WINDOWS,
     ExportError,
+    add_thresholds,
     autocorrelation_time,
     drift_calibration,
     main,
@@ -28,7 +30,7 @@ from export.version import ExportedVersion, export_version
 from server.domain.artifact import TrainingData
 from server.errors import ArtifactError
 from server.inference.artifacts import verify_version
-from server.monitoring.drift import Column, Reference
+from server.monitoring.drift import Column, Reference, calibrate
 from train.data import dataset_from_records, records_digest
 from train.generate import generate_records, write_history
 from train.training import FitSettings, train_models
@@ -106,9 +108,26 @@ def test_an_export_ships_the_calibration_of_its_training_rows(
     assert all(c.design is not None for c in reference.columns if c.alarms)
 
 
+def test_an_export_ships_the_thresholds_a_server_would_calibrate(
+    calibrated: tuple[ExportedVersion, Path],
+) -> None:
+    """One set per window size the server calibrates at (here only 256 rows: the largest
+    design window), equal to what it would compute, under the method it would name."""
+    exported, _ = calibrated
+    reference = Reference.of(exported.manifest)
+    shipped = exported.manifest.drift_thresholds
+    assert shipped is not None
+    assert shipped.method == reference.method
+    assert [t.rows for t in shipped.windows] == [256]
+    assert reference.calibration_rows(100_000) == 256
+    assert shipped.windows[0] == calibrate(reference, 256)
+
+
 def test_a_small_training_split_ships_no_calibration(exported: ExportedVersion) -> None:
-    """1,500 scans (under 2,048 training rows): no calibration, so the server falls back."""
+    """1,500 scans (under 2,048 training rows): no calibration and no thresholds (their
+    sizes would have no end), so the server falls back and calibrates them itself."""
     assert exported.manifest.drift is None
+    assert exported.manifest.drift_thresholds is None
     assert Reference.of(exported.manifest).calibration is None
 
 
@@ -121,15 +140,40 @@ def test_a_version_without_calibration_gets_the_same_one_in_place(
     folder = exported.folder
     manifest_path = folder / "manifest.json"
     document = json.loads(manifest_path.read_text())
-    del document["drift"]
+    del document["drift"], document["drift_thresholds"]
     manifest_path.write_text(json.dumps(document, indent=2))
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     updated = recalibrate_version(folder, history, seed=0)
     assert msgspec.to_builtins(updated.drift) == msgspec.to_builtins(exported.manifest.drift)
+    assert updated.drift_thresholds == exported.manifest.drift_thresholds
     after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     assert {n for n in after if after[n] != before[n]} == {"manifest.json"}
     written = json.loads(manifest_path.read_text())
-    assert {k: v for k, v in written.items() if k != "drift"} == document
+    added = {"drift", "drift_thresholds"}
+    assert {k: v for k, v in written.items() if k not in added} == document
+
+
+def test_thresholds_alone_are_added_from_the_manifest(
+    calibrated: tuple[ExportedVersion, Path], tmp_path: Path
+) -> None:
+    """`--thresholds-only`: the thresholds from the manifest's own calibration, with no
+    history, the rest of the manifest as written; refused, naming what is missing, for a
+    manifest without a calibration."""
+    exported, _ = calibrated
+    folder = tmp_path / "models" / exported.manifest.version
+    shutil.copytree(exported.folder, folder)
+    (tmp_path / "current").write_text(exported.manifest.version + "\n")
+    document = json.loads((folder / "manifest.json").read_text())
+    del document["drift_thresholds"]
+    (folder / "manifest.json").write_text(json.dumps(document))
+    assert main(["--artifacts", str(tmp_path), "--thresholds-only"]) == 0
+    written = json.loads((folder / "manifest.json").read_text())
+    assert {k: v for k, v in written.items() if k != "drift_thresholds"} == document
+    assert add_thresholds(folder).drift_thresholds == exported.manifest.drift_thresholds
+    del document["drift"]
+    (folder / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(ExportError, match="no drift calibration: expected one first"):
+        add_thresholds(folder)
 
 
 def test_recalibration_refuses_another_history_or_seed(
@@ -171,7 +215,9 @@ def test_the_command_calibrates_current_or_says_why_not(
     exported, history = calibrated
     artifacts = exported.folder.parent.parent
     assert main(["--artifacts", str(artifacts), "--history", str(history)]) == 0
-    assert "drift calibration kish1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "drift calibration kish1" in out
+    assert "drift thresholds: [256] rows" in out
     assert main(["--artifacts", str(tmp_path), "--history", str(history)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ")

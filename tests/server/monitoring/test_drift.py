@@ -17,7 +17,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2, wasserstein_distance
 
-from server.domain.artifact import DriftCalibration, DriftDesign, Manifest
+from server.domain.artifact import DriftCalibration, DriftDesign, Manifest, Thresholds
 from server.domain.scan import UNIVERSE_SIZES, Universe
 from server.monitoring import drift as drift_module
 from server.monitoring.drift import (
@@ -27,7 +27,6 @@ from server.monitoring.drift import (
     Column,
     Design,
     Reference,
-    Thresholds,
     bin_values,
     calibrate,
     calibration_rows,

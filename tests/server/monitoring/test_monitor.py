@@ -68,12 +68,10 @@ def test_monitoring_on_keeps_served_rows(artifacts: Path) -> None:
 async def test_thresholds_are_calibrated_once_and_kept_in_the_store(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first worker calibrates and keeps the thresholds; a second worker (a restart,
-    another replica) reads the same ones back without calibrating."""
-    manifest = msgspec.json.decode(
-        (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
-        type=Manifest,
-    )
+    """A version exported without its thresholds: the first worker calibrates and keeps
+    them; a second worker (a restart, another replica) reads the same ones back without
+    calibrating."""
+    manifest = msgspec.structs.replace(_committed(), drift_thresholds=None)
 
     def worker() -> Monitor:
         return Monitor(
@@ -99,6 +97,55 @@ def _current() -> str:
     return (ROOT / "artifacts" / "current").read_text().strip()
 
 
+def _committed() -> Manifest:
+    return msgspec.json.decode(
+        (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
+        type=Manifest,
+    )
+
+
+@pytest.mark.anyio
+async def test_thresholds_shipped_in_the_manifest_are_used_as_they_are(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed version ships its thresholds: a worker uses them at every window size
+    without calibrating or writing to the store; thresholds of another method are not
+    used (that worker calibrates its own)."""
+    manifest = _committed()
+    shipped = manifest.drift_thresholds
+    assert shipped is not None
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("calibrated")
+
+    def worker(served: Manifest) -> Monitor:
+        return Monitor(
+            store,
+            MonitoringGauges(CollectorRegistry()),
+            ROOT / "artifacts",
+            MonitorSettings(),
+            current=lambda: served,
+        )
+
+    monkeypatch.setattr("server.monitoring.monitor.calibrate", refuse)
+    monitor = worker(manifest)
+    reference = monitor.reference(manifest.version)
+    assert reference is not None
+    for thresholds in shipped.windows:
+        rows = thresholds.rows
+        assert await monitor.thresholds(manifest.version, rows + rows // 2) is thresholds
+    assert await monitor.thresholds(manifest.version, 10**6) is shipped.windows[-1]
+    assert await store.drift_thresholds(manifest.version, 256, reference.method) is None
+
+    monkeypatch.undo()
+    other = msgspec.structs.replace(shipped, method="mc1-seed9")
+    own = await worker(msgspec.structs.replace(manifest, drift_thresholds=other)).thresholds(
+        manifest.version, 256
+    )
+    assert own == shipped.windows[0]  # the same computation, made again
+    assert await store.drift_thresholds(manifest.version, 256, reference.method)
+
+
 @pytest.mark.anyio
 async def test_a_manifest_rewritten_with_its_calibration_gets_new_thresholds(
     store: Store,
@@ -106,10 +153,7 @@ async def test_a_manifest_rewritten_with_its_calibration_gets_new_thresholds(
     """The version in service first without its drift calibration (independent rows),
     then reloaded with it, as `just drift-calibrate` leaves it: the reference and the
     thresholds follow, each kept in the store under its own method."""
-    calibrated = msgspec.json.decode(
-        (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
-        type=Manifest,
-    )
+    calibrated = _committed()
     served = [msgspec.structs.replace(calibrated, drift=None)]
     monitor = Monitor(
         store,
@@ -132,5 +176,7 @@ async def test_a_manifest_rewritten_with_its_calibration_gets_new_thresholds(
     assert after != before
     # a larger effective window would give smaller thresholds: calibrated ones are larger
     assert after.values["p_empty"]["psi"] > before.values["p_empty"]["psi"]
-    for reference in (first, second):
-        assert await store.drift_thresholds(calibrated.version, 1024, reference.method)
+    # calibrated by the worker and kept for the fleet; then shipped in the manifest
+    assert await store.drift_thresholds(calibrated.version, 1024, first.method)
+    assert calibrated.drift_thresholds is not None
+    assert after in calibrated.drift_thresholds.windows
