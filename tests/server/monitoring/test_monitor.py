@@ -1,6 +1,7 @@
 """server.monitoring.monitor: the store gauge is true from the start, the monitoring
 switch turns the per-request counting and the scheduled jobs off, and drift thresholds
-are calibrated once per version and window size for every worker."""
+come with the manifest, or are calibrated once per version and window size for every
+worker when it has none."""
 
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ async def test_a_manifest_rewritten_with_its_calibration_gets_new_thresholds(
 ) -> None:
     """The version in service first without its drift calibration (independent rows),
     then reloaded with it, as `just drift-calibrate` leaves it: the reference and the
-    thresholds follow, each kept in the store under its own method."""
+    thresholds follow, the first calibrated and kept in the store under its method, the
+    second the manifest's own."""
     calibrated = _committed()
     served = [msgspec.structs.replace(calibrated, drift=None)]
     monitor = Monitor(
