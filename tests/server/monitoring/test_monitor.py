@@ -73,17 +73,7 @@ async def test_thresholds_are_calibrated_once_and_kept_in_the_store(
     them; a second worker (a restart, another replica) reads the same ones back without
     calibrating."""
     manifest = msgspec.structs.replace(_committed(), drift_thresholds=None)
-
-    def worker() -> Monitor:
-        return Monitor(
-            store,
-            MonitoringGauges(CollectorRegistry()),
-            ROOT / "artifacts",
-            MonitorSettings(),
-            current=lambda: manifest,
-        )
-
-    first = await worker().thresholds(manifest.version, 300)
+    first = await _worker(store, manifest).thresholds(manifest.version, 300)
     assert first is not None
     assert first.rows == 256
 
@@ -91,7 +81,7 @@ async def test_thresholds_are_calibrated_once_and_kept_in_the_store(
         raise AssertionError("calibrated again")
 
     monkeypatch.setattr("server.monitoring.monitor.calibrate", refuse)
-    assert await worker().thresholds(manifest.version, 500) == first
+    assert await _worker(store, manifest).thresholds(manifest.version, 500) == first
 
 
 def _current() -> str:
@@ -102,6 +92,17 @@ def _committed() -> Manifest:
     return msgspec.json.decode(
         (ROOT / "artifacts" / "models" / _current() / "manifest.json").read_bytes(),
         type=Manifest,
+    )
+
+
+def _worker(store: Store, served: Manifest) -> Monitor:
+    """One worker's monitor serving `served`, on the committed artifacts."""
+    return Monitor(
+        store,
+        MonitoringGauges(CollectorRegistry()),
+        ROOT / "artifacts",
+        MonitorSettings(),
+        current=lambda: served,
     )
 
 
@@ -119,17 +120,8 @@ async def test_thresholds_shipped_in_the_manifest_are_used_as_they_are(
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("calibrated")
 
-    def worker(served: Manifest) -> Monitor:
-        return Monitor(
-            store,
-            MonitoringGauges(CollectorRegistry()),
-            ROOT / "artifacts",
-            MonitorSettings(),
-            current=lambda: served,
-        )
-
     monkeypatch.setattr("server.monitoring.monitor.calibrate", refuse)
-    monitor = worker(manifest)
+    monitor = _worker(store, manifest)
     reference = monitor.reference(manifest.version)
     assert reference is not None
     for thresholds in shipped.windows:
@@ -140,9 +132,9 @@ async def test_thresholds_shipped_in_the_manifest_are_used_as_they_are(
 
     monkeypatch.undo()
     other = msgspec.structs.replace(shipped, method="mc1-seed9")
-    own = await worker(msgspec.structs.replace(manifest, drift_thresholds=other)).thresholds(
-        manifest.version, 256
-    )
+    own = await _worker(
+        store, msgspec.structs.replace(manifest, drift_thresholds=other)
+    ).thresholds(manifest.version, 256)
     assert own == shipped.windows[0]  # the same computation, made again
     assert await store.drift_thresholds(manifest.version, 256, reference.method)
 
