@@ -80,6 +80,7 @@ __all__ = [
     "user_design_effect",
     "version_calibration",
     "window_design_effect",
+    "with_thresholds",
 ]
 
 METHOD: Final = "kish1"
@@ -246,13 +247,21 @@ def recalibrate_version(folder: Path, history_path: Path, seed: int = 0) -> Mani
     calibration = version_calibration(manifest.version, manifest.reference, model_bytes, train)
     if calibration is None:
         raise ExportError(f"{len(train)} training rows are too few for a drift calibration")
-    calibrated = msgspec.structs.replace(manifest, drift=calibration)
+    calibrated = with_thresholds(msgspec.structs.replace(manifest, drift=calibration))
     return _rewrite_manifest(
         folder,
         {
             "drift": msgspec.to_builtins(calibration),
-            "drift_thresholds": msgspec.to_builtins(calibrate_every_size(Reference.of(calibrated))),
+            "drift_thresholds": msgspec.to_builtins(calibrated.drift_thresholds),
         },
+    )
+
+
+def with_thresholds(manifest: Manifest) -> Manifest:
+    """`manifest` with the drift thresholds a server would calibrate for it, computed from
+    the manifest as the server reads it (none without design effects)."""
+    return msgspec.structs.replace(
+        manifest, drift_thresholds=calibrate_every_size(Reference.of(manifest))
     )
 
 
@@ -266,7 +275,7 @@ def add_thresholds(folder: Path) -> Manifest:
             f"{folder / MANIFEST_FILE}: no drift calibration: expected one first "
             "(run without --thresholds-only, with the history the version was trained on)"
         )
-    thresholds = calibrate_every_size(Reference.of(manifest))
+    thresholds = with_thresholds(manifest).drift_thresholds
     return _rewrite_manifest(folder, {"drift_thresholds": msgspec.to_builtins(thresholds)})
 
 

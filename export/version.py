@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from export.artifacts import point_current, read_current, version_dir, write_version
-from export.drift import version_calibration
+from export.drift import version_calibration, with_thresholds
 from export.graph import TARGET_OPSET, build_graph
 from export.manifest import (
     encode_manifest,
@@ -48,7 +48,6 @@ from server.domain.artifact import (
     RetrainComparison,
 )
 from server.domain.features import FEATURE_SPEC, encode_scans, feature_spec_digest
-from server.monitoring.drift import Reference, calibrate_every_size
 from train.models import predict_outputs
 from train.training import TrainResult
 
@@ -164,10 +163,7 @@ def export_recalibration(
         comparison=comparison,
         recalibration=recalibration,
     )
-    # Calibrated again, not the champion's: the output references moved.
-    manifest = msgspec.structs.replace(
-        manifest, drift_thresholds=calibrate_every_size(Reference.of(manifest))
-    )
+    manifest = with_thresholds(manifest)  # not the champion's: the output references moved
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     return ExportedVersion(folder=folder, manifest=manifest, parity=parity)
 
@@ -239,10 +235,7 @@ def export_version(
         comparison=comparison,
         drift=drift,
     )
-    # The thresholds a server would calibrate for it, from the manifest as the server reads it.
-    manifest = msgspec.structs.replace(
-        manifest, drift_thresholds=calibrate_every_size(Reference.of(manifest))
-    )
+    manifest = with_thresholds(manifest)
     folder = write_version(artifacts, version, {**files, MANIFEST_FILE: encode_manifest(manifest)})
     if point:
         point_current(artifacts, version)
